@@ -1,0 +1,280 @@
+//! The dataset: a validated feature matrix with binary 0/1 labels, scikit-learn's
+//! `make_classification` generator, and loading from NumPy `.npy` bytes.
+
+use ndarray::{Array1, Array2, Axis};
+use thiserror::Error;
+
+use crate::npy::{self, NpyError};
+use crate::rng::NumpyRandomState;
+
+/// Why a dataset was refused.
+#[derive(Debug, Error)]
+pub enum DatasetError {
+    #[error("{what}: {source}")]
+    Npy {
+        what: &'static str,
+        #[source]
+        source: NpyError,
+    },
+    #[error("features must be a 2-d float array, got {0}-d")]
+    FeaturesNot2d(usize),
+    #[error("labels must be a 1-d array, got {0}-d")]
+    LabelsNot1d(usize),
+    #[error("features have {rows} rows but labels have {labels} entries")]
+    LengthMismatch { rows: usize, labels: usize },
+    #[error("the dataset is empty ({rows} rows, {cols} features)")]
+    Empty { rows: usize, cols: usize },
+    #[error("labels must be 0 or 1; label {index} is {value}")]
+    NonBinaryLabel { index: usize, value: f64 },
+    #[error("both classes must be present; all {n} labels are {class}")]
+    SingleClass { n: usize, class: u8 },
+    #[error(
+        "feature value at row {row}, column {col} is {value}; NaN and infinity are not allowed"
+    )]
+    NonFinite { row: usize, col: usize, value: f64 },
+    #[error("invalid generator parameter {name}: {reason}")]
+    GeneratorParam { name: &'static str, reason: String },
+}
+
+/// Features `x` (n_samples x n_features) and 0/1 labels `y`, checked on construction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    x: Array2<f64>,
+    y: Array1<f64>,
+}
+
+impl Dataset {
+    /// Validates shapes, finiteness and binary labels with both classes present.
+    pub fn new(x: Array2<f64>, y: Array1<f64>) -> Result<Self, DatasetError> {
+        let (rows, cols) = x.dim();
+        if rows == 0 || cols == 0 {
+            return Err(DatasetError::Empty { rows, cols });
+        }
+        if y.len() != rows {
+            return Err(DatasetError::LengthMismatch {
+                rows,
+                labels: y.len(),
+            });
+        }
+        if let Some(((row, col), &value)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(DatasetError::NonFinite { row, col, value });
+        }
+        if let Some((index, &value)) = y.iter().enumerate().find(|(_, &v)| v != 0.0 && v != 1.0) {
+            return Err(DatasetError::NonBinaryLabel { index, value });
+        }
+        let positives = y.iter().filter(|&&v| v == 1.0).count();
+        if positives == 0 || positives == rows {
+            return Err(DatasetError::SingleClass {
+                n: rows,
+                class: u8::from(positives == rows),
+            });
+        }
+        Ok(Self { x, y })
+    }
+
+    /// Loads `X` (2-d float64) and `y` (1-d integer, bool or float) from `.npy` bytes.
+    pub fn from_npy(x_bytes: &[u8], y_bytes: &[u8]) -> Result<Self, DatasetError> {
+        let x = npy::decode_f64(x_bytes).map_err(|source| DatasetError::Npy {
+            what: "features",
+            source,
+        })?;
+        let y = npy::decode_labels(y_bytes).map_err(|source| DatasetError::Npy {
+            what: "labels",
+            source,
+        })?;
+        let x_ndim = x.ndim();
+        let x = x
+            .into_dimensionality::<ndarray::Ix2>()
+            .map_err(|_| DatasetError::FeaturesNot2d(x_ndim))?;
+        let y_ndim = y.ndim();
+        let y = y
+            .into_dimensionality::<ndarray::Ix1>()
+            .map_err(|_| DatasetError::LabelsNot1d(y_ndim))?;
+        Self::new(x, y)
+    }
+
+    pub fn x(&self) -> &Array2<f64> {
+        &self.x
+    }
+
+    pub fn y(&self) -> &Array1<f64> {
+        &self.y
+    }
+
+    pub fn n_samples(&self) -> usize {
+        self.x.nrows()
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.x.ncols()
+    }
+
+    /// `X` as float64 `.npy` bytes.
+    pub fn x_npy(&self) -> Vec<u8> {
+        npy::encode_f64_2d(&self.x)
+    }
+
+    /// `y` as int64 `.npy` bytes (scikit-learn's label dtype).
+    pub fn y_npy(&self) -> Vec<u8> {
+        npy::encode_i64_1d(&self.y.mapv(|v| v as i64))
+    }
+
+    /// Size of the feature matrix in bytes (the reference for memory goals).
+    pub fn x_nbytes(&self) -> usize {
+        self.x.len() * std::mem::size_of::<f64>()
+    }
+
+    /// Rows `idx` of the dataset, as owned arrays.
+    pub fn rows(&self, idx: &[usize]) -> (Array2<f64>, Array1<f64>) {
+        (self.x.select(Axis(0), idx), self.y.select(Axis(0), idx))
+    }
+}
+
+/// Parameters of [`make_classification`]; the defaults are the benchmark's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GeneratorParams {
+    pub n_samples: usize,
+    pub n_features: usize,
+    /// scikit-learn's `weights`: `[w0, w1]`, or `[w0]` meaning `[w0, 1 - w0]`.
+    /// Kept as given, because `1 - 0.9` is not `0.1` in floating point and
+    /// scikit-learn sizes the clusters from the literal values.
+    pub weights: Vec<f64>,
+    pub flip_y: f64,
+    pub seed: u32,
+}
+
+impl Default for GeneratorParams {
+    fn default() -> Self {
+        Self {
+            n_samples: 300,
+            n_features: 1024,
+            weights: vec![0.9, 0.1],
+            flip_y: 0.1,
+            seed: 42,
+        }
+    }
+}
+
+const N_INFORMATIVE: usize = 2;
+const N_CLUSTERS_PER_CLASS: usize = 2;
+const N_CLASSES: usize = 2;
+const CLASS_SEP: f64 = 1.0;
+
+/// scikit-learn's `make_classification(n_samples, n_features, n_informative=2,
+/// n_redundant=0, n_repeated=0, n_classes=2, n_clusters_per_class=2, weights,
+/// flip_y, class_sep=1.0, hypercube=True, shift=0, scale=1, shuffle=True,
+/// random_state=seed)`, step for step on numpy's `RandomState` stream, so the
+/// default parameters give exactly scikit-learn's dataset.
+pub fn make_classification(p: &GeneratorParams) -> Result<Dataset, DatasetError> {
+    generate(p).map(|(dataset, _)| dataset)
+}
+
+/// Which columns of the generated dataset hold the two informative features.
+pub fn informative_columns(p: &GeneratorParams) -> Result<Vec<usize>, DatasetError> {
+    let (_, cols) = generate(p)?;
+    Ok(cols
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c < N_INFORMATIVE)
+        .map(|(pos, _)| pos)
+        .collect())
+}
+
+/// The dataset and the column permutation applied to it.
+fn generate(p: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> {
+    if p.n_features < N_INFORMATIVE {
+        return Err(DatasetError::GeneratorParam {
+            name: "n_features",
+            reason: format!("must be at least {N_INFORMATIVE}, got {}", p.n_features),
+        });
+    }
+    if p.n_samples < 2 {
+        return Err(DatasetError::GeneratorParam {
+            name: "n_samples",
+            reason: format!("must be at least 2, got {}", p.n_samples),
+        });
+    }
+    let weights = match p.weights[..] {
+        [w0] => [w0, 1.0 - w0],
+        [w0, w1] => [w0, w1],
+        _ => {
+            return Err(DatasetError::GeneratorParam {
+                name: "weights",
+                reason: format!("needs 1 or 2 class weights, got {}", p.weights.len()),
+            })
+        }
+    };
+    if weights.iter().any(|w| !(*w > 0.0 && *w < 1.0)) {
+        return Err(DatasetError::GeneratorParam {
+            name: "weights",
+            reason: format!("class weights must be in (0, 1), got {weights:?}"),
+        });
+    }
+    if !(0.0..=1.0).contains(&p.flip_y) {
+        return Err(DatasetError::GeneratorParam {
+            name: "flip_y",
+            reason: format!("must be in [0, 1], got {}", p.flip_y),
+        });
+    }
+    let n = p.n_samples;
+    let n_clusters = N_CLASSES * N_CLUSTERS_PER_CLASS;
+    let mut per_cluster: Vec<usize> = (0..n_clusters)
+        .map(|k| (n as f64 * weights[k % N_CLASSES] / N_CLUSTERS_PER_CLASS as f64) as usize)
+        .collect();
+    let assigned: usize = per_cluster.iter().sum();
+    for i in 0..n.saturating_sub(assigned) {
+        per_cluster[i % n_clusters] += 1;
+    }
+
+    let mut rng = NumpyRandomState::new(p.seed);
+    let mut x = Array2::<f64>::zeros((n, p.n_features));
+    let mut y = Array1::<f64>::zeros(n);
+    // Hypercube vertices: sample_without_replacement(4, 4) draws nothing and
+    // yields 0..4, whose two low bits are the vertex coordinates.
+    let centroids: Vec<[f64; 2]> = (0..n_clusters)
+        .map(|v| {
+            let bit = |b: usize| ((v >> b) & 1) as f64 * 2.0 * CLASS_SEP - CLASS_SEP;
+            [bit(1), bit(0)]
+        })
+        .collect();
+    for i in 0..n {
+        for j in 0..N_INFORMATIVE {
+            x[[i, j]] = rng.standard_normal();
+        }
+    }
+    let mut stop = 0;
+    for (k, centroid) in centroids.iter().enumerate() {
+        let start = stop;
+        stop += per_cluster[k];
+        let mut a = [[0.0; 2]; 2];
+        for row in a.iter_mut() {
+            for v in row.iter_mut() {
+                *v = 2.0 * rng.uniform() - 1.0;
+            }
+        }
+        for i in start..stop {
+            y[i] = (k % N_CLASSES) as f64;
+            let (x0, x1) = (x[[i, 0]], x[[i, 1]]);
+            for j in 0..N_INFORMATIVE {
+                x[[i, j]] = x0 * a[0][j] + x1 * a[1][j] + centroid[j];
+            }
+        }
+    }
+    for i in 0..n {
+        for j in N_INFORMATIVE..p.n_features {
+            x[[i, j]] = rng.standard_normal();
+        }
+    }
+    // The mask is drawn even when flip_y is 0, as scikit-learn does.
+    let flip: Vec<bool> = (0..n).map(|_| rng.uniform() < p.flip_y).collect();
+    for (i, _) in flip.iter().enumerate().filter(|(_, &f)| f) {
+        y[i] = rng.randint(0, N_CLASSES as i64) as f64;
+    }
+    let mut rows: Vec<usize> = (0..n).collect();
+    rng.shuffle(&mut rows);
+    let mut cols: Vec<usize> = (0..p.n_features).collect();
+    rng.shuffle(&mut cols);
+    let x = x.select(Axis(0), &rows).select(Axis(1), &cols);
+    let y = y.select(Axis(0), &rows);
+    Ok((Dataset::new(x, y)?, cols))
+}

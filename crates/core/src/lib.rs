@@ -1,0 +1,28 @@
+//! # stacking-core
+//!
+//! The pure ML core of the stacking benchmark: no network, no storage, no
+//! threads. Everything the trainer, reducer and metatrainer compute lives here.
+//!
+//! - [`dataset`]: validated datasets, scikit-learn's `make_classification`
+//!   (bit-identical on the default parameters), and `.npy` loading.
+//! - [`config`]: model configuration in scikit-learn's names, checked before fitting.
+//! - [`models`]: LinearSVR, Lasso, LinearRegression, RandomForestRegressor,
+//!   KNeighborsRegressor, LogisticRegression (why hand-written: see that module).
+//! - [`cv`], [`metrics`]: scikit-learn's folds and ROC AUC.
+//! - [`stack`]: the level-0 and level-1 steps and the full two-layer model.
+//! - [`serial`], [`npy`]: safe, versioned bytes for models and arrays.
+
+pub mod config;
+pub mod cv;
+pub mod dataset;
+pub mod metrics;
+pub mod models;
+pub mod npy;
+pub mod rng;
+pub mod serial;
+pub mod stack;
+
+pub use config::{ConfigError, ModelSpec, StackConfig};
+pub use dataset::{Dataset, DatasetError, GeneratorParams};
+pub use models::{FitError, FittedModel};
+pub use stack::{FullModel, Level0Output, Level1Output, StackError};

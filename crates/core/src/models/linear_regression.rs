@@ -1,0 +1,94 @@
+//! `LinearRegression`: ordinary least squares on centred data, giving the
+//! minimum-norm solution when there are more features than rows.
+//!
+//! The solution is `w = Xc^T U diag(1/λ) U^T yc` from the eigendecomposition of
+//! the smaller Gram matrix (`Xc Xc^T` when p > n, else `Xc^T Xc` with
+//! `w = V diag(1/λ) V^T Xc^T yc`). Eigenvalues below `1e-12 · λ_max` count as
+//! zero, which is scikit-learn 1.9's `lstsq(cond=1e-6)` cut-off on singular
+//! values; this is what makes the result robust to rank deficiency (centring
+//! alone removes one rank).
+
+use nalgebra::{DMatrix, DVector, SymmetricEigen};
+use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+
+use super::{FitError, LinearModel};
+
+/// Checked `LinearRegression` parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearRegressionParams {
+    pub fit_intercept: bool,
+}
+
+impl Default for LinearRegressionParams {
+    fn default() -> Self {
+        Self {
+            fit_intercept: true,
+        }
+    }
+}
+
+/// scikit-learn's `cond` for `scipy.linalg.lstsq`, squared for eigenvalues.
+const EIGEN_CUTOFF: f64 = 1e-12;
+
+impl LinearRegressionParams {
+    pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<LinearModel, FitError> {
+        let (n, p) = x.dim();
+        let (x_mean, y_mean) = if self.fit_intercept {
+            (
+                x.mean_axis(Axis(0))
+                    .unwrap_or_else(|| ndarray::Array1::zeros(p)),
+                y.mean().unwrap_or(0.0),
+            )
+        } else {
+            (ndarray::Array1::zeros(p), 0.0)
+        };
+        let xc: Array2<f64> = &x - &x_mean.view().insert_axis(Axis(0));
+        let yc = y.mapv(|v| v - y_mean);
+        let coef = if p > n {
+            let gram = xc.dot(&xc.t());
+            let alpha = pseudo_solve(
+                &gram,
+                yc.as_slice()
+                    .map(|s| s.to_vec())
+                    .unwrap_or_else(|| yc.to_vec()),
+            )?;
+            xc.t().dot(&ndarray::Array1::from(alpha))
+        } else {
+            let gram = xc.t().dot(&xc);
+            let rhs = xc.t().dot(&yc);
+            ndarray::Array1::from(pseudo_solve(&gram, rhs.to_vec())?)
+        };
+        if coef.iter().any(|v| !v.is_finite()) {
+            return Err(FitError::Numerical {
+                model: "LinearRegression",
+                reason: "least-squares solution is not finite",
+            });
+        }
+        let intercept = y_mean - x_mean.dot(&coef);
+        Ok(LinearModel {
+            coef: coef.to_vec(),
+            intercept,
+            n_iter: 1,
+        })
+    }
+}
+
+/// `G^+ b` for a symmetric positive semi-definite `G`.
+fn pseudo_solve(gram: &Array2<f64>, b: Vec<f64>) -> Result<Vec<f64>, FitError> {
+    let m = gram.nrows();
+    let g = DMatrix::from_fn(m, m, |i, j| gram[[i, j]]);
+    let eig = SymmetricEigen::try_new(g, f64::EPSILON, 10_000).ok_or(FitError::Numerical {
+        model: "LinearRegression",
+        reason: "eigendecomposition did not converge",
+    })?;
+    let lambda_max = eig.eigenvalues.iter().copied().fold(0.0f64, f64::max);
+    let cutoff = EIGEN_CUTOFF * lambda_max;
+    let b = DVector::from_vec(b);
+    let mut proj = eig.eigenvectors.tr_mul(&b);
+    for (k, v) in proj.iter_mut().enumerate() {
+        let l = eig.eigenvalues[k];
+        *v = if l > cutoff { *v / l } else { 0.0 };
+    }
+    Ok((&eig.eigenvectors * proj).as_slice().to_vec())
+}

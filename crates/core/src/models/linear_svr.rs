@@ -1,0 +1,172 @@
+//! `LinearSVR`: liblinear's dual coordinate descent for L2-regularised
+//! epsilon-insensitive (L1-loss) or squared epsilon-insensitive (L2-loss)
+//! support vector regression (`solve_l2r_l1l2_svr`), with the bias as an extra
+//! feature of value `intercept_scaling` that is regularised like the weights.
+
+use ndarray::{ArrayView1, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use super::linalg::{axpy, dot};
+use super::{FitError, LinearModel};
+use crate::rng::NumpyRandomState;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SvrLoss {
+    EpsilonInsensitive,
+    SquaredEpsilonInsensitive,
+}
+
+/// Checked `LinearSVR` parameters (scikit-learn names and defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearSvrParams {
+    pub epsilon: f64,
+    #[serde(rename = "C")]
+    pub c: f64,
+    pub tol: f64,
+    pub loss: SvrLoss,
+    pub fit_intercept: bool,
+    pub intercept_scaling: f64,
+    pub max_iter: usize,
+    /// Seeds the order in which dual variables are visited.
+    pub random_state: u32,
+}
+
+impl Default for LinearSvrParams {
+    fn default() -> Self {
+        Self {
+            epsilon: 0.0,
+            c: 1.0,
+            tol: 1e-4,
+            loss: SvrLoss::EpsilonInsensitive,
+            fit_intercept: true,
+            intercept_scaling: 1.0,
+            max_iter: 1000,
+            random_state: 0,
+        }
+    }
+}
+
+impl LinearSvrParams {
+    pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<LinearModel, FitError> {
+        let x = x.as_standard_layout();
+        let (n, p) = x.dim();
+        let rows = x.as_slice().ok_or(FitError::Numerical {
+            model: "LinearSVR",
+            reason: "feature matrix is not contiguous",
+        })?;
+        let bias = if self.fit_intercept {
+            self.intercept_scaling
+        } else {
+            0.0
+        };
+        let (lambda, upper) = match self.loss {
+            SvrLoss::EpsilonInsensitive => (0.0, self.c),
+            SvrLoss::SquaredEpsilonInsensitive => (0.5 / self.c, f64::INFINITY),
+        };
+        let row = |i: usize| &rows[i * p..(i + 1) * p];
+        let qd: Vec<f64> = (0..n).map(|i| dot(row(i), row(i)) + bias * bias).collect();
+        let mut beta = vec![0.0f64; n];
+        let mut w = vec![0.0f64; p];
+        let mut w_bias = 0.0f64;
+        let mut index: Vec<usize> = (0..n).collect();
+        let mut active = n;
+        let mut rng = NumpyRandomState::new(self.random_state);
+        let mut gmax_old = f64::INFINITY;
+        let mut gnorm1_init = -1.0;
+        let mut iter = 0;
+        while iter < self.max_iter {
+            let mut gmax_new = 0.0f64;
+            let mut gnorm1_new = 0.0f64;
+            for i in 0..active {
+                let j = i + rng.bounded_u32((active - i - 1) as u32) as usize;
+                index.swap(i, j);
+            }
+            let mut s = 0;
+            while s < active {
+                let i = index[s];
+                let xi = row(i);
+                let g = -y[i] + lambda * beta[i] + dot(&w, xi) + w_bias * bias;
+                let h = qd[i] + lambda;
+                let gp = g + self.epsilon;
+                let gn = g - self.epsilon;
+                let mut violation = 0.0;
+                let mut shrink = false;
+                if beta[i] == 0.0 {
+                    if gp < 0.0 {
+                        violation = -gp;
+                    } else if gn > 0.0 {
+                        violation = gn;
+                    } else if gp > gmax_old && gn < -gmax_old {
+                        shrink = true;
+                    }
+                } else if beta[i] >= upper {
+                    if gp > 0.0 {
+                        violation = gp;
+                    } else if gp < -gmax_old {
+                        shrink = true;
+                    }
+                } else if beta[i] <= -upper {
+                    if gn < 0.0 {
+                        violation = -gn;
+                    } else if gn > gmax_old {
+                        shrink = true;
+                    }
+                } else if beta[i] > 0.0 {
+                    violation = gp.abs();
+                } else {
+                    violation = gn.abs();
+                }
+                if shrink {
+                    active -= 1;
+                    index.swap(s, active);
+                    continue;
+                }
+                gmax_new = gmax_new.max(violation);
+                gnorm1_new += violation;
+                let d = if gp < h * beta[i] {
+                    -gp / h
+                } else if gn > h * beta[i] {
+                    -gn / h
+                } else {
+                    -beta[i]
+                };
+                s += 1;
+                if d.abs() < 1.0e-12 {
+                    continue;
+                }
+                let old = beta[i];
+                beta[i] = (beta[i] + d).clamp(-upper, upper);
+                let d = beta[i] - old;
+                if d != 0.0 {
+                    axpy(d, xi, &mut w);
+                    w_bias += d * bias;
+                }
+            }
+            if iter == 0 {
+                gnorm1_init = gnorm1_new;
+            }
+            iter += 1;
+            if gnorm1_new <= self.tol * gnorm1_init {
+                if active == n {
+                    break;
+                }
+                active = n;
+                gmax_old = f64::INFINITY;
+                continue;
+            }
+            gmax_old = gmax_new;
+        }
+        if w.iter().any(|v| !v.is_finite()) {
+            return Err(FitError::Numerical {
+                model: "LinearSVR",
+                reason: "weights diverged",
+            });
+        }
+        Ok(LinearModel {
+            coef: w,
+            intercept: w_bias * bias,
+            n_iter: iter,
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! `RandomForestRegressor`: bootstrapped trees averaged, with scikit-learn's
+//! random streams: tree seeds from `RandomState(random_state).randint(2^31-1)`,
+//! bootstrap rows from `RandomState(seed).randint(0, n, n)`, and each tree's
+//! feature order from `rand_r` seeded by `RandomState(seed).randint(0, 2^31-1)`.
+//! The same seed therefore grows the same forest as scikit-learn.
+
+use ndarray::{Array1, ArrayView1, ArrayView2};
+use serde::{Deserialize, Serialize};
+
+use super::tree::{grow, SortedColumns, Tree, TreeLimits};
+use super::FitError;
+use crate::rng::{NumpyRandomState, RAND_R_MAX};
+
+/// How many features each split considers (scikit-learn's `max_features`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaxFeatures {
+    All,
+    Sqrt,
+    Log2,
+    Fraction(f64),
+    Count(usize),
+}
+
+impl MaxFeatures {
+    pub fn resolve(self, p: usize) -> usize {
+        let k = match self {
+            MaxFeatures::All => p,
+            MaxFeatures::Sqrt => (p as f64).sqrt() as usize,
+            MaxFeatures::Log2 => (p as f64).log2() as usize,
+            MaxFeatures::Fraction(f) => (f * p as f64) as usize,
+            MaxFeatures::Count(k) => k,
+        };
+        k.clamp(1, p.max(1))
+    }
+}
+
+/// Checked `RandomForestRegressor` parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RandomForestParams {
+    pub n_estimators: usize,
+    pub max_depth: Option<usize>,
+    pub min_samples_split: usize,
+    pub min_samples_leaf: usize,
+    pub max_features: MaxFeatures,
+    pub bootstrap: bool,
+    pub random_state: u32,
+}
+
+impl Default for RandomForestParams {
+    fn default() -> Self {
+        Self {
+            n_estimators: 100,
+            max_depth: None,
+            min_samples_split: 2,
+            min_samples_leaf: 1,
+            max_features: MaxFeatures::All,
+            bootstrap: true,
+            random_state: 0,
+        }
+    }
+}
+
+/// The fitted forest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Forest {
+    pub trees: Vec<Tree>,
+}
+
+/// scikit-learn's `MAX_INT` for per-tree seeds.
+const MAX_INT: i64 = i32::MAX as i64;
+
+impl RandomForestParams {
+    fn limits(&self, p: usize) -> TreeLimits {
+        TreeLimits {
+            max_depth: self.max_depth.unwrap_or(usize::MAX),
+            min_samples_split: self.min_samples_split.max(2 * self.min_samples_leaf),
+            min_samples_leaf: self.min_samples_leaf,
+            max_features: self.max_features.resolve(p),
+        }
+    }
+
+    /// The per-tree seeds scikit-learn derives from `random_state`.
+    pub fn tree_seeds(&self) -> Vec<u32> {
+        let mut rs = NumpyRandomState::new(self.random_state);
+        (0..self.n_estimators)
+            .map(|_| rs.randint(0, MAX_INT) as u32)
+            .collect()
+    }
+
+    /// Bootstrap multiplicities of each of `n` rows for a tree with `seed`.
+    pub fn bootstrap_counts(seed: u32, n: usize) -> Vec<f64> {
+        let mut rs = NumpyRandomState::new(seed);
+        let mut counts = vec![0.0; n];
+        for _ in 0..n {
+            counts[rs.randint(0, n as i64) as usize] += 1.0;
+        }
+        counts
+    }
+
+    pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<Forest, FitError> {
+        let n = x.nrows();
+        let weights: Vec<Vec<f64>> = self
+            .tree_seeds()
+            .iter()
+            .map(|&seed| {
+                if self.bootstrap {
+                    Self::bootstrap_counts(seed, n)
+                } else {
+                    vec![1.0; n]
+                }
+            })
+            .collect();
+        self.fit_weighted(x, y, &weights)
+    }
+
+    /// Grows tree `k` on rows weighted by `weights[k]` (the bootstrap counts).
+    /// Exposed so that tests can inject scikit-learn's own bootstrap draws.
+    pub fn fit_weighted(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        weights: &[Vec<f64>],
+    ) -> Result<Forest, FitError> {
+        let (n, p) = x.dim();
+        if weights.len() != self.n_estimators || weights.iter().any(|w| w.len() != n) {
+            return Err(FitError::LengthMismatch {
+                model: "RandomForestRegressor",
+                rows: n,
+                labels: weights.first().map_or(0, Vec::len),
+            });
+        }
+        let data = SortedColumns::new(x);
+        let y: Vec<f64> = y.to_vec();
+        let limits = self.limits(data.n_features().min(p));
+        let trees = self
+            .tree_seeds()
+            .iter()
+            .zip(weights)
+            .map(|(&seed, w)| {
+                let mut rs = NumpyRandomState::new(seed);
+                let rand_r_seed = rs.randint(0, i64::from(RAND_R_MAX)) as u32;
+                grow(&data, &y, w, &limits, rand_r_seed)
+            })
+            .collect();
+        Ok(Forest { trees })
+    }
+}
+
+impl Forest {
+    /// Mean of the trees' predictions, summed in tree order then divided, as scikit-learn does.
+    pub fn predict(&self, x: ArrayView2<f64>) -> Array1<f64> {
+        let k = self.trees.len() as f64;
+        x.rows()
+            .into_iter()
+            .map(|row| {
+                self.trees
+                    .iter()
+                    .map(|t| t.predict_row(|f| row[f]))
+                    .sum::<f64>()
+                    / k
+            })
+            .collect()
+    }
+
+    pub fn validate(&self, n_features: usize) -> Result<(), String> {
+        if self.trees.is_empty() {
+            return Err("forest has no trees".into());
+        }
+        self.trees.iter().try_for_each(|t| t.validate(n_features))
+    }
+}

@@ -1,0 +1,380 @@
+//! A regression tree grown exactly as scikit-learn's `DecisionTreeRegressor`
+//! (squared error, best splitter, depth-first) grows it inside a forest.
+//!
+//! Faithful details, each of which changes results if missed:
+//! - features are compared as float32, as scikit-learn converts X to float32;
+//! - candidate splits lie only between values more than 1e-7 apart;
+//! - features are visited in the order of scikit-learn's Fisher-Yates draw with
+//!   its own `rand_r`, including the bookkeeping of constant features that it
+//!   carries from parent to child, so that ties between equally good splits
+//!   resolve to the same feature;
+//! - rows with zero weight (not drawn by the bootstrap) are not in the tree.
+//!
+//! Speed: instead of sorting every feature at every node as scikit-learn does,
+//! each column is sorted once per fit ([`SortedColumns`], shared by all trees of
+//! a forest) and a node's rows are picked out of that order by a linear scan.
+
+use serde::{Deserialize, Serialize};
+
+use crate::rng::SklearnRandR;
+
+/// scikit-learn's `FEATURE_THRESHOLD`.
+const FEATURE_THRESHOLD: f64 = 1e-7;
+/// scikit-learn's `EPSILON` for "this node is pure".
+const EPSILON: f64 = f64::EPSILON;
+pub const TREE_LEAF: i64 = -1;
+pub const TREE_UNDEFINED: i64 = -2;
+
+/// A fitted tree in scikit-learn's array layout (`tree_.feature`, ...).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tree {
+    pub feature: Vec<i64>,
+    pub threshold: Vec<f64>,
+    pub children_left: Vec<i64>,
+    pub children_right: Vec<i64>,
+    pub value: Vec<f64>,
+    pub n_node_samples: Vec<u64>,
+}
+
+impl Tree {
+    /// The leaf value for one row.
+    pub fn predict_row(&self, row: impl Fn(usize) -> f64) -> f64 {
+        let mut node = 0usize;
+        loop {
+            let left = self.children_left[node];
+            if left == TREE_LEAF {
+                return self.value[node];
+            }
+            let f = self.feature[node] as usize;
+            // scikit-learn compares the float32 feature against a float64 threshold
+            let v = f64::from(row(f) as f32);
+            node = if v <= self.threshold[node] {
+                left as usize
+            } else {
+                self.children_right[node] as usize
+            };
+        }
+    }
+
+    /// Rejects trees that could index out of bounds or loop when predicting.
+    pub fn validate(&self, n_features: usize) -> Result<(), String> {
+        let n = self.value.len();
+        let lens = [
+            self.feature.len(),
+            self.threshold.len(),
+            self.children_left.len(),
+            self.children_right.len(),
+            self.n_node_samples.len(),
+        ];
+        if n == 0 || lens.iter().any(|&l| l != n) {
+            return Err(format!(
+                "tree arrays have inconsistent lengths {lens:?} / {n}"
+            ));
+        }
+        for node in 0..n {
+            let (l, r) = (self.children_left[node], self.children_right[node]);
+            if l == TREE_LEAF {
+                continue;
+            }
+            // Children always come after their parent, which rules out cycles.
+            let ok = |c: i64| c > node as i64 && (c as usize) < n;
+            if !ok(l) || !ok(r) {
+                return Err(format!("node {node} has invalid children {l}, {r}"));
+            }
+            let f = self.feature[node];
+            if f < 0 || f as usize >= n_features {
+                return Err(format!("node {node} splits on feature {f} of {n_features}"));
+            }
+            if self.threshold[node].is_nan() {
+                return Err(format!("node {node} has a NaN threshold"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Every column of the training rows as float32, sorted once: for feature `f`,
+/// `sorted[f * n..(f + 1) * n]` holds `(value, row)` in ascending value order.
+pub struct SortedColumns {
+    n: usize,
+    p: usize,
+    sorted: Vec<(f32, u32)>,
+}
+
+impl SortedColumns {
+    pub fn new(x: ndarray::ArrayView2<f64>) -> Self {
+        let (n, p) = x.dim();
+        let mut sorted = Vec::with_capacity(n * p);
+        for col in x.columns() {
+            let start = sorted.len();
+            sorted.extend(col.iter().enumerate().map(|(i, &v)| (v as f32, i as u32)));
+            sorted[start..].sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        }
+        Self { n, p, sorted }
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.p
+    }
+
+    fn column(&self, f: usize) -> &[(f32, u32)] {
+        &self.sorted[f * self.n..(f + 1) * self.n]
+    }
+}
+
+/// Growth limits of one tree.
+pub struct TreeLimits {
+    pub max_depth: usize,
+    pub min_samples_split: usize,
+    pub min_samples_leaf: usize,
+    pub max_features: usize,
+}
+
+struct NodeRecord {
+    rows: Vec<u32>,
+    depth: usize,
+    parent: Option<(usize, bool)>,
+    impurity: f64,
+    n_constant_features: usize,
+}
+
+struct Split {
+    feature: usize,
+    threshold: f64,
+}
+
+/// Grows one tree on the rows with non-zero `weight`.
+pub fn grow(
+    data: &SortedColumns,
+    y: &[f64],
+    weight: &[f64],
+    limits: &TreeLimits,
+    rand_r_seed: u32,
+) -> Tree {
+    let mut builder = Builder {
+        data,
+        y,
+        weight,
+        limits,
+        rand: SklearnRandR::new(rand_r_seed),
+        features: (0..data.p).collect(),
+        constant_features: vec![0; data.p],
+        tag: vec![u32::MAX; data.n],
+        next_tag: 0,
+        buf: Vec::with_capacity(data.n),
+        tree: Tree {
+            feature: Vec::new(),
+            threshold: Vec::new(),
+            children_left: Vec::new(),
+            children_right: Vec::new(),
+            value: Vec::new(),
+            n_node_samples: Vec::new(),
+        },
+    };
+    builder.run();
+    builder.tree
+}
+
+struct Builder<'a> {
+    data: &'a SortedColumns,
+    y: &'a [f64],
+    weight: &'a [f64],
+    limits: &'a TreeLimits,
+    rand: SklearnRandR,
+    features: Vec<usize>,
+    constant_features: Vec<usize>,
+    /// Which node (by tag) each row currently belongs to.
+    tag: Vec<u32>,
+    next_tag: u32,
+    /// (value, w·y, w) of the current node's rows, in sorted order.
+    buf: Vec<(f32, f64, f64)>,
+    tree: Tree,
+}
+
+/// Weighted sums of a set of rows: (Σw, Σw·y, Σw·y²).
+fn sums(rows: &[u32], y: &[f64], w: &[f64]) -> (f64, f64, f64) {
+    rows.iter().fold((0.0, 0.0, 0.0), |(sw, swy, swy2), &r| {
+        let (wi, yi) = (w[r as usize], y[r as usize]);
+        (sw + wi, swy + wi * yi, swy2 + wi * yi * yi)
+    })
+}
+
+fn impurity_of(sw: f64, swy: f64, swy2: f64) -> f64 {
+    let mean = swy / sw;
+    swy2 / sw - mean * mean
+}
+
+impl Builder<'_> {
+    fn run(&mut self) {
+        let rows: Vec<u32> = (0..self.data.n as u32)
+            .filter(|&r| self.weight[r as usize] != 0.0)
+            .collect();
+        if rows.is_empty() {
+            return;
+        }
+        let (sw, swy, swy2) = sums(&rows, self.y, self.weight);
+        let mut stack = vec![NodeRecord {
+            rows,
+            depth: 0,
+            parent: None,
+            impurity: impurity_of(sw, swy, swy2),
+            n_constant_features: 0,
+        }];
+        while let Some(rec) = stack.pop() {
+            let (sw, swy, _) = sums(&rec.rows, self.y, self.weight);
+            let n_node = rec.rows.len();
+            let limits = self.limits;
+            let mut is_leaf = rec.depth >= limits.max_depth
+                || n_node < limits.min_samples_split
+                || n_node < 2 * limits.min_samples_leaf
+                || rec.impurity <= EPSILON;
+            let mut split = None;
+            let mut n_constant = rec.n_constant_features;
+            let node_tag = self.next_tag;
+            if !is_leaf {
+                let tag = node_tag;
+                self.next_tag += 1;
+                for &r in &rec.rows {
+                    self.tag[r as usize] = tag;
+                }
+                let (best, constants) = self.best_split(tag, rec.n_constant_features, sw, swy);
+                n_constant = constants;
+                split = best;
+                is_leaf = split.is_none();
+            }
+            let node_id = self.tree.value.len();
+            if let Some((parent, is_left)) = rec.parent {
+                if is_left {
+                    self.tree.children_left[parent] = node_id as i64;
+                } else {
+                    self.tree.children_right[parent] = node_id as i64;
+                }
+            }
+            self.tree.value.push(swy / sw);
+            self.tree.n_node_samples.push(n_node as u64);
+            self.tree.children_left.push(TREE_LEAF);
+            self.tree.children_right.push(TREE_LEAF);
+            match split.filter(|_| !is_leaf) {
+                None => {
+                    self.tree.feature.push(TREE_UNDEFINED);
+                    self.tree.threshold.push(TREE_UNDEFINED as f64);
+                }
+                Some(s) => {
+                    self.tree.feature.push(s.feature as i64);
+                    self.tree.threshold.push(s.threshold);
+                    // This node's rows still carry `node_tag`.
+                    let (mut left, mut right) = (Vec::new(), Vec::new());
+                    for &(v, r) in self.data.column(s.feature) {
+                        if self.tag[r as usize] == node_tag {
+                            if f64::from(v) <= s.threshold {
+                                left.push(r);
+                            } else {
+                                right.push(r);
+                            }
+                        }
+                    }
+                    let child = |rows: Vec<u32>, is_left: bool, y: &[f64], w: &[f64]| {
+                        let (sw, swy, swy2) = sums(&rows, y, w);
+                        NodeRecord {
+                            impurity: impurity_of(sw, swy, swy2),
+                            rows,
+                            depth: rec.depth + 1,
+                            parent: Some((node_id, is_left)),
+                            n_constant_features: n_constant,
+                        }
+                    };
+                    // Right is pushed first so the left subtree is built first.
+                    stack.push(child(right, false, self.y, self.weight));
+                    stack.push(child(left, true, self.y, self.weight));
+                }
+            }
+        }
+    }
+
+    /// scikit-learn's `node_split_best`. Returns the split (if any) and the
+    /// number of constant features to hand to the children.
+    fn best_split(
+        &mut self,
+        tag: u32,
+        n_known_constants: usize,
+        sw: f64,
+        swy: f64,
+    ) -> (Option<Split>, usize) {
+        let p = self.data.p;
+        let msl = self.limits.min_samples_leaf;
+        let mut n_found_constants = 0;
+        let mut n_drawn_constants = 0;
+        let mut n_total_constants = n_known_constants;
+        let mut n_visited = 0;
+        let mut f_i = p;
+        let mut best: Option<Split> = None;
+        let mut best_proxy = f64::NEG_INFINITY;
+        while f_i > n_total_constants
+            && (n_visited < self.limits.max_features
+                || n_visited <= n_found_constants + n_drawn_constants)
+        {
+            n_visited += 1;
+            let mut f_j = self
+                .rand
+                .rand_int(n_drawn_constants, f_i - n_found_constants);
+            if f_j < n_known_constants {
+                self.features.swap(n_drawn_constants, f_j);
+                n_drawn_constants += 1;
+                continue;
+            }
+            f_j += n_found_constants;
+            let feature = self.features[f_j];
+            self.buf.clear();
+            let (y, w) = (self.y, self.weight);
+            let tags = &self.tag;
+            self.buf.extend(
+                self.data
+                    .column(feature)
+                    .iter()
+                    .filter(|(_, r)| tags[*r as usize] == tag)
+                    .map(|&(v, r)| (v, w[r as usize] * y[r as usize], w[r as usize])),
+            );
+            let m = self.buf.len();
+            let first = f64::from(self.buf[0].0);
+            let last = f64::from(self.buf[m - 1].0);
+            if last <= first + FEATURE_THRESHOLD {
+                self.features.swap(f_j, n_total_constants);
+                n_found_constants += 1;
+                n_total_constants += 1;
+                continue;
+            }
+            f_i -= 1;
+            self.features.swap(f_i, f_j);
+            let (mut sl, mut wl) = (0.0, 0.0);
+            for pos in 1..m {
+                let (prev_v, prev_wy, prev_w) = self.buf[pos - 1];
+                sl += prev_wy;
+                wl += prev_w;
+                let (v_prev, v) = (f64::from(prev_v), f64::from(self.buf[pos].0));
+                if v <= v_prev + FEATURE_THRESHOLD {
+                    continue;
+                }
+                if pos < msl || m - pos < msl {
+                    continue;
+                }
+                let (sr, wr) = (swy - sl, sw - wl);
+                let proxy = sl * sl / wl + sr * sr / wr;
+                if proxy > best_proxy {
+                    best_proxy = proxy;
+                    let mut threshold = v_prev / 2.0 + v / 2.0;
+                    if threshold == v || threshold.is_infinite() {
+                        threshold = v_prev;
+                    }
+                    best = Some(Split { feature, threshold });
+                }
+            }
+        }
+        // scikit-learn's invariant: the known constants keep their order for
+        // siblings and children, and newly found ones are appended.
+        self.features[..n_known_constants]
+            .copy_from_slice(&self.constant_features[..n_known_constants]);
+        let found = n_known_constants..n_known_constants + n_found_constants;
+        self.constant_features[found.clone()].copy_from_slice(&self.features[found]);
+        (best, n_total_constants)
+    }
+}

@@ -1,0 +1,244 @@
+//! NumPy `.npy` encoding and bounded decoding of untrusted bytes.
+//!
+//! Decoding is delegated to `ndarray-npy`, which allocates the element buffer
+//! from the header's shape before reading the data. A 100-byte input claiming a
+//! shape of (10^12,) would therefore allocate terabytes, so [`check_header`]
+//! first proves that the bytes actually hold every element the header claims.
+
+use ndarray::{Array1, Array2, ArrayD};
+use ndarray_npy::{ReadNpyError, ReadNpyExt, WriteNpyExt};
+use thiserror::Error;
+
+const MAGIC: &[u8] = b"\x93NUMPY";
+
+/// Why bytes are not an acceptable `.npy` array.
+#[derive(Debug, Error)]
+pub enum NpyError {
+    #[error("empty input: expected .npy bytes")]
+    Empty,
+    #[error("not a .npy file: {0}")]
+    BadHeader(String),
+    #[error("the header claims {claimed} data bytes but only {available} follow (truncated?)")]
+    Truncated { claimed: u128, available: usize },
+    #[error("unsupported dtype {found}; expected {expected}")]
+    WrongDtype {
+        found: String,
+        expected: &'static str,
+    },
+    #[error("could not decode array data: {0}")]
+    Data(String),
+}
+
+struct HeaderInfo {
+    descr: String,
+}
+
+/// Validates the header against the available bytes; returns the dtype string.
+fn check_header(bytes: &[u8]) -> Result<HeaderInfo, NpyError> {
+    if bytes.is_empty() {
+        return Err(NpyError::Empty);
+    }
+    if bytes.len() < 10 || &bytes[..6] != MAGIC {
+        return Err(NpyError::BadHeader(
+            "missing the \\x93NUMPY magic string".into(),
+        ));
+    }
+    let (header_len, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10usize),
+        2 | 3 => {
+            if bytes.len() < 12 {
+                return Err(NpyError::BadHeader("header length is cut off".into()));
+            }
+            let len = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize;
+            (len, 12)
+        }
+        v => return Err(NpyError::BadHeader(format!("unknown format version {v}"))),
+    };
+    let end = start
+        .checked_add(header_len)
+        .filter(|&e| e <= bytes.len())
+        .ok_or_else(|| NpyError::BadHeader("header is longer than the input".into()))?;
+    let header = std::str::from_utf8(&bytes[start..end])
+        .map_err(|_| NpyError::BadHeader("header is not text".into()))?;
+    let descr = dict_value(header, "descr")
+        .map(|d| d.trim_matches(|c| c == '\'' || c == '"').to_string())
+        .ok_or_else(|| NpyError::BadHeader("no 'descr' in header".into()))?;
+    let itemsize: u128 = descr
+        .trim_start_matches(['<', '>', '|', '='])
+        .get(1..)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| NpyError::WrongDtype {
+            found: descr.clone(),
+            expected: "a numeric dtype",
+        })?;
+    let shape_text = header
+        .find("'shape'")
+        .and_then(|i| header[i..].find('(').map(|j| i + j))
+        .and_then(|open| {
+            header[open..]
+                .find(')')
+                .map(|close| &header[open + 1..open + close])
+        })
+        .ok_or_else(|| NpyError::BadHeader("no 'shape' in header".into()))?;
+    let mut elements: u128 = 1;
+    for dim in shape_text
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let dim: u128 = dim
+            .parse()
+            .map_err(|_| NpyError::BadHeader(format!("bad shape entry {dim:?}")))?;
+        elements = elements.saturating_mul(dim);
+    }
+    let claimed = elements.saturating_mul(itemsize);
+    let available = bytes.len() - end;
+    if claimed > available as u128 {
+        return Err(NpyError::Truncated { claimed, available });
+    }
+    Ok(HeaderInfo { descr })
+}
+
+fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
+    let i = header.find(&format!("'{key}'"))?;
+    let rest = &header[i + key.len() + 2..];
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+    let end = rest.find(',').unwrap_or(rest.len());
+    Some(rest[..end].trim())
+}
+
+fn read<T: ndarray_npy::ReadableElement>(bytes: &[u8]) -> Result<ArrayD<T>, NpyError> {
+    ArrayD::<T>::read_npy(bytes).map_err(|e| match e {
+        ReadNpyError::WrongDescriptor(d) => NpyError::WrongDtype {
+            found: format!("{d}"),
+            expected: "float64",
+        },
+        other => NpyError::Data(other.to_string()),
+    })
+}
+
+/// A float64 array of any dimension.
+pub fn decode_f64(bytes: &[u8]) -> Result<ArrayD<f64>, NpyError> {
+    let info = check_header(bytes)?;
+    if !matches!(info.descr.as_str(), "<f8" | "f8") {
+        return Err(NpyError::WrongDtype {
+            found: info.descr,
+            expected: "little-endian float64 ('<f8')",
+        });
+    }
+    read::<f64>(bytes)
+}
+
+/// Labels stored as integers, booleans or floats, returned as f64.
+pub fn decode_labels(bytes: &[u8]) -> Result<ArrayD<f64>, NpyError> {
+    let info = check_header(bytes)?;
+    Ok(match info.descr.as_str() {
+        "<f8" => read::<f64>(bytes)?,
+        "<f4" => read::<f32>(bytes)?.mapv(f64::from),
+        "<i8" => read::<i64>(bytes)?.mapv(|v| v as f64),
+        "<i4" => read::<i32>(bytes)?.mapv(f64::from),
+        "<i2" => read::<i16>(bytes)?.mapv(f64::from),
+        "|i1" => read::<i8>(bytes)?.mapv(f64::from),
+        "|u1" => read::<u8>(bytes)?.mapv(f64::from),
+        "|b1" => read::<bool>(bytes)?.mapv(|b| f64::from(u8::from(b))),
+        "<u8" => read::<u64>(bytes)?.mapv(|v| v as f64),
+        "<u4" => read::<u32>(bytes)?.mapv(f64::from),
+        other => {
+            return Err(NpyError::WrongDtype {
+                found: other.to_string(),
+                expected: "an integer, bool or float label dtype",
+            })
+        }
+    })
+}
+
+/// A 1-d float64 array.
+pub fn decode_f64_1d(bytes: &[u8]) -> Result<Array1<f64>, NpyError> {
+    let a = decode_f64(bytes)?;
+    let ndim = a.ndim();
+    a.into_dimensionality()
+        .map_err(|_| NpyError::Data(format!("expected a 1-d array, got {ndim}-d")))
+}
+
+/// A 2-d float64 array.
+pub fn decode_f64_2d(bytes: &[u8]) -> Result<Array2<f64>, NpyError> {
+    let a = decode_f64(bytes)?;
+    let ndim = a.ndim();
+    a.into_dimensionality()
+        .map_err(|_| NpyError::Data(format!("expected a 2-d array, got {ndim}-d")))
+}
+
+fn encode<A: WriteNpyExt>(a: &A) -> Vec<u8> {
+    let mut out = Vec::new();
+    // Writing to a Vec cannot fail for the plain element types used here.
+    if a.write_npy(&mut out).is_err() {
+        out.clear();
+    }
+    out
+}
+
+pub fn encode_f64_2d(a: &Array2<f64>) -> Vec<u8> {
+    encode(a)
+}
+
+pub fn encode_f64_1d(a: &Array1<f64>) -> Vec<u8> {
+    encode(a)
+}
+
+pub fn encode_i64_1d(a: &Array1<i64>) -> Vec<u8> {
+    encode(a)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_2d() {
+        let a = Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64 * 0.5);
+        assert_eq!(decode_f64_2d(&encode_f64_2d(&a)).unwrap(), a);
+    }
+
+    #[test]
+    fn huge_claimed_shape_is_refused_without_allocating() {
+        let bytes = encode_f64_1d(&Array1::from(vec![1.0, 2.0]));
+        let header_end = bytes.iter().position(|&b| b == b'\n').unwrap() + 1;
+        // bytes 0..10 are the magic, version and header length (not UTF-8)
+        let header = std::str::from_utf8(&bytes[10..header_end]).unwrap();
+        // Same header length, so only the shape lies.
+        let lying = header.replacen("(2,)", "(9999999999999,)", 1).replacen(
+            &format!("{}\n", " ".repeat(12)),
+            "\n",
+            1,
+        );
+        assert_eq!(lying.len(), header.len());
+        let mut crafted = bytes[..10].to_vec();
+        crafted.extend_from_slice(lying.as_bytes());
+        crafted.extend_from_slice(&bytes[header_end..]);
+        let err = decode_f64(&crafted).unwrap_err();
+        assert!(matches!(err, NpyError::Truncated { .. }), "{err}");
+    }
+
+    #[test]
+    fn truncated_data_is_refused() {
+        let bytes = encode_f64_1d(&Array1::from(vec![1.0, 2.0, 3.0]));
+        let err = decode_f64(&bytes[..bytes.len() - 4]).unwrap_err();
+        assert!(matches!(err, NpyError::Truncated { .. }), "{err}");
+    }
+
+    #[test]
+    fn garbage_and_empty_are_refused() {
+        assert!(matches!(decode_f64(b""), Err(NpyError::Empty)));
+        assert!(matches!(
+            decode_f64(b"hello world, not numpy"),
+            Err(NpyError::BadHeader(_))
+        ));
+    }
+
+    #[test]
+    fn wrong_dtype_is_named() {
+        let bytes = encode_i64_1d(&Array1::from(vec![1, 2]));
+        let err = decode_f64(&bytes).unwrap_err();
+        assert!(err.to_string().contains("<i8"), "{err}");
+    }
+}

@@ -1,0 +1,229 @@
+//! The two steps of stacking, as pure functions: a level-0 model's
+//! out-of-fold predictions plus its fit on all rows, and the level-1 (meta)
+//! model on the stacked out-of-fold predictions. The trainer, the metatrainer
+//! and the embedded run all call these.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::config::ModelSpec;
+use crate::cv::{kfold, stratified_kfold, Fold, FoldError};
+use crate::metrics::{roc_auc, MetricError};
+use crate::models::{FitError, FittedModel, PredictError};
+
+/// Folds used by `cross_val_predict(cv=5)`.
+pub const N_FOLDS: usize = 5;
+
+#[derive(Debug, Error)]
+pub enum StackError {
+    #[error(transparent)]
+    Fold(#[from] FoldError),
+    #[error(transparent)]
+    Fit(#[from] FitError),
+    #[error(transparent)]
+    Predict(#[from] PredictError),
+    #[error(transparent)]
+    Metric(#[from] MetricError),
+    #[error("no level-0 predictions to stack")]
+    NoPredictions,
+    #[error("prediction vector {index} has {found} entries; expected {expected}")]
+    PredictionLength {
+        index: usize,
+        expected: usize,
+        found: usize,
+    },
+    #[error("meta features have {rows} rows but there are {labels} labels")]
+    MetaRows { rows: usize, labels: usize },
+    #[error(
+        "the full model has {models} level-0 models but its meta model takes {meta_inputs} inputs"
+    )]
+    Inconsistent { models: usize, meta_inputs: usize },
+    #[error("the level-1 model must be a classifier (LogisticRegression), got {0}")]
+    MetaNotClassifier(&'static str),
+    #[error("level-0 models must be regressors, got {0}")]
+    Level0NotRegressor(&'static str),
+}
+
+/// scikit-learn's `cross_val_predict(model, x, y, cv=folds)`: each row is
+/// predicted by the model fitted on the folds that do not contain it.
+pub fn cross_val_predict(
+    spec: &ModelSpec,
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    folds: &[Fold],
+) -> Result<Array1<f64>, StackError> {
+    let mut oof = Array1::zeros(x.nrows());
+    for fold in folds {
+        let model = spec.fit(
+            x.select(Axis(0), &fold.train).view(),
+            y.select(Axis(0), &fold.train).view(),
+        )?;
+        let pred = model.predict(x.select(Axis(0), &fold.test).view())?;
+        for (&i, p) in fold.test.iter().zip(pred) {
+            oof[i] = p;
+        }
+    }
+    Ok(oof)
+}
+
+/// What a trainer produces.
+#[derive(Debug, Clone)]
+pub struct Level0Output {
+    /// The model fitted on all rows.
+    pub model: FittedModel,
+    /// Out-of-fold predictions from KFold(5).
+    pub oof: Array1<f64>,
+    /// `roc_auc(y, oof)`.
+    pub oof_auc: f64,
+}
+
+/// Out-of-fold predictions with KFold(5), then a fit on all rows.
+pub fn train_level0(
+    spec: &ModelSpec,
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+) -> Result<Level0Output, StackError> {
+    if spec.is_classifier() {
+        return Err(StackError::Level0NotRegressor(spec.name()));
+    }
+    let folds = kfold(x.nrows(), N_FOLDS)?;
+    let oof = cross_val_predict(spec, x, y, &folds)?;
+    let model = spec.fit(x, y)?;
+    let oof_auc = roc_auc(
+        y.as_slice().unwrap_or(&y.to_vec()),
+        oof.as_slice().unwrap_or(&oof.to_vec()),
+    )?;
+    Ok(Level0Output {
+        model,
+        oof,
+        oof_auc,
+    })
+}
+
+/// Stacks prediction vectors as columns (n_samples x n_models), in the given order.
+pub fn meta_features(predictions: &[Array1<f64>]) -> Result<Array2<f64>, StackError> {
+    let first = predictions.first().ok_or(StackError::NoPredictions)?;
+    let n = first.len();
+    if let Some((index, p)) = predictions.iter().enumerate().find(|(_, p)| p.len() != n) {
+        return Err(StackError::PredictionLength {
+            index,
+            expected: n,
+            found: p.len(),
+        });
+    }
+    Ok(Array2::from_shape_fn((n, predictions.len()), |(i, j)| {
+        predictions[j][i]
+    }))
+}
+
+/// What the metatrainer produces.
+#[derive(Debug, Clone)]
+pub struct Level1Output {
+    /// The meta model fitted on all rows.
+    pub model: FittedModel,
+    /// Out-of-fold probabilities of class 1 from StratifiedKFold(5).
+    pub oof_proba: Array1<f64>,
+    /// The ensemble score: `roc_auc(y_true = y, y_score = oof_proba)`.
+    pub auc: f64,
+    /// What the original benchmark logs: `roc_auc(hard predictions, y)`, arguments swapped.
+    pub auc_as_reported_by_original: Option<f64>,
+}
+
+impl Level1Output {
+    /// Hard out-of-fold predictions (probability above one half).
+    pub fn oof_pred(&self) -> Array1<f64> {
+        self.oof_proba.mapv(|p| if p > 0.5 { 1.0 } else { 0.0 })
+    }
+}
+
+/// Out-of-fold meta predictions with StratifiedKFold(5), the ensemble AUC, then a fit on all rows.
+pub fn train_level1(
+    spec: &ModelSpec,
+    meta: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+) -> Result<Level1Output, StackError> {
+    if !spec.is_classifier() {
+        return Err(StackError::MetaNotClassifier(spec.name()));
+    }
+    if meta.nrows() != y.len() {
+        return Err(StackError::MetaRows {
+            rows: meta.nrows(),
+            labels: y.len(),
+        });
+    }
+    let y_vec = y.to_vec();
+    let folds = stratified_kfold(&y_vec, N_FOLDS)?;
+    let oof_proba = cross_val_predict(spec, meta, y, &folds)?;
+    let model = spec.fit(meta, y)?;
+    let proba = oof_proba.to_vec();
+    let auc = roc_auc(&y_vec, &proba)?;
+    let hard: Vec<f64> = proba
+        .iter()
+        .map(|&p| if p > 0.5 { 1.0 } else { 0.0 })
+        .collect();
+    // Undefined when every hard prediction is one class, as scikit-learn would raise.
+    let auc_as_reported_by_original = roc_auc(&hard, &y_vec).ok();
+    Ok(Level1Output {
+        model,
+        oof_proba,
+        auc,
+        auc_as_reported_by_original,
+    })
+}
+
+/// The whole two-layer model: level-0 models, then the meta model on their outputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FullModel {
+    pub level0: Vec<FittedModel>,
+    pub meta: FittedModel,
+}
+
+impl FullModel {
+    pub fn new(level0: Vec<FittedModel>, meta: FittedModel) -> Result<Self, StackError> {
+        let m = Self { level0, meta };
+        m.check()?;
+        Ok(m)
+    }
+
+    fn check(&self) -> Result<(), StackError> {
+        if self.level0.len() != self.meta.n_features {
+            return Err(StackError::Inconsistent {
+                models: self.level0.len(),
+                meta_inputs: self.meta.n_features,
+            });
+        }
+        if !self.meta.spec.is_classifier() {
+            return Err(StackError::MetaNotClassifier(self.meta.name()));
+        }
+        Ok(())
+    }
+
+    /// Level-0 predictions on `x`, stacked as the meta model's input.
+    pub fn level0_features(&self, x: ArrayView2<f64>) -> Result<Array2<f64>, StackError> {
+        let preds = self
+            .level0
+            .iter()
+            .map(|m| m.predict(x))
+            .collect::<Result<Vec<_>, _>>()?;
+        meta_features(&preds)
+    }
+
+    /// Probability of class 1 for each row of `x`.
+    pub fn predict_proba(&self, x: ArrayView2<f64>) -> Result<Array1<f64>, StackError> {
+        let meta = self.level0_features(x)?;
+        Ok(self.meta.predict(meta.view())?)
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        self.check().map_err(|e| e.to_string())?;
+        let n_features = self.level0.first().map(|m| m.n_features);
+        for m in &self.level0 {
+            if Some(m.n_features) != n_features {
+                return Err("level-0 models disagree on the number of features".into());
+            }
+            m.validate()?;
+        }
+        self.meta.validate()
+    }
+}

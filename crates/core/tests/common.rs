@@ -1,0 +1,56 @@
+//! Shared helpers: the scikit-learn reference fixtures.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+
+use ndarray::{Array1, Array2, ArrayD};
+use serde_json::Value;
+use stacking_core::npy;
+
+/// `STACKING_FIXTURES`, or `shared/fixtures/sklearn-reference` beside the repository.
+pub fn fixture_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("STACKING_FIXTURES") {
+        return PathBuf::from(dir);
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let dir = repo.join("../shared/fixtures/sklearn-reference");
+    assert!(
+        dir.join("reference.json").exists(),
+        "scikit-learn fixtures not found at {} (set STACKING_FIXTURES)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn bytes(name: &str) -> Vec<u8> {
+    let path = fixture_dir().join(name);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn array(name: &str) -> ArrayD<f64> {
+    npy::decode_labels(&bytes(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+pub fn vector(name: &str) -> Array1<f64> {
+    array(name).into_dimensionality().unwrap()
+}
+
+pub fn matrix(name: &str) -> Array2<f64> {
+    array(name).into_dimensionality().unwrap()
+}
+
+pub fn reference() -> Value {
+    serde_json::from_slice(&bytes("reference.json")).unwrap()
+}
+
+pub fn max_abs_diff(a: &Array1<f64>, b: &Array1<f64>) -> f64 {
+    assert_eq!(a.len(), b.len());
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f64::max)
+}
+
+pub fn dataset() -> (Array2<f64>, Array1<f64>) {
+    (matrix("X.npy"), vector("y.npy"))
+}
