@@ -8,7 +8,6 @@
 //! values; this is what makes the result robust to rank deficiency (centring
 //! alone removes one rank).
 
-use nalgebra::{DMatrix, DVector, SymmetricEigen};
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 
@@ -77,18 +76,27 @@ impl LinearRegressionParams {
 /// `G^+ b` for a symmetric positive semi-definite `G`.
 fn pseudo_solve(gram: &Array2<f64>, b: Vec<f64>) -> Result<Vec<f64>, FitError> {
     let m = gram.nrows();
-    let g = DMatrix::from_fn(m, m, |i, j| gram[[i, j]]);
-    let eig = SymmetricEigen::try_new(g, f64::EPSILON, 10_000).ok_or(FitError::Numerical {
-        model: "LinearRegression",
-        reason: "eigendecomposition did not converge",
-    })?;
-    let lambda_max = eig.eigenvalues.iter().copied().fold(0.0f64, f64::max);
+    let g = faer::Mat::<f64>::from_fn(m, m, |i, j| gram[[i, j]]);
+    let eig = g
+        .self_adjoint_eigen(faer::Side::Lower)
+        .map_err(|_| FitError::Numerical {
+            model: "LinearRegression",
+            reason: "eigendecomposition did not converge",
+        })?;
+    let (values, vectors) = (eig.S(), eig.U());
+    let lambda_max = (0..m).map(|k| values[k]).fold(0.0f64, f64::max);
     let cutoff = EIGEN_CUTOFF * lambda_max;
-    let b = DVector::from_vec(b);
-    let mut proj = eig.eigenvectors.tr_mul(&b);
-    for (k, v) in proj.iter_mut().enumerate() {
-        let l = eig.eigenvalues[k];
-        *v = if l > cutoff { *v / l } else { 0.0 };
+    let mut out = vec![0.0; m];
+    for k in 0..m {
+        let l = values[k];
+        if l <= cutoff {
+            continue;
+        }
+        let u = vectors.col(k);
+        let coeff = (0..m).map(|i| u[i] * b[i]).sum::<f64>() / l;
+        for (i, o) in out.iter_mut().enumerate() {
+            *o += coeff * u[i];
+        }
     }
-    Ok((&eig.eigenvectors * proj).as_slice().to_vec())
+    Ok(out)
 }

@@ -7,7 +7,8 @@
 //! meta model has only one column per trainer, so a Newton step is a tiny
 //! Cholesky solve; we converge to `tol · 1e-4` instead, i.e. the optimum itself.
 
-use nalgebra::{DMatrix, DVector};
+use faer::linalg::solvers::Solve;
+use faer::{Col, Mat, Side};
 use ndarray::{ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
@@ -64,7 +65,7 @@ impl LogisticParams {
         let d = p + usize::from(self.fit_intercept);
         let design = |i: usize, j: usize| if j < p { x[[i, j]] } else { 1.0 };
         let inv_c = 1.0 / self.c;
-        let objective = |theta: &DVector<f64>| -> f64 {
+        let objective = |theta: &Col<f64>| -> f64 {
             let mut loss = 0.0;
             for (i, &yi) in y.iter().enumerate() {
                 let z: f64 = (0..d).map(|j| design(i, j) * theta[j]).sum();
@@ -72,14 +73,14 @@ impl LogisticParams {
             }
             loss + 0.5 * inv_c * (0..p).map(|j| theta[j] * theta[j]).sum::<f64>()
         };
-        let mut theta = DVector::<f64>::zeros(d);
+        let mut theta = Col::<f64>::zeros(d);
         let mut f = objective(&theta);
         let mut n_iter = 0;
         let stop = self.tol * 1e-4 * n as f64;
         for it in 0..self.max_iter {
             n_iter = it + 1;
-            let mut grad = DVector::<f64>::zeros(d);
-            let mut hess = DMatrix::<f64>::zeros(d, d);
+            let mut grad = Col::<f64>::zeros(d);
+            let mut hess = Mat::<f64>::zeros(d, d);
             for (i, &yi) in y.iter().enumerate() {
                 let z: f64 = (0..d).map(|j| design(i, j) * theta[j]).sum();
                 let prob = sigmoid(z);
@@ -102,18 +103,20 @@ impl LogisticParams {
                     hess[(b, a)] = hess[(a, b)];
                 }
             }
-            if grad.amax() <= stop {
+            let grad_max = (0..d).map(|j| grad[j].abs()).fold(0.0, f64::max);
+            if grad_max <= stop {
                 break;
             }
-            let chol = hess.cholesky().ok_or(FitError::Numerical {
+            let chol = hess.llt(Side::Lower).map_err(|_| FitError::Numerical {
                 model: "LogisticRegression",
                 reason: "Hessian is not positive definite",
             })?;
             let step = chol.solve(&grad);
-            let slope = grad.dot(&step);
+            let slope: f64 = (0..d).map(|j| grad[j] * step[j]).sum();
+            let step_max = (0..d).map(|j| step[j].abs()).fold(0.0, f64::max);
             let mut t = 1.0;
             loop {
-                let candidate = &theta - t * &step;
+                let candidate = Col::<f64>::from_fn(d, |j| theta[j] - t * step[j]);
                 let fc = objective(&candidate);
                 if fc <= f - 1e-4 * t * slope || t < 1e-10 {
                     theta = candidate;
@@ -122,7 +125,7 @@ impl LogisticParams {
                 }
                 t *= 0.5;
             }
-            if t * step.amax() < 1e-15 {
+            if t * step_max < 1e-15 {
                 break;
             }
         }
@@ -133,7 +136,7 @@ impl LogisticParams {
             });
         }
         Ok(LinearModel {
-            coef: theta.rows(0, p).iter().copied().collect(),
+            coef: (0..p).map(|j| theta[j]).collect(),
             intercept: if self.fit_intercept { theta[p] } else { 0.0 },
             n_iter,
         })

@@ -1,0 +1,280 @@
+//! Every typed error of the core, triggered by bad input.
+
+use ndarray::{array, Array1, Array2};
+use stacking_core::dataset::{Dataset, DatasetError};
+use stacking_core::models::FitError;
+use stacking_core::npy::{self, NpyError};
+use stacking_core::serial::{self, DecodeError};
+use stacking_core::stack::{meta_features, train_level1, StackError};
+use stacking_core::{config, FullModel, ModelSpec};
+
+fn xy() -> (Array2<f64>, Array1<f64>) {
+    (
+        array![[0.0, 1.0], [1.0, 0.0], [2.0, 2.0]],
+        array![0.0, 1.0, 0.0],
+    )
+}
+
+#[test]
+fn dataset_wrong_dtype() {
+    let x = npy::encode_i64_1d(&array![1, 2, 3]);
+    let y = npy::encode_i64_1d(&array![0, 1, 0]);
+    let e = Dataset::from_npy(&x, &y).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DatasetError::Npy {
+                what: "features",
+                source: NpyError::WrongDtype { .. }
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("<i8"));
+}
+
+#[test]
+fn dataset_wrong_shape() {
+    let x = npy::encode_f64_1d(&array![1.0, 2.0, 3.0]);
+    let y = npy::encode_i64_1d(&array![0, 1, 0]);
+    assert!(matches!(
+        Dataset::from_npy(&x, &y),
+        Err(DatasetError::FeaturesNot2d(1))
+    ));
+    let (x, _) = xy();
+    let y2 = npy::encode_f64_2d(&array![[0.0], [1.0], [0.0]]);
+    assert!(matches!(
+        Dataset::from_npy(&npy::encode_f64_2d(&x), &y2),
+        Err(DatasetError::LabelsNot1d(2))
+    ));
+}
+
+#[test]
+fn dataset_length_mismatch() {
+    let (x, _) = xy();
+    let e = Dataset::new(x, array![0.0, 1.0]).unwrap_err();
+    assert!(matches!(
+        e,
+        DatasetError::LengthMismatch { rows: 3, labels: 2 }
+    ));
+}
+
+#[test]
+fn dataset_non_binary_labels() {
+    let (x, _) = xy();
+    let e = Dataset::new(x, array![0.0, 2.0, 1.0]).unwrap_err();
+    assert!(
+        matches!(e, DatasetError::NonBinaryLabel { index: 1, .. }),
+        "{e}"
+    );
+}
+
+#[test]
+fn dataset_single_class() {
+    let (x, _) = xy();
+    assert!(matches!(
+        Dataset::new(x, array![1.0, 1.0, 1.0]),
+        Err(DatasetError::SingleClass { .. })
+    ));
+}
+
+#[test]
+fn dataset_nan_and_inf() {
+    let (mut x, y) = xy();
+    x[[1, 1]] = f64::NAN;
+    let e = Dataset::new(x.clone(), y.clone()).unwrap_err();
+    assert!(
+        matches!(e, DatasetError::NonFinite { row: 1, col: 1, .. }),
+        "{e}"
+    );
+    x[[1, 1]] = f64::INFINITY;
+    assert!(matches!(
+        Dataset::new(x, y),
+        Err(DatasetError::NonFinite { .. })
+    ));
+}
+
+#[test]
+fn dataset_empty_and_truncated_bytes() {
+    let y = npy::encode_i64_1d(&array![0, 1, 0]);
+    assert!(matches!(
+        Dataset::from_npy(b"", &y),
+        Err(DatasetError::Npy {
+            source: NpyError::Empty,
+            ..
+        })
+    ));
+    let x = npy::encode_f64_2d(&xy().0);
+    let e = Dataset::from_npy(&x[..x.len() - 3], &y).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            DatasetError::Npy {
+                source: NpyError::Truncated { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn dataset_round_trips_through_npy() {
+    let (x, y) = xy();
+    let ds = Dataset::new(x, y).unwrap();
+    assert_eq!(Dataset::from_npy(&ds.x_npy(), &ds.y_npy()).unwrap(), ds);
+}
+
+#[test]
+fn fit_errors() {
+    let (x, y) = xy();
+    let knn = ModelSpec::from_json_bytes(
+        br#"{"model": "KNeighborsRegressor", "params": {"n_neighbors": 5}}"#,
+    )
+    .unwrap();
+    assert!(matches!(
+        knn.fit(x.view(), y.view()),
+        Err(FitError::TooFewNeighbours { k: 5, n: 3 })
+    ));
+    let lasso = ModelSpec::from_json_bytes(br#"{"model": "Lasso"}"#).unwrap();
+    assert!(matches!(
+        lasso.fit(x.view(), array![0.0, 1.0].view()),
+        Err(FitError::LengthMismatch { .. })
+    ));
+    let empty = Array2::<f64>::zeros((0, 2));
+    assert!(matches!(
+        lasso.fit(empty.view(), Array1::zeros(0).view()),
+        Err(FitError::Empty { .. })
+    ));
+    let logistic = config::default_meta();
+    assert!(matches!(
+        logistic.fit(x.view(), array![1.0, 1.0, 1.0].view()),
+        Err(FitError::OneClass)
+    ));
+}
+
+#[test]
+fn predict_with_wrong_feature_count() {
+    let (x, y) = xy();
+    let model = ModelSpec::from_json_bytes(br#"{"model": "LinearRegression"}"#)
+        .unwrap()
+        .fit(x.view(), y.view())
+        .unwrap();
+    let e = model.predict(array![[1.0, 2.0, 3.0]].view()).unwrap_err();
+    assert!(e.to_string().contains("fitted on 2 features"), "{e}");
+}
+
+#[test]
+fn stack_errors() {
+    assert!(matches!(meta_features(&[]), Err(StackError::NoPredictions)));
+    assert!(matches!(
+        meta_features(&[array![1.0, 2.0], array![1.0]]),
+        Err(StackError::PredictionLength { index: 1, .. })
+    ));
+    let lasso = ModelSpec::from_json_bytes(br#"{"model": "Lasso"}"#).unwrap();
+    let (x, y) = xy();
+    assert!(matches!(
+        train_level1(&lasso, x.view(), y.view()),
+        Err(StackError::MetaNotClassifier("Lasso"))
+    ));
+    assert!(matches!(
+        train_level1(&config::default_meta(), x.view(), array![0.0, 1.0].view()),
+        Err(StackError::MetaRows { .. })
+    ));
+}
+
+fn small_full_model() -> FullModel {
+    let x = Array2::from_shape_fn((40, 3), |(i, j)| {
+        ((i * 7 + j * 3) % 11) as f64 + (i % 2) as f64 * 2.0
+    });
+    let y = Array1::from_shape_fn(40, |i| (i % 2) as f64);
+    let level0: Vec<_> = config::default_level0()
+        .iter()
+        .map(|s| s.fit(x.view(), y.view()).unwrap())
+        .collect();
+    let preds: Vec<_> = level0
+        .iter()
+        .map(|m| m.predict(x.view()).unwrap())
+        .collect();
+    let meta = meta_features(&preds).unwrap();
+    let meta_model = config::default_meta().fit(meta.view(), y.view()).unwrap();
+    FullModel::new(level0, meta_model).unwrap()
+}
+
+#[test]
+fn full_model_round_trips_and_predicts_identically() {
+    let full = small_full_model();
+    let bytes = serial::encode_full(&full);
+    let back = serial::decode_full(&bytes).unwrap();
+    assert_eq!(back, full);
+    let x = Array2::from_shape_fn((5, 3), |(i, j)| (i + j) as f64);
+    assert_eq!(
+        back.predict_proba(x.view()).unwrap(),
+        full.predict_proba(x.view()).unwrap()
+    );
+}
+
+#[test]
+fn decoding_garbage_truncated_or_foreign_bytes_is_an_error() {
+    assert!(matches!(serial::decode_full(b""), Err(DecodeError::Empty)));
+    assert!(matches!(
+        serial::decode_full(b"\x80\x03cos\nsystem\n"),
+        Err(DecodeError::Malformed(_))
+    ));
+    let bytes = serial::encode_full(&small_full_model());
+    for cut in [1, 10, bytes.len() / 2, bytes.len() - 1] {
+        assert!(serial::decode_full(&bytes[..cut]).is_err(), "cut at {cut}");
+    }
+    // A level-0 model is not a full model.
+    let one = serial::encode_model(&small_full_model().level0[0]);
+    assert!(matches!(
+        serial::decode_full(&one),
+        Err(DecodeError::Kind { .. })
+    ));
+    // Every single-byte corruption decodes to an error or a valid model, never a panic.
+    for i in (0..bytes.len()).step_by(7) {
+        let mut b = bytes.clone();
+        b[i] ^= 0xA5;
+        if let Ok(m) = serial::decode_full(&b) {
+            let _ = m.predict_proba(Array2::<f64>::zeros((2, 3)).view());
+        }
+    }
+}
+
+#[test]
+fn inconsistent_models_are_refused_on_decode() {
+    let mut full = small_full_model();
+    if let stacking_core::models::FittedState::Forest(f) = &mut full.level0[2].state {
+        f.trees[0].children_left[0] = 0; // a cycle
+    } else {
+        panic!("model 2 should be the forest");
+    }
+    let e = serial::decode_full(&serial::encode_full(&full)).unwrap_err();
+    assert!(matches!(e, DecodeError::Invalid(_)), "{e}");
+    let mut full = small_full_model();
+    full.level0.pop();
+    let e = serial::decode_full(&serial::encode_full(&full)).unwrap_err();
+    assert!(matches!(e, DecodeError::Invalid(_)), "{e}");
+}
+
+#[test]
+fn schema_version_is_checked() {
+    #[derive(serde::Serialize)]
+    struct Env<'a> {
+        format: &'a str,
+        schema_version: u32,
+        kind: &'a str,
+        body: (),
+    }
+    let future = rmp_serde::to_vec_named(&Env {
+        format: serial::FORMAT,
+        schema_version: 99,
+        kind: "full",
+        body: (),
+    })
+    .unwrap();
+    assert!(matches!(
+        serial::decode_full(&future),
+        Err(DecodeError::Version { found: 99 })
+    ));
+}
