@@ -94,31 +94,61 @@ impl Tree {
 }
 
 /// Every column of the training rows as float32, sorted once: for feature `f`,
-/// `sorted[f * n..(f + 1) * n]` holds `(value, row)` in ascending value order.
+/// `values[f * n..(f + 1) * n]` ascending and `rows[...]` the row of each value.
 pub struct SortedColumns {
     n: usize,
     p: usize,
-    sorted: Vec<(f32, u32)>,
+    values: Vec<f32>,
+    rows: Vec<u32>,
+}
+
+/// Maps a float32 to an integer with the same order (IEEE-754 total order).
+fn order_key(v: f32) -> u32 {
+    let bits = v.to_bits();
+    if bits & 0x8000_0000 != 0 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    }
 }
 
 impl SortedColumns {
     pub fn new(x: ndarray::ArrayView2<f64>) -> Self {
         let (n, p) = x.dim();
-        let mut sorted = Vec::with_capacity(n * p);
-        for col in x.columns() {
-            let start = sorted.len();
-            sorted.extend(col.iter().enumerate().map(|(i, &v)| (v as f32, i as u32)));
-            sorted[start..].sort_unstable_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+        // Transpose first: reading a column of a row-major matrix strides by p.
+        let xt = x.t().as_standard_layout().mapv(|v| v as f32);
+        let mut values = Vec::with_capacity(n * p);
+        let mut rows = Vec::with_capacity(n * p);
+        // Sorting (value key, row) packed in one u64 is about twice as fast as
+        // sorting pairs with a comparator (4.6 ms -> 2 ms for 240 x 1024).
+        let mut keys: Vec<u64> = Vec::with_capacity(n);
+        for col in xt.rows() {
+            keys.clear();
+            keys.extend(
+                col.iter()
+                    .enumerate()
+                    .map(|(i, &v)| (u64::from(order_key(v)) << 32) | i as u64),
+            );
+            keys.sort_unstable();
+            for &k in &keys {
+                let row = (k & 0xFFFF_FFFF) as usize;
+                rows.push(row as u32);
+                values.push(col[row]);
+            }
         }
-        Self { n, p, sorted }
+        Self { n, p, values, rows }
     }
 
     pub fn n_features(&self) -> usize {
         self.p
     }
 
-    fn column(&self, f: usize) -> &[(f32, u32)] {
-        &self.sorted[f * self.n..(f + 1) * self.n]
+    fn column(&self, f: usize) -> impl Iterator<Item = (f32, u32)> + '_ {
+        let range = f * self.n..(f + 1) * self.n;
+        self.values[range.clone()]
+            .iter()
+            .copied()
+            .zip(self.rows[range].iter().copied())
     }
 }
 
@@ -161,7 +191,7 @@ pub fn grow(
         constant_features: vec![0; data.p],
         tag: vec![u32::MAX; data.n],
         next_tag: 0,
-        buf: Vec::with_capacity(data.n),
+        wy: y.iter().zip(weight).map(|(y, w)| y * w).collect(),
         tree: Tree {
             feature: Vec::new(),
             threshold: Vec::new(),
@@ -186,8 +216,8 @@ struct Builder<'a> {
     /// Which node (by tag) each row currently belongs to.
     tag: Vec<u32>,
     next_tag: u32,
-    /// (value, w·y, w) of the current node's rows, in sorted order.
-    buf: Vec<(f32, f64, f64)>,
+    /// w·y per row.
+    wy: Vec<f64>,
     tree: Tree,
 }
 
@@ -237,7 +267,8 @@ impl Builder<'_> {
                 for &r in &rec.rows {
                     self.tag[r as usize] = tag;
                 }
-                let (best, constants) = self.best_split(tag, rec.n_constant_features, sw, swy);
+                let (best, constants) =
+                    self.best_split(tag, n_node, rec.n_constant_features, sw, swy);
                 n_constant = constants;
                 split = best;
                 is_leaf = split.is_none();
@@ -264,7 +295,7 @@ impl Builder<'_> {
                     self.tree.threshold.push(s.threshold);
                     // This node's rows still carry `node_tag`.
                     let (mut left, mut right) = (Vec::new(), Vec::new());
-                    for &(v, r) in self.data.column(s.feature) {
+                    for (v, r) in self.data.column(s.feature) {
                         if self.tag[r as usize] == node_tag {
                             if f64::from(v) <= s.threshold {
                                 left.push(r);
@@ -296,12 +327,12 @@ impl Builder<'_> {
     fn best_split(
         &mut self,
         tag: u32,
+        n_node: usize,
         n_known_constants: usize,
         sw: f64,
         swy: f64,
     ) -> (Option<Split>, usize) {
         let p = self.data.p;
-        let msl = self.limits.min_samples_leaf;
         let mut n_found_constants = 0;
         let mut n_drawn_constants = 0;
         let mut n_total_constants = n_known_constants;
@@ -324,20 +355,8 @@ impl Builder<'_> {
             }
             f_j += n_found_constants;
             let feature = self.features[f_j];
-            self.buf.clear();
-            let (y, w) = (self.y, self.weight);
-            let tags = &self.tag;
-            self.buf.extend(
-                self.data
-                    .column(feature)
-                    .iter()
-                    .filter(|(_, r)| tags[*r as usize] == tag)
-                    .map(|&(v, r)| (v, w[r as usize] * y[r as usize], w[r as usize])),
-            );
-            let m = self.buf.len();
-            let first = f64::from(self.buf[0].0);
-            let last = f64::from(self.buf[m - 1].0);
-            if last <= first + FEATURE_THRESHOLD {
+            let scan = self.scan_feature(feature, tag, n_node, sw, swy);
+            if scan.last <= scan.first + FEATURE_THRESHOLD {
                 self.features.swap(f_j, n_total_constants);
                 n_found_constants += 1;
                 n_total_constants += 1;
@@ -345,26 +364,9 @@ impl Builder<'_> {
             }
             f_i -= 1;
             self.features.swap(f_i, f_j);
-            let (mut sl, mut wl) = (0.0, 0.0);
-            for pos in 1..m {
-                let (prev_v, prev_wy, prev_w) = self.buf[pos - 1];
-                sl += prev_wy;
-                wl += prev_w;
-                let (v_prev, v) = (f64::from(prev_v), f64::from(self.buf[pos].0));
-                if v <= v_prev + FEATURE_THRESHOLD {
-                    continue;
-                }
-                if pos < msl || m - pos < msl {
-                    continue;
-                }
-                let (sr, wr) = (swy - sl, sw - wl);
-                let proxy = sl * sl / wl + sr * sr / wr;
+            if let Some((proxy, threshold)) = scan.best {
                 if proxy > best_proxy {
                     best_proxy = proxy;
-                    let mut threshold = v_prev / 2.0 + v / 2.0;
-                    if threshold == v || threshold.is_infinite() {
-                        threshold = v_prev;
-                    }
                     best = Some(Split { feature, threshold });
                 }
             }
@@ -377,4 +379,59 @@ impl Builder<'_> {
         self.constant_features[found.clone()].copy_from_slice(&self.features[found]);
         (best, n_total_constants)
     }
+
+    /// One pass over a feature's sorted values restricted to the node: the
+    /// node's smallest and largest value, and the first best split position
+    /// (scikit-learn evaluates positions in increasing order and keeps the
+    /// first strict maximum).
+    fn scan_feature(
+        &self,
+        feature: usize,
+        tag: u32,
+        n_node: usize,
+        sw: f64,
+        swy: f64,
+    ) -> FeatureScan {
+        let msl = self.limits.min_samples_leaf;
+        let (mut sl, mut wl) = (0.0, 0.0);
+        let mut count = 0usize;
+        let mut prev = f64::NAN;
+        let mut first = f64::NAN;
+        let mut best: Option<(f64, f64)> = None;
+        for (v, r) in self.data.column(feature) {
+            let r = r as usize;
+            if self.tag[r] != tag {
+                continue;
+            }
+            let v = f64::from(v);
+            if count == 0 {
+                first = v;
+            } else if v > prev + FEATURE_THRESHOLD && count >= msl && n_node - count >= msl {
+                let (sr, wr) = (swy - sl, sw - wl);
+                let proxy = sl * sl / wl + sr * sr / wr;
+                if best.is_none_or(|(b, _)| proxy > b) {
+                    let mut threshold = prev / 2.0 + v / 2.0;
+                    if threshold == v || threshold.is_infinite() {
+                        threshold = prev;
+                    }
+                    best = Some((proxy, threshold));
+                }
+            }
+            sl += self.wy[r];
+            wl += self.weight[r];
+            count += 1;
+            prev = v;
+        }
+        FeatureScan {
+            first,
+            last: prev,
+            best,
+        }
+    }
+}
+
+struct FeatureScan {
+    first: f64,
+    last: f64,
+    best: Option<(f64, f64)>,
 }
