@@ -93,6 +93,29 @@ impl Dataset {
         Self::new(x, y)
     }
 
+    /// The wire form used between the functions: `X.npy` immediately followed
+    /// by `y.npy` (numpy reads it with two `np.load` calls on one file).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = self.x_npy();
+        out.extend_from_slice(&self.y_npy());
+        out
+    }
+
+    /// Parses [`Dataset::to_bytes`] output, validating everything.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, DatasetError> {
+        let (x, y) = npy::split_first(bytes).map_err(|source| DatasetError::Npy {
+            what: "dataset",
+            source,
+        })?;
+        if y.is_empty() {
+            return Err(DatasetError::Npy {
+                what: "dataset",
+                source: NpyError::Data("the labels array after the features is missing".into()),
+            });
+        }
+        Self::from_npy(x, y)
+    }
+
     pub fn x(&self) -> &Array2<f64> {
         &self.x
     }

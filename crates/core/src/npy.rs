@@ -31,6 +31,10 @@ pub enum NpyError {
 
 struct HeaderInfo {
     descr: String,
+    /// Offset of the first data byte.
+    data_start: usize,
+    /// Data bytes the header claims (checked to be present).
+    data_len: usize,
 }
 
 /// Validates the header against the available bytes; returns the dtype string.
@@ -96,7 +100,11 @@ fn check_header(bytes: &[u8]) -> Result<HeaderInfo, NpyError> {
     if claimed > available as u128 {
         return Err(NpyError::Truncated { claimed, available });
     }
-    Ok(HeaderInfo { descr })
+    Ok(HeaderInfo {
+        descr,
+        data_start: end,
+        data_len: claimed as usize,
+    })
 }
 
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
@@ -117,6 +125,13 @@ fn read<T: ndarray_npy::ReadableElement>(bytes: &[u8]) -> Result<ArrayD<T>, NpyE
     })
 }
 
+/// Splits bytes holding one `.npy` array followed by more data into the
+/// array's bytes and the rest (numpy reads such files with repeated `np.load`).
+pub fn split_first(bytes: &[u8]) -> Result<(&[u8], &[u8]), NpyError> {
+    let info = check_header(bytes)?;
+    Ok(bytes.split_at(info.data_start + info.data_len))
+}
+
 /// A float64 array of any dimension.
 pub fn decode_f64(bytes: &[u8]) -> Result<ArrayD<f64>, NpyError> {
     let info = check_header(bytes)?;
@@ -126,12 +141,25 @@ pub fn decode_f64(bytes: &[u8]) -> Result<ArrayD<f64>, NpyError> {
             expected: "little-endian float64 ('<f8')",
         });
     }
-    read::<f64>(bytes)
+    read::<f64>(exact(bytes)?)
+}
+
+/// The array's own bytes: trailing data after it is an error.
+fn exact(bytes: &[u8]) -> Result<&[u8], NpyError> {
+    let (array, rest) = split_first(bytes)?;
+    if !rest.is_empty() {
+        return Err(NpyError::Data(format!(
+            "{} unexpected bytes after the array",
+            rest.len()
+        )));
+    }
+    Ok(array)
 }
 
 /// Labels stored as integers, booleans or floats, returned as f64.
 pub fn decode_labels(bytes: &[u8]) -> Result<ArrayD<f64>, NpyError> {
     let info = check_header(bytes)?;
+    let bytes = exact(bytes)?;
     Ok(match info.descr.as_str() {
         "<f8" => read::<f64>(bytes)?,
         "<f4" => read::<f32>(bytes)?.mapv(f64::from),

@@ -84,12 +84,51 @@ pub fn train_level0(
     x: ArrayView2<f64>,
     y: ArrayView1<f64>,
 ) -> Result<Level0Output, StackError> {
+    train_level0_threads(spec, x, y, 1)
+}
+
+/// [`train_level0`] with the five fold fits and the full fit spread over up
+/// to `threads` threads. The result is identical for any thread count.
+pub fn train_level0_threads(
+    spec: &ModelSpec,
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    threads: usize,
+) -> Result<Level0Output, StackError> {
     if spec.is_classifier() {
         return Err(StackError::Level0NotRegressor(spec.name()));
     }
     let folds = kfold(x.nrows(), N_FOLDS)?;
-    let oof = cross_val_predict(spec, x, y, &folds)?;
-    let model = spec.fit(x, y)?;
+    // Job k < N_FOLDS fits fold k and predicts its test rows; the last job is the full fit.
+    let job = |k: usize| -> Result<FoldJob, StackError> {
+        match folds.get(k) {
+            Some(fold) => {
+                let model = spec.fit(
+                    x.select(Axis(0), &fold.train).view(),
+                    y.select(Axis(0), &fold.train).view(),
+                )?;
+                Ok(FoldJob::Oof(
+                    model.predict(x.select(Axis(0), &fold.test).view())?,
+                ))
+            }
+            None => Ok(FoldJob::Full(Box::new(spec.fit(x, y)?))),
+        }
+    };
+    let results = run_jobs(folds.len() + 1, threads, job);
+    let mut oof = Array1::zeros(x.nrows());
+    let mut model = None;
+    for (k, r) in results.into_iter().enumerate() {
+        match (r?, folds.get(k)) {
+            (FoldJob::Oof(pred), Some(fold)) => {
+                for (&i, p) in fold.test.iter().zip(pred) {
+                    oof[i] = p;
+                }
+            }
+            (FoldJob::Full(m), _) => model = Some(*m),
+            (FoldJob::Oof(_), None) => {}
+        }
+    }
+    let model = model.ok_or(StackError::NoPredictions)?;
     let oof_auc = roc_auc(
         y.as_slice().unwrap_or(&y.to_vec()),
         oof.as_slice().unwrap_or(&oof.to_vec()),
@@ -99,6 +138,44 @@ pub fn train_level0(
         oof,
         oof_auc,
     })
+}
+
+enum FoldJob {
+    Oof(Array1<f64>),
+    Full(Box<FittedModel>),
+}
+
+/// Runs `job(0..n)` on up to `threads` scoped threads; results in job order.
+fn run_jobs<T: Send>(n: usize, threads: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    if threads <= 1 || n <= 1 {
+        return (0..n).map(job).collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads.min(n))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if k >= n {
+                            break mine;
+                        }
+                        mine.push((k, job(k)));
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    done.sort_by_key(|(k, _)| *k);
+    done.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Stacks prediction vectors as columns (n_samples x n_models), in the given order.

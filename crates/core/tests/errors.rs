@@ -278,3 +278,22 @@ fn schema_version_is_checked() {
         Err(DecodeError::Version { found: 99 })
     ));
 }
+
+#[test]
+fn dataset_wire_bytes_round_trip_and_reject_damage() {
+    let (x, y) = xy();
+    let ds = Dataset::new(x, y).unwrap();
+    let bytes = ds.to_bytes();
+    assert_eq!(Dataset::from_bytes(&bytes).unwrap(), ds);
+    // X alone: the labels are missing
+    assert!(Dataset::from_bytes(&ds.x_npy())
+        .unwrap_err()
+        .to_string()
+        .contains("labels"));
+    // cut inside y
+    assert!(Dataset::from_bytes(&bytes[..bytes.len() - 5]).is_err());
+    // trailing junk after y
+    let mut junk = bytes.clone();
+    junk.extend_from_slice(b"junk");
+    assert!(Dataset::from_bytes(&junk).is_err());
+}

@@ -273,3 +273,14 @@ fn logistic_spec_from_empty_params_is_the_default() {
         .unwrap();
     assert!(matches!(fitted.state, FittedState::Linear(_)));
 }
+
+#[test]
+fn parallel_folds_give_identical_results() {
+    let (x, y) = dataset();
+    for spec in default_level0() {
+        let one = stacking_core::stack::train_level0(&spec, x.view(), y.view()).unwrap();
+        let two = stacking_core::stack::train_level0_threads(&spec, x.view(), y.view(), 3).unwrap();
+        assert_eq!(one.oof, two.oof, "{}", spec.name());
+        assert_eq!(one.model, two.model, "{}", spec.name());
+    }
+}
