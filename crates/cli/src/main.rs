@@ -1,1 +1,96 @@
-fn main() {}
+//! `stacking`: one binary for every role of the stacking-training benchmark.
+//!
+//! `stacking driver | trainer | reducer | metatrainer` serve one function each
+//! (as the container image's entrypoint); `stacking run` runs all four here
+//! with an embedded store; `stacking check-config` validates a deployment's
+//! flags and environment.
+
+mod args;
+mod run;
+mod serve;
+mod setup;
+
+use anyhow::{bail, Result};
+use clap::Parser;
+use stacking_service::server::Role;
+use stacking_service::CommonSettings;
+
+use args::{Cli, Command};
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
+    Cli::try_parse_from(args::normalise_go_flags(argv))
+}
+
+/// Validates a role's flags and the environment exactly as serving would.
+fn check_config(role: &str, rest: Vec<String>) -> Result<()> {
+    let mut argv = vec!["stacking".to_string(), role.to_string()];
+    argv.extend(rest);
+    let cli = parse(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let settings = CommonSettings::from_env()?;
+    match cli.command {
+        Command::Driver(d) => {
+            setup::driver_from_args(&d, &settings)?;
+        }
+        Command::Trainer(_) | Command::Reducer(_) | Command::Metatrainer(_) => {
+            setup::context_from_env(&settings)?;
+        }
+        _ => bail!("check-config takes a role: driver, trainer, reducer or metatrainer"),
+    }
+    println!("{role}: configuration OK (TRANSFER_TYPE={})", settings.transfer.as_str());
+    Ok(())
+}
+
+async fn dispatch(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(args) => run::run(args).await,
+        Command::CheckConfig { role, args } => check_config(&role, args),
+        Command::Driver(d) => {
+            let settings = CommonSettings::from_env()?;
+            let driver = setup::driver_from_args(&d, &settings)?;
+            serve::serve_role(serve::driver_role(driver), &d.serve, &settings).await
+        }
+        Command::Trainer(s) => {
+            let settings = CommonSettings::from_env()?;
+            let ctx = setup::context_from_env(&settings)?;
+            serve::serve_role(Role::Trainer(ctx), &s, &settings).await
+        }
+        Command::Reducer(s) => {
+            let settings = CommonSettings::from_env()?;
+            let ctx = setup::context_from_env(&settings)?;
+            serve::serve_role(Role::Reducer(ctx), &s, &settings).await
+        }
+        Command::Metatrainer(s) => {
+            let settings = CommonSettings::from_env()?;
+            let ctx = setup::context_from_env(&settings)?;
+            serve::serve_role(Role::Metatrainer(ctx), &s, &settings).await
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = match parse(std::env::args().collect()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    init_logging(if matches!(cli.command, Command::Run(_)) { "warn" } else { "info" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -62,11 +62,12 @@ pub enum ConfigError {
     Stack(String),
 }
 
-/// A validated model specification, ready to fit.
+/// A validated model specification, ready to fit. Serialised as its
+/// scikit-learn-style JSON form (`{"model": NAME, "params": {...}}`), and
+/// validated again when deserialised.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "model", content = "params")]
+#[serde(try_from = "Value", into = "Value")]
 pub enum ModelSpec {
-    #[serde(rename = "LinearSVR")]
     LinearSvr(LinearSvrParams),
     Lasso(LassoParams),
     LinearRegression(LinearRegressionParams),
@@ -147,9 +148,59 @@ impl ModelSpec {
         matches!(self, Self::LogisticRegression(_))
     }
 
-    /// The spec as the JSON form it was parsed from (with every default filled in).
+    /// The spec in the JSON form it is parsed from, every default filled in,
+    /// with scikit-learn's parameter names and values.
     pub fn to_json(&self) -> Value {
-        serde_json::to_value(self).unwrap_or(Value::Null)
+        use serde_json::json;
+        let params = match self {
+            Self::LinearSvr(p) => json!({
+                "epsilon": p.epsilon, "C": p.c, "tol": p.tol,
+                "loss": match p.loss {
+                    SvrLoss::EpsilonInsensitive => "epsilon_insensitive",
+                    SvrLoss::SquaredEpsilonInsensitive => "squared_epsilon_insensitive",
+                },
+                "fit_intercept": p.fit_intercept, "intercept_scaling": p.intercept_scaling,
+                "max_iter": p.max_iter, "random_state": p.random_state,
+            }),
+            Self::Lasso(p) => json!({
+                "alpha": p.alpha, "fit_intercept": p.fit_intercept, "max_iter": p.max_iter, "tol": p.tol,
+            }),
+            Self::LinearRegression(p) => json!({"fit_intercept": p.fit_intercept}),
+            Self::RandomForestRegressor(p) => json!({
+                "n_estimators": p.n_estimators, "max_depth": p.max_depth,
+                "min_samples_split": p.min_samples_split, "min_samples_leaf": p.min_samples_leaf,
+                "max_features": match p.max_features {
+                    MaxFeatures::All => Value::Null,
+                    MaxFeatures::Sqrt => json!("sqrt"),
+                    MaxFeatures::Log2 => json!("log2"),
+                    MaxFeatures::Fraction(f) => json!(f),
+                    MaxFeatures::Count(k) => json!(k),
+                },
+                "bootstrap": p.bootstrap, "random_state": p.random_state,
+            }),
+            Self::KNeighborsRegressor(p) => json!({
+                "n_neighbors": p.n_neighbors,
+                "weights": match p.weights { KnnWeights::Uniform => "uniform", KnnWeights::Distance => "distance" },
+            }),
+            Self::LogisticRegression(p) => json!({
+                "C": p.c, "fit_intercept": p.fit_intercept, "tol": p.tol, "max_iter": p.max_iter,
+            }),
+        };
+        json!({"model": self.name(), "params": params})
+    }
+}
+
+impl From<ModelSpec> for Value {
+    fn from(spec: ModelSpec) -> Self {
+        spec.to_json()
+    }
+}
+
+impl TryFrom<Value> for ModelSpec {
+    type Error = ConfigError;
+
+    fn try_from(value: Value) -> Result<Self, Self::Error> {
+        Self::from_value(&value)
     }
 }
 
@@ -754,6 +805,27 @@ mod tests {
                 assert_eq!(p.random_state, 42);
             }
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn json_form_round_trips() {
+        let specs = [
+            r#"{"model": "LinearSVR", "params": {"loss": "squared_epsilon_insensitive", "epsilon": 0.2}}"#,
+            r#"{"model": "Lasso", "params": {"alpha": 0.3, "fit_intercept": false}}"#,
+            r#"{"model": "LinearRegression"}"#,
+            r#"{"model": "RandomForestRegressor", "params": {"max_features": "sqrt", "max_depth": 3}}"#,
+            r#"{"model": "RandomForestRegressor", "params": {"max_features": 0.5}}"#,
+            r#"{"model": "RandomForestRegressor", "params": {"max_features": 7, "bootstrap": false}}"#,
+            r#"{"model": "KNeighborsRegressor", "params": {"weights": "distance"}}"#,
+            r#"{"model": "LogisticRegression", "params": {"C": 0.5}}"#,
+        ];
+        for s in specs {
+            let spec = parse(s).unwrap();
+            assert_eq!(ModelSpec::from_value(&spec.to_json()).unwrap(), spec, "{s}");
+        }
+        for spec in default_level0() {
+            assert_eq!(ModelSpec::from_value(&spec.to_json()).unwrap(), spec);
         }
     }
 

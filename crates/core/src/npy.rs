@@ -270,3 +270,35 @@ mod tests {
         assert!(err.to_string().contains("<i8"), "{err}");
     }
 }
+
+/// Serde adapter that stores a 2-d float64 array as `.npy` bytes (a
+/// MessagePack `bin`), so large arrays inside models encode and decode at
+/// memory speed and read in Python with `np.load(io.BytesIO(b))`.
+pub mod serde_2d {
+    use ndarray::Array2;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(a: &Array2<f64>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&super::encode_f64_2d(a))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Array2<f64>, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        super::decode_f64_2d(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// [`serde_2d`] for 1-d float64 arrays.
+pub mod serde_1d {
+    use ndarray::Array1;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(a: &Array1<f64>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&super::encode_f64_1d(a))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Array1<f64>, D::Error> {
+        let bytes = serde_bytes::ByteBuf::deserialize(d)?;
+        super::decode_f64_1d(&bytes).map_err(serde::de::Error::custom)
+    }
+}

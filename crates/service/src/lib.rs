@@ -1,1 +1,27 @@
+//! # stacking-service
+//!
+//! The four functions of the stacking-training benchmark as gRPC services,
+//! wire-compatible with the original (`proto/`).
+//!
+//! - [`steps`]: what the trainer, reducer and metatrainer do, on the
+//!   protocol's messages; the gRPC services ([`services`]) only adapt tonic's
+//!   request and status types around them.
+//! - [`driver`]: the entry point (`helloworld.Greeter/SayHello`) that
+//!   orchestrates one run over gRPC.
+//! - [`server`]: serving a role with health, reflection, message limits and
+//!   graceful shutdown.
+//! - [`context`], [`settings`], [`error`]: transfer (inline bytes or object
+//!   store), run-scoped keys, environment settings and status codes.
 
+pub mod context;
+pub mod driver;
+pub mod error;
+pub mod local;
+pub mod pb;
+pub mod server;
+pub mod services;
+pub mod settings;
+pub mod steps;
+
+pub use context::Context;
+pub use settings::{CommonSettings, Transfer};

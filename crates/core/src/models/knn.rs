@@ -38,9 +38,12 @@ impl Default for KnnParams {
 pub struct Neighbours {
     pub n_neighbors: usize,
     pub weights: KnnWeights,
-    /// Training rows, `n_train x n_features`.
+    /// Training rows, `n_train x n_features`, stored as `.npy` bytes.
+    #[serde(with = "crate::npy::serde_2d")]
     pub x: Array2<f64>,
-    pub y: Vec<f64>,
+    /// Training targets, stored as `.npy` bytes.
+    #[serde(with = "crate::npy::serde_1d")]
+    pub y: Array1<f64>,
 }
 
 impl KnnParams {
@@ -55,7 +58,7 @@ impl KnnParams {
             n_neighbors: self.n_neighbors,
             weights: self.weights,
             x: x.to_owned(),
-            y: y.to_vec(),
+            y: y.to_owned(),
         })
     }
 }

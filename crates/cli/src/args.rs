@@ -1,0 +1,204 @@
+//! Command-line arguments. The original's Go/Python-style flags keep working:
+//! `-tAddr host:port`, `-sp=50051` and `--tAddr=...` are all accepted.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Rewrites single-dash long flags (`-tAddr`, `-sp=1`) to clap's `--tAddr`.
+pub fn normalise_go_flags(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let single_dash_long = i > 0
+                && a.starts_with('-')
+                && !a.starts_with("--")
+                && a.len() > 2
+                && a[1..2].chars().all(|c| c.is_ascii_alphabetic());
+            if single_dash_long {
+                format!("-{a}")
+            } else {
+                a
+            }
+        })
+        .collect()
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stacking",
+    version,
+    about = "The stacking-training serverless benchmark: a two-layer ensemble trained by four gRPC functions",
+    after_help = "Environment (as in the original benchmark):\n  \
+TRANSFER_TYPE        INLINE (default) or S3; XDT is refused\n  \
+BUCKET_NAME          S3 bucket (default vhive-stacking)\n  \
+AWS_ACCESS_KEY, AWS_SECRET_KEY, AWS_REGION   S3 credentials and region\n  \
+AWS_ENDPOINT_URL     S3-compatible server, e.g. http://127.0.0.1:9000\n  \
+TrainersNum          number of trainers (driver; overrides -trainersNum)\n  \
+CONCURRENT_TRAINING  true: call all trainers at once (driver)\n  \
+ENABLE_TRACING       true/false\n  \
+MAX_SERVER_THREADS   requests computed at once per function (default: CPU count)\n  \
+GRPC_MAX_MESSAGE_MB  largest gRPC message (default 256)\n  \
+KEEP_OBJECTS         true: keep a run's stored objects (driver)\n  \
+RUST_LOG             log filter (default info)"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The entry point: serves helloworld.Greeter/SayHello and runs the workflow per call.
+    Driver(DriverArgs),
+    /// Fits one level-0 model per Train call.
+    Trainer(ServeArgs),
+    /// Gathers models and predictions into the meta features.
+    Reducer(ServeArgs),
+    /// Fits the meta model and stores the full two-layer model.
+    Metatrainer(ServeArgs),
+    /// Runs the whole workflow here: four gRPC servers on loopback, an embedded store, one SayHello.
+    Run(RunArgs),
+    /// Checks a configuration (flags and environment) and exits: 0 if valid.
+    CheckConfig {
+        /// The role whose configuration to check.
+        role: String,
+        /// The role's flags, as they would be passed.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+}
+
+/// Flags every served function takes.
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Port to serve gRPC on.
+    #[arg(long = "sp", default_value_t = 50051)]
+    pub sp: u16,
+    /// Address to bind.
+    #[arg(long = "host", default_value = "0.0.0.0")]
+    pub host: String,
+    /// Zipkin span collector URL.
+    #[arg(long = "zipkin", default_value = "http://zipkin.istio-system.svc.cluster.local:9411/api/v2/spans")]
+    pub zipkin: String,
+}
+
+/// Where the dataset comes from and what models to stack.
+#[derive(Debug, Args, Clone)]
+pub struct DataArgs {
+    /// Features as a 2-d float64 .npy file (with --labels) instead of the generated dataset.
+    #[arg(long = "features", requires = "labels")]
+    pub features: Option<PathBuf>,
+    /// Labels (0/1) as a 1-d .npy file.
+    #[arg(long = "labels", requires = "features")]
+    pub labels: Option<PathBuf>,
+    /// Rows of the generated dataset.
+    #[arg(long = "n-samples", default_value_t = 300)]
+    pub n_samples: usize,
+    /// Columns of the generated dataset.
+    #[arg(long = "n-features", default_value_t = 1024)]
+    pub n_features: usize,
+    /// Seed of the generated dataset (scikit-learn's random_state).
+    #[arg(long = "seed", default_value_t = 42)]
+    pub seed: u32,
+    /// JSON {"models": [...], "meta_model": {...}} replacing the default models.
+    #[arg(long = "models")]
+    pub models: Option<PathBuf>,
+    /// Keep each run's stored objects instead of deleting them.
+    #[arg(long = "keep-objects", env = "KEEP_OBJECTS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    pub keep_objects: bool,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct DriverArgs {
+    #[command(flatten)]
+    pub serve: ServeArgs,
+    /// Trainer address.
+    #[arg(long = "tAddr", default_value = "trainer.default.svc.cluster.local:80")]
+    pub t_addr: String,
+    /// Reducer address.
+    #[arg(long = "rAddr", default_value = "reducer.default.svc.cluster.local:80")]
+    pub r_addr: String,
+    /// Metatrainer address.
+    #[arg(long = "mAddr", default_value = "metatrainer.default.svc.cluster.local:80")]
+    pub m_addr: String,
+    /// Number of trainers (the TrainersNum environment variable overrides it).
+    #[arg(long = "trainersNum", default_value_t = 4)]
+    pub trainers_num: usize,
+    /// Accepted for compatibility with the original; no effect.
+    #[arg(long = "dockerCompose", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub docker_compose: Option<bool>,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TransferArg {
+    Inline,
+    S3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreArg {
+    /// In-process store (no external service).
+    Memory,
+    /// The S3-API server from AWS_ENDPOINT_URL / BUCKET_NAME / AWS_* credentials.
+    S3,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct RunArgs {
+    /// Number of trainers.
+    #[arg(long = "trainers", default_value_t = 4)]
+    pub trainers: usize,
+    /// Call all trainers at once.
+    #[arg(long = "concurrent")]
+    pub concurrent: bool,
+    /// How data moves between the functions.
+    #[arg(long = "transfer", value_enum, default_value_t = TransferArg::S3)]
+    pub transfer: TransferArg,
+    /// The object store used with --transfer s3.
+    #[arg(long = "store", value_enum, default_value_t = StoreArg::Memory)]
+    pub store: StoreArg,
+    /// How many SayHello calls to make, one after another.
+    #[arg(long = "invocations", default_value_t = 1)]
+    pub invocations: usize,
+    /// Print the reports as JSON (one object per line) instead of tables.
+    #[arg(long = "json")]
+    pub json: bool,
+    #[command(flatten)]
+    pub data: DataArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        let v = normalise_go_flags(args.iter().map(|s| s.to_string()));
+        Cli::try_parse_from(v).unwrap()
+    }
+
+    #[test]
+    fn original_flag_spellings() {
+        let cli = parse(&["stacking", "driver", "-tAddr", "t:1", "-rAddr=r:2", "--mAddr=m:3", "-sp=6000", "-trainersNum", "16", "-dockerCompose"]);
+        match cli.command {
+            Command::Driver(d) => {
+                assert_eq!(d.t_addr, "t:1");
+                assert_eq!(d.r_addr, "r:2");
+                assert_eq!(d.m_addr, "m:3");
+                assert_eq!(d.serve.sp, 6000);
+                assert_eq!(d.trainers_num, 16);
+                assert_eq!(d.docker_compose, Some(true));
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = parse(&["stacking", "trainer", "-sp", "7000", "-zipkin", "http://z:9411/api/v2/spans"]);
+        assert!(matches!(cli.command, Command::Trainer(ServeArgs { sp: 7000, .. })));
+    }
+
+    #[test]
+    fn negative_numbers_and_short_flags_are_left_alone() {
+        assert_eq!(normalise_go_flags(["x", "-h", "-5", "--a"].map(String::from)), vec!["x", "-h", "-5", "--a"]);
+    }
+}

@@ -1,0 +1,155 @@
+//! What every function's steps need: where data goes, and where compute runs.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use stacking_storage::BlobStore;
+use tokio::sync::Semaphore;
+
+use crate::error::StepError;
+use crate::settings::Transfer;
+
+/// Shared state of one function process.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Where stored payloads live (required for `Transfer::S3`, optional otherwise).
+    pub store: Option<Arc<dyn BlobStore>>,
+    /// How this function hands its results on.
+    pub transfer: Transfer,
+    compute: Arc<Semaphore>,
+    threads_per_job: usize,
+}
+
+/// A result handed on: inline bytes or a key (the other one empty).
+#[derive(Debug)]
+pub struct Emitted {
+    pub inline: Bytes,
+    pub key: String,
+    pub written: u64,
+}
+
+/// Bytes a step moved through the store.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Moved {
+    pub read: u64,
+    pub written: u64,
+}
+
+impl Context {
+    /// `max_jobs` CPU-bound requests run at once (`MAX_SERVER_THREADS`);
+    /// each may use `threads_per_job` threads for its fold fits.
+    pub fn new(store: Option<Arc<dyn BlobStore>>, transfer: Transfer, max_jobs: usize, threads_per_job: usize) -> Self {
+        Self {
+            store,
+            transfer,
+            compute: Arc::new(Semaphore::new(max_jobs.max(1))),
+            threads_per_job: threads_per_job.max(1),
+        }
+    }
+
+    pub fn threads_per_job(&self) -> usize {
+        self.threads_per_job
+    }
+
+    fn store(&self) -> Result<&Arc<dyn BlobStore>, StepError> {
+        self.store.as_ref().ok_or_else(|| {
+            StepError::bad("a key was given but this function has no object store (TRANSFER_TYPE=INLINE); send the bytes inline or run with TRANSFER_TYPE=S3")
+        })
+    }
+
+    /// The payload from its inline bytes if present, else from the store by key.
+    pub async fn fetch(&self, inline: &Bytes, key: &str, what: &str, moved: &mut Moved) -> Result<Bytes, StepError> {
+        if !inline.is_empty() {
+            return Ok(inline.clone());
+        }
+        if key.is_empty() {
+            return Err(StepError::bad(format!("no {what}: both the inline bytes and the key are empty")));
+        }
+        let data = self.store()?.get(key).await?;
+        moved.read += data.len() as u64;
+        Ok(data)
+    }
+
+    /// Hands a result on: stored under `key` for S3 transfer, else inline.
+    pub async fn emit(&self, key: String, data: Bytes) -> Result<Emitted, StepError> {
+        match self.transfer {
+            Transfer::Inline => Ok(Emitted {
+                inline: data,
+                key: String::new(),
+                written: 0,
+            }),
+            Transfer::S3 => {
+                let written = data.len() as u64;
+                self.store()?.put(&key, data).await?;
+                Ok(Emitted {
+                    inline: Bytes::new(),
+                    key,
+                    written,
+                })
+            }
+        }
+    }
+
+    /// Runs CPU-bound work off the async runtime, at most `max_jobs` at once.
+    pub async fn compute<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, StepError> + Send + 'static,
+    ) -> Result<T, StepError> {
+        let _permit = self
+            .compute
+            .acquire()
+            .await
+            .map_err(|_| StepError::Internal("compute pool closed".into()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| StepError::Internal(format!("compute task failed: {e}")))?
+    }
+}
+
+/// Object keys of one invocation. With a run id every key lives under
+/// `<run_id>/`, so concurrent invocations never touch each other's objects;
+/// without one (an original driver calling us) keys are the original's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunScope {
+    prefix: String,
+}
+
+impl RunScope {
+    /// From the request's run id, else the directory of a key it names.
+    pub fn new(run_id: &str, related_key: &str) -> Result<Self, StepError> {
+        let prefix = if !run_id.is_empty() {
+            check_segment("run_id", run_id)?;
+            format!("{run_id}/")
+        } else {
+            match related_key.rfind('/') {
+                Some(i) => related_key[..=i].to_string(),
+                None => String::new(),
+            }
+        };
+        Ok(Self { prefix })
+    }
+
+    pub fn key(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}
+
+/// Ids that become part of object keys: 1..=128 of `[A-Za-z0-9._-]`.
+pub fn check_segment(what: &str, id: &str) -> Result<(), StepError> {
+    let ok = !id.is_empty()
+        && id.len() <= 128
+        && id != "."
+        && id != ".."
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StepError::bad(format!(
+            "{what} {id:?} is not allowed: use 1 to 128 letters, digits, '.', '_' or '-'"
+        )))
+    }
+}

@@ -1,0 +1,72 @@
+//! Step errors and their gRPC status codes. Every message names the problem;
+//! the service answers the next request as usual.
+
+use stacking_core::serial::DecodeError;
+use stacking_core::{ConfigError, DatasetError, StackError};
+use stacking_storage::StorageError;
+use thiserror::Error;
+use tonic::{Code, Status};
+
+#[derive(Debug, Error)]
+pub enum StepError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("model_config: {0}")]
+    Config(#[from] ConfigError),
+    #[error("{what}: {source}")]
+    Dataset {
+        what: &'static str,
+        #[source]
+        source: DatasetError,
+    },
+    #[error("{what}: {source}")]
+    Decode {
+        what: String,
+        #[source]
+        source: DecodeError,
+    },
+    #[error("{0}")]
+    Stack(#[from] StackError),
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    #[error("{context}: {status}")]
+    Downstream { context: String, status: Status },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl StepError {
+    pub fn bad(msg: impl Into<String>) -> Self {
+        StepError::BadRequest(msg.into())
+    }
+
+    pub fn code(&self) -> Code {
+        match self {
+            StepError::BadRequest(_)
+            | StepError::Config(_)
+            | StepError::Dataset { .. }
+            | StepError::Decode { .. }
+            | StepError::Stack(_) => Code::InvalidArgument,
+            StepError::Storage(e) => match e {
+                StorageError::NotFound { .. } => Code::NotFound,
+                StorageError::InvalidKey { .. } => Code::InvalidArgument,
+                StorageError::Unavailable { .. } => Code::Unavailable,
+                StorageError::PermissionDenied { .. } => Code::PermissionDenied,
+                StorageError::Config(_) => Code::FailedPrecondition,
+            },
+            StepError::Downstream { status, .. } => status.code(),
+            StepError::Internal(_) => Code::Internal,
+        }
+    }
+}
+
+impl From<StepError> for Status {
+    fn from(e: StepError) -> Self {
+        let code = e.code();
+        let message = match &e {
+            StepError::Downstream { context, status } => format!("{context}: {}", status.message()),
+            other => other.to_string(),
+        };
+        Status::new(code, message)
+    }
+}

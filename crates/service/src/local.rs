@@ -1,0 +1,153 @@
+//! All four functions in one process, each a real gRPC server on its own
+//! loopback port, sharing one store: what `stacking run` and the end-to-end
+//! tests start.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use stacking_core::{Dataset, StackConfig};
+use stacking_storage::BlobStore;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+use crate::driver::{Driver, DriverConfig};
+use crate::error::StepError;
+use crate::pb::helloworld::greeter_client::GreeterClient;
+use crate::pb::helloworld::{HelloReply, HelloRequest};
+use crate::server::{serve, Role, ServeError};
+use crate::settings::{Transfer, DEFAULT_CALL_TIMEOUT};
+use crate::Context;
+
+/// How to start a local stack.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    pub transfer: Transfer,
+    /// The shared store (required for `Transfer::S3`).
+    pub store: Option<Arc<dyn BlobStore>>,
+    pub trainers: usize,
+    pub concurrent: bool,
+    pub keep_objects: bool,
+    pub stack: StackConfig,
+    pub dataset: Dataset,
+    pub max_message_bytes: usize,
+    /// Requests each function computes at once.
+    pub max_jobs: usize,
+    /// Threads one request may use.
+    pub threads_per_job: usize,
+}
+
+/// A running local stack. Stop it with [`LocalStack::stop`].
+pub struct LocalStack {
+    pub driver: SocketAddr,
+    pub trainer: SocketAddr,
+    pub reducer: SocketAddr,
+    pub metatrainer: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<Result<(), ServeError>>>,
+    client: GreeterClient<Channel>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    #[error("binding a loopback port: {0}")]
+    Bind(#[from] std::io::Error),
+    #[error("{0}")]
+    Setup(#[from] StepError),
+    #[error("connecting to the driver: {0}")]
+    Connect(#[from] tonic::transport::Error),
+}
+
+async fn loopback() -> std::io::Result<(TcpListener, SocketAddr)> {
+    let l = TcpListener::bind("127.0.0.1:0").await?;
+    let a = l.local_addr()?;
+    Ok((l, a))
+}
+
+impl LocalStack {
+    pub async fn start(opts: LocalOptions) -> Result<Self, LocalError> {
+        let (stop, stopped) = watch::channel(false);
+        let ctx = || Context::new(opts.store.clone(), opts.transfer, opts.max_jobs, opts.threads_per_job);
+        let (tl, trainer) = loopback().await?;
+        let (rl, reducer) = loopback().await?;
+        let (ml, metatrainer) = loopback().await?;
+        let (dl, driver) = loopback().await?;
+        let n = opts.dataset.n_samples();
+        let driver_state = Driver::new(
+            DriverConfig {
+                trainer_addr: trainer.to_string(),
+                reducer_addr: reducer.to_string(),
+                metatrainer_addr: metatrainer.to_string(),
+                trainers: opts.trainers,
+                concurrent: opts.concurrent,
+                keep_objects: opts.keep_objects,
+                stack: opts.stack.clone(),
+                call_timeout: DEFAULT_CALL_TIMEOUT,
+                max_message_bytes: opts.max_message_bytes,
+            },
+            ctx(),
+            Bytes::from(opts.dataset.to_bytes()),
+            n,
+        )?;
+        let roles = [
+            (tl, Role::Trainer(ctx())),
+            (rl, Role::Reducer(ctx())),
+            (ml, Role::Metatrainer(ctx())),
+            (dl, Role::Driver(Arc::new(driver_state))),
+        ];
+        let tasks = roles
+            .into_iter()
+            .map(|(listener, role)| {
+                let mut stopped = stopped.clone();
+                let limit = opts.max_message_bytes;
+                tokio::spawn(async move {
+                    serve(listener, role, limit, async move {
+                        let _ = stopped.wait_for(|s| *s).await;
+                    })
+                    .await
+                })
+            })
+            .collect();
+        let channel = tonic::transport::Endpoint::from_shared(format!("http://{driver}"))
+            .map_err(|e| StepError::Internal(e.to_string()))?
+            .connect_timeout(Duration::from_secs(3))
+            .tcp_nodelay(true)
+            .connect()
+            .await?;
+        let client = GreeterClient::new(channel)
+            .max_decoding_message_size(opts.max_message_bytes)
+            .max_encoding_message_size(opts.max_message_bytes);
+        Ok(Self {
+            driver,
+            trainer,
+            reducer,
+            metatrainer,
+            stop,
+            tasks,
+            client,
+        })
+    }
+
+    /// One `helloworld.Greeter/SayHello` call to the driver, over gRPC.
+    pub async fn say_hello(&self) -> Result<HelloReply, tonic::Status> {
+        let mut client = self.client.clone();
+        Ok(client
+            .say_hello(HelloRequest {
+                name: "stacking run".into(),
+            })
+            .await?
+            .into_inner())
+    }
+
+    /// Graceful shutdown of all four servers.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        drop(self.client);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Serving one role: the role's service plus the standard health service and
+//! server reflection (v1 and v1alpha), message-size limits, and graceful
+//! shutdown when `shutdown` resolves (SIGTERM/ctrl-c in the binary).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
+
+use crate::driver::{Driver, DriverService};
+use crate::pb::helloworld::greeter_server::GreeterServer;
+use crate::pb::stacking::metatrainer_server::MetatrainerServer;
+use crate::pb::stacking::reducer_server::ReducerServer;
+use crate::pb::stacking::trainer_server::TrainerServer;
+use crate::pb::FILE_DESCRIPTOR_SET;
+use crate::services::{MetatrainerService, ReducerService, TrainerService};
+use crate::Context;
+
+/// Which function a process serves.
+#[derive(Debug, Clone)]
+pub enum Role {
+    Driver(Arc<Driver>),
+    Trainer(Context),
+    Reducer(Context),
+    Metatrainer(Context),
+}
+
+impl Role {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Role::Driver(_) => "driver",
+            Role::Trainer(_) => "trainer",
+            Role::Reducer(_) => "reducer",
+            Role::Metatrainer(_) => "metatrainer",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves `role` on `listener` until `shutdown` completes, then drains
+/// in-flight requests and returns.
+pub async fn serve(
+    listener: TcpListener,
+    role: Role,
+    max_message_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
+    let mut builder = Server::builder().tcp_nodelay(true);
+    let router = builder
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    let limit = max_message_bytes;
+    let router = match role {
+        Role::Driver(driver) => {
+            health.set_serving::<GreeterServer<DriverService>>().await;
+            router.add_service(
+                GreeterServer::new(DriverService(driver))
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit),
+            )
+        }
+        Role::Trainer(ctx) => {
+            health.set_serving::<TrainerServer<TrainerService>>().await;
+            router.add_service(
+                TrainerServer::new(TrainerService(ctx))
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit),
+            )
+        }
+        Role::Reducer(ctx) => {
+            health.set_serving::<ReducerServer<ReducerService>>().await;
+            router.add_service(
+                ReducerServer::new(ReducerService(ctx))
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit),
+            )
+        }
+        Role::Metatrainer(ctx) => {
+            health.set_serving::<MetatrainerServer<MetatrainerService>>().await;
+            router.add_service(
+                MetatrainerServer::new(MetatrainerService(ctx))
+                    .max_decoding_message_size(limit)
+                    .max_encoding_message_size(limit),
+            )
+        }
+    };
+    router
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
+        .await?;
+    Ok(())
+}

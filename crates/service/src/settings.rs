@@ -1,0 +1,152 @@
+//! Settings shared by the four functions, read from the environment variables
+//! the original benchmark uses. A bad value names the variable and the
+//! allowed values.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq)]
+pub enum SettingsError {
+    #[error("{var}={value:?} is not allowed; allowed values: {allowed}")]
+    Invalid {
+        var: &'static str,
+        value: String,
+        allowed: &'static str,
+    },
+    #[error("TRANSFER_TYPE=XDT is not supported by this implementation (XDT is vHive's own data-transfer layer); use TRANSFER_TYPE=INLINE or TRANSFER_TYPE=S3")]
+    XdtUnsupported,
+}
+
+/// How data travels between the functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transfer {
+    /// In the gRPC messages' bytes fields.
+    Inline,
+    /// Through the object store; messages carry keys.
+    S3,
+}
+
+impl Transfer {
+    pub fn parse(var: &'static str, value: &str) -> Result<Self, SettingsError> {
+        match value.trim().to_ascii_uppercase().as_str() {
+            "INLINE" | "" => Ok(Transfer::Inline),
+            "S3" => Ok(Transfer::S3),
+            "XDT" => Err(SettingsError::XdtUnsupported),
+            _ => Err(SettingsError::Invalid {
+                var,
+                value: value.into(),
+                allowed: "INLINE (default), S3",
+            }),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transfer::Inline => "INLINE",
+            Transfer::S3 => "S3",
+        }
+    }
+}
+
+/// `true`/`false` the way the original's environment toggles are written.
+pub fn parse_bool(var: &'static str, value: &str) -> Result<bool, SettingsError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(SettingsError::Invalid {
+            var,
+            value: value.into(),
+            allowed: "true, false (also 1/0, yes/no, on/off)",
+        }),
+    }
+}
+
+pub fn parse_positive(var: &'static str, value: &str) -> Result<usize, SettingsError> {
+    value.trim().parse::<usize>().ok().filter(|&n| n > 0).ok_or(SettingsError::Invalid {
+        var,
+        value: value.into(),
+        allowed: "a whole number >= 1",
+    })
+}
+
+/// Environment-derived settings common to every function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommonSettings {
+    pub transfer: Transfer,
+    /// `MAX_SERVER_THREADS`: requests computed at once (default: CPU count).
+    pub max_server_threads: usize,
+    /// `GRPC_MAX_MESSAGE_MB`: largest gRPC message accepted or sent (default 256).
+    pub max_message_bytes: usize,
+    /// `ENABLE_TRACING`.
+    pub tracing: bool,
+}
+
+pub const DEFAULT_MAX_MESSAGE_MB: usize = 256;
+
+impl CommonSettings {
+    /// Reads the settings through `get` (the process environment in production).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let transfer = match get("TRANSFER_TYPE") {
+            Some(v) => Transfer::parse("TRANSFER_TYPE", &v)?,
+            None => Transfer::Inline,
+        };
+        let max_server_threads = match get("MAX_SERVER_THREADS") {
+            Some(v) => parse_positive("MAX_SERVER_THREADS", &v)?,
+            None => std::thread::available_parallelism().map_or(2, |n| n.get()),
+        };
+        let max_message_bytes = match get("GRPC_MAX_MESSAGE_MB") {
+            Some(v) => parse_positive("GRPC_MAX_MESSAGE_MB", &v)?,
+            None => DEFAULT_MAX_MESSAGE_MB,
+        }
+        .saturating_mul(1 << 20);
+        let tracing = match get("ENABLE_TRACING") {
+            Some(v) => parse_bool("ENABLE_TRACING", &v)?,
+            None => false,
+        };
+        Ok(Self {
+            transfer,
+            max_server_threads,
+            max_message_bytes,
+            tracing,
+        })
+    }
+
+    pub fn from_env() -> Result<Self, SettingsError> {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+}
+
+/// How long the driver waits for one downstream call before giving up.
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + '_ {
+        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    }
+
+    #[test]
+    fn defaults() {
+        let s = CommonSettings::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(s.transfer, Transfer::Inline);
+        assert_eq!(s.max_message_bytes, 256 << 20);
+        assert!(!s.tracing);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable_and_allowed_values() {
+        let e = CommonSettings::from_lookup(lookup(&[("TRANSFER_TYPE", "FTP")])).unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("TRANSFER_TYPE") && msg.contains("INLINE") && msg.contains("S3"), "{msg}");
+        let e = CommonSettings::from_lookup(lookup(&[("TRANSFER_TYPE", "xdt")])).unwrap_err();
+        assert_eq!(e, SettingsError::XdtUnsupported);
+        assert!(e.to_string().contains("use TRANSFER_TYPE=INLINE or TRANSFER_TYPE=S3"));
+        let e = CommonSettings::from_lookup(lookup(&[("MAX_SERVER_THREADS", "0")])).unwrap_err();
+        assert!(e.to_string().contains("MAX_SERVER_THREADS"));
+        let e = CommonSettings::from_lookup(lookup(&[("ENABLE_TRACING", "maybe")])).unwrap_err();
+        assert!(e.to_string().contains("ENABLE_TRACING"));
+    }
+}

@@ -1,0 +1,220 @@
+//! The three worker steps, shared by the gRPC services and therefore by the
+//! embedded `stacking run`: fetch inputs (inline or from the store), compute
+//! with the ML core on the blocking pool, hand results on.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use stacking_core::config::default_meta;
+use stacking_core::stack::{meta_features, train_level0_threads, train_level1};
+use stacking_core::{npy, serial, Dataset, FullModel, ModelSpec};
+
+use crate::context::{check_segment, Context, Moved, RunScope};
+use crate::error::StepError;
+use crate::pb::stacking::{
+    MetaTrainReply, MetaTrainRequest, ReduceReply, ReduceRequest, StepStats, TrainReply, TrainRequest,
+};
+
+fn stats(start: Instant, compute_us: u64, moved: Moved) -> Option<StepStats> {
+    Some(StepStats {
+        compute_us,
+        storage_read_bytes: moved.read,
+        storage_written_bytes: moved.written,
+        total_us: start.elapsed().as_micros() as u64,
+    })
+}
+
+fn parse_dataset(bytes: &[u8]) -> Result<Dataset, StepError> {
+    Dataset::from_bytes(bytes).map_err(|source| StepError::Dataset {
+        what: "dataset",
+        source,
+    })
+}
+
+fn micros_since(t: Instant) -> u64 {
+    t.elapsed().as_micros() as u64
+}
+
+/// `Trainer.Train`: out-of-fold predictions and a full fit of one level-0 model.
+pub async fn train(ctx: &Context, req: TrainRequest) -> Result<TrainReply, StepError> {
+    let start = Instant::now();
+    let mut moved = Moved::default();
+    check_segment("trainer_id", &req.trainer_id)?;
+    if req.model_config.is_empty() {
+        return Err(StepError::bad(
+            "model_config is empty: expected JSON {\"model\": NAME, \"params\": {...}}",
+        ));
+    }
+    let spec = ModelSpec::from_json_bytes(&req.model_config)?;
+    if spec.is_classifier() {
+        return Err(StepError::bad(format!(
+            "model_config: trainers fit level-0 regressors; {} is the meta model",
+            spec.name()
+        )));
+    }
+    let name = spec.name();
+    let scope = RunScope::new(&req.run_id, &req.dataset_key)?;
+    let data = ctx.fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved).await?;
+    let threads = ctx.threads_per_job();
+    let (model_bytes, pred_bytes, oof_auc, compute_us) = ctx
+        .compute(move || {
+            let t = Instant::now();
+            let ds = parse_dataset(&data)?;
+            let out = train_level0_threads(&spec, ds.x().view(), ds.y().view(), threads)?;
+            let model = Bytes::from(serial::encode_model(&out.model));
+            let preds = Bytes::from(npy::encode_f64_1d(&out.oof));
+            Ok((model, preds, out.oof_auc, micros_since(t)))
+        })
+        .await?;
+    tracing::info!(trainer = %req.trainer_id, model = name, oof_auc, "trained");
+    let id = &req.trainer_id;
+    let (model, preds) = tokio::try_join!(
+        ctx.emit(scope.key(&format!("model_{id}")), model_bytes),
+        ctx.emit(scope.key(&format!("pred_{id}")), pred_bytes),
+    )?;
+    moved.written += model.written + preds.written;
+    Ok(TrainReply {
+        model: model.inline,
+        model_key: model.key,
+        pred_key: preds.key,
+        predictions: preds.inline,
+        oof_auc,
+        model_name: name.to_string(),
+        stats: stats(start, compute_us, moved),
+    })
+}
+
+/// `Reducer.Reduce`: every trainer's model and predictions, stacked in request order.
+pub async fn reduce(ctx: &Context, req: ReduceRequest) -> Result<ReduceReply, StepError> {
+    let start = Instant::now();
+    let tuples = req.model_pred_tuples;
+    if tuples.is_empty() {
+        return Err(StepError::bad("no model/prediction pairs to reduce (zero trainers?)"));
+    }
+    let first_key = tuples.first().map(|t| t.model_key.clone()).unwrap_or_default();
+    let scope = RunScope::new(&req.run_id, &first_key)?;
+    let fetched = futures::future::try_join_all(tuples.iter().enumerate().map(|(i, t)| async move {
+        let mut moved = Moved::default();
+        let model = ctx
+            .fetch(&t.model, &t.model_key, &format!("model of pair {i}"), &mut moved)
+            .await?;
+        let preds = ctx
+            .fetch(&t.predictions, &t.pred_key, &format!("predictions of pair {i}"), &mut moved)
+            .await?;
+        Ok::<_, StepError>((model, preds, moved))
+    }))
+    .await?;
+    let mut moved = Moved::default();
+    for (_, _, m) in &fetched {
+        moved.read += m.read;
+    }
+    let (models_bytes, meta_bytes, compute_us) = ctx
+        .compute(move || {
+            let t = Instant::now();
+            let mut models = Vec::with_capacity(fetched.len());
+            let mut preds = Vec::with_capacity(fetched.len());
+            for (i, (model, pred, _)) in fetched.iter().enumerate() {
+                models.push(serial::decode_model(model).map_err(|source| StepError::Decode {
+                    what: format!("model of pair {i}"),
+                    source,
+                })?);
+                preds.push(npy::decode_f64_1d(pred).map_err(|e| {
+                    StepError::bad(format!("predictions of pair {i}: {e}"))
+                })?);
+            }
+            let meta = meta_features(&preds)?;
+            let models = Bytes::from(serial::encode_models(&models));
+            let meta = Bytes::from(npy::encode_f64_2d(&meta));
+            Ok((models, meta, micros_since(t)))
+        })
+        .await?;
+    let (models, meta) = tokio::try_join!(
+        ctx.emit(scope.key("models"), models_bytes),
+        ctx.emit(scope.key("meta_features"), meta_bytes),
+    )?;
+    moved.written += models.written + meta.written;
+    Ok(ReduceReply {
+        models: models.inline,
+        models_key: models.key,
+        meta_features: meta.inline,
+        meta_features_key: meta.key,
+        stats: stats(start, compute_us, moved),
+    })
+}
+
+/// `Metatrainer.Metatrain`: the level-1 model, its score, and the full two-layer model.
+pub async fn metatrain(ctx: &Context, req: MetaTrainRequest) -> Result<MetaTrainReply, StepError> {
+    let start = Instant::now();
+    let mut moved = Moved::default();
+    let spec = if req.model_config.is_empty() {
+        default_meta()
+    } else {
+        ModelSpec::from_json_bytes(&req.model_config)?
+    };
+    if !spec.is_classifier() {
+        return Err(StepError::bad(format!(
+            "model_config: the meta model must be LogisticRegression, got {}",
+            spec.name()
+        )));
+    }
+    let scope = RunScope::new(&req.run_id, &req.models_key)?;
+    let (data, models, meta) = {
+        let mut m1 = Moved::default();
+        let mut m2 = Moved::default();
+        let r = tokio::try_join!(
+            ctx.fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved),
+            ctx.fetch(&req.models, &req.models_key, "models", &mut m1),
+            ctx.fetch(&req.meta_features, &req.meta_features_key, "meta_features", &mut m2),
+        )?;
+        moved.read += m1.read + m2.read;
+        r
+    };
+    let (full_bytes, pred_bytes, auc, swapped, compute_us) = ctx
+        .compute(move || {
+            let t = Instant::now();
+            let ds = parse_dataset(&data)?;
+            let models = serial::decode_models(&models).map_err(|source| StepError::Decode {
+                what: "models".into(),
+                source,
+            })?;
+            let meta = npy::decode_f64_2d(&meta).map_err(|e| StepError::bad(format!("meta_features: {e}")))?;
+            if meta.dim() != (ds.n_samples(), models.len()) {
+                return Err(StepError::bad(format!(
+                    "meta_features is {} x {}, but the dataset has {} rows and there are {} models",
+                    meta.nrows(),
+                    meta.ncols(),
+                    ds.n_samples(),
+                    models.len()
+                )));
+            }
+            if let Some(m) = models.iter().find(|m| m.n_features != ds.n_features()) {
+                return Err(StepError::bad(format!(
+                    "model {} was fitted on {} features but the dataset has {}",
+                    m.name(),
+                    m.n_features,
+                    ds.n_features()
+                )));
+            }
+            let out = train_level1(&spec, meta.view(), ds.y().view())?;
+            let full = FullModel::new(models, out.model.clone())?;
+            let full = Bytes::from(serial::encode_full(&full));
+            let preds = Bytes::from(npy::encode_f64_1d(&out.oof_proba));
+            Ok((full, preds, out.auc, out.auc_as_reported_by_original, micros_since(t)))
+        })
+        .await?;
+    tracing::info!(auc, "meta model trained");
+    let (full, preds) = tokio::try_join!(
+        ctx.emit(scope.key("model_full"), full_bytes),
+        ctx.emit(scope.key("meta_predictions"), pred_bytes),
+    )?;
+    moved.written += full.written + preds.written;
+    Ok(MetaTrainReply {
+        model_full: full.inline,
+        model_full_key: full.key,
+        meta_predictions: preds.inline,
+        meta_predictions_key: preds.key,
+        score: auc.to_string(),
+        score_as_reported_by_original: swapped.map(|v| v.to_string()).unwrap_or_default(),
+        stats: stats(start, compute_us, moved),
+    })
+}
