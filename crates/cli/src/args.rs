@@ -79,7 +79,10 @@ pub struct ServeArgs {
     #[arg(long = "host", default_value = "0.0.0.0")]
     pub host: String,
     /// Zipkin span collector URL.
-    #[arg(long = "zipkin", default_value = "http://zipkin.istio-system.svc.cluster.local:9411/api/v2/spans")]
+    #[arg(
+        long = "zipkin",
+        default_value = "http://zipkin.istio-system.svc.cluster.local:9411/api/v2/spans"
+    )]
     pub zipkin: String,
 }
 
@@ -120,7 +123,10 @@ pub struct DriverArgs {
     #[arg(long = "rAddr", default_value = "reducer.default.svc.cluster.local:80")]
     pub r_addr: String,
     /// Metatrainer address.
-    #[arg(long = "mAddr", default_value = "metatrainer.default.svc.cluster.local:80")]
+    #[arg(
+        long = "mAddr",
+        default_value = "metatrainer.default.svc.cluster.local:80"
+    )]
     pub m_addr: String,
     /// Number of trainers (the TrainersNum environment variable overrides it).
     #[arg(long = "trainersNum", default_value_t = 4)]
@@ -181,7 +187,18 @@ mod tests {
 
     #[test]
     fn original_flag_spellings() {
-        let cli = parse(&["stacking", "driver", "-tAddr", "t:1", "-rAddr=r:2", "--mAddr=m:3", "-sp=6000", "-trainersNum", "16", "-dockerCompose"]);
+        let cli = parse(&[
+            "stacking",
+            "driver",
+            "-tAddr",
+            "t:1",
+            "-rAddr=r:2",
+            "--mAddr=m:3",
+            "-sp=6000",
+            "-trainersNum",
+            "16",
+            "-dockerCompose",
+        ]);
         match cli.command {
             Command::Driver(d) => {
                 assert_eq!(d.t_addr, "t:1");
@@ -193,12 +210,25 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let cli = parse(&["stacking", "trainer", "-sp", "7000", "-zipkin", "http://z:9411/api/v2/spans"]);
-        assert!(matches!(cli.command, Command::Trainer(ServeArgs { sp: 7000, .. })));
+        let cli = parse(&[
+            "stacking",
+            "trainer",
+            "-sp",
+            "7000",
+            "-zipkin",
+            "http://z:9411/api/v2/spans",
+        ]);
+        assert!(matches!(
+            cli.command,
+            Command::Trainer(ServeArgs { sp: 7000, .. })
+        ));
     }
 
     #[test]
     fn negative_numbers_and_short_flags_are_left_alone() {
-        assert_eq!(normalise_go_flags(["x", "-h", "-5", "--a"].map(String::from)), vec!["x", "-h", "-5", "--a"]);
+        assert_eq!(
+            normalise_go_flags(["x", "-h", "-5", "--a"].map(String::from)),
+            vec!["x", "-h", "-5", "--a"]
+        );
     }
 }

@@ -20,7 +20,10 @@ use args::{Cli, Command};
 fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
@@ -42,7 +45,10 @@ fn check_config(role: &str, rest: Vec<String>) -> Result<()> {
         }
         _ => bail!("check-config takes a role: driver, trainer, reducer or metatrainer"),
     }
-    println!("{role}: configuration OK (TRANSFER_TYPE={})", settings.transfer.as_str());
+    println!(
+        "{role}: configuration OK (TRANSFER_TYPE={})",
+        settings.transfer.as_str()
+    );
     Ok(())
 }
 
@@ -78,8 +84,15 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(if matches!(cli.command, Command::Run(_)) { "warn" } else { "info" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    init_logging(if matches!(cli.command, Command::Run(_)) {
+        "warn"
+    } else {
+        "info"
+    });
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

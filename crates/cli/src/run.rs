@@ -26,7 +26,9 @@ pub async fn run(args: RunArgs) -> Result<()> {
         (Transfer::S3, StoreArg::Memory) => Some(Arc::new(memory::open())),
         (Transfer::S3, StoreArg::S3) => Some(Arc::new(s3::open(&S3Config::from_env())?)),
     };
-    let store_name = store.as_ref().map_or("none (inline)".to_string(), |s| s.describe());
+    let store_name = store
+        .as_ref()
+        .map_or("none (inline)".to_string(), |s| s.describe());
     let dataset = setup::load_dataset(&args.data)?;
     let (n, p) = (dataset.n_samples(), dataset.n_features());
     let stack = LocalStack::start(LocalOptions {
@@ -47,7 +49,11 @@ pub async fn run(args: RunArgs) -> Result<()> {
         println!(
             "stacking run: {n} x {p} dataset, {} trainers ({}), transfer {}, store {store_name}",
             args.trainers,
-            if args.concurrent { "concurrent" } else { "sequential" },
+            if args.concurrent {
+                "concurrent"
+            } else {
+                "sequential"
+            },
             transfer.as_str()
         );
         println!(
@@ -61,11 +67,16 @@ pub async fn run(args: RunArgs) -> Result<()> {
         let reply = match stack.say_hello().await {
             Ok(r) => r,
             Err(status) => {
-                outcome = Err(anyhow::anyhow!("SayHello failed: {:?}: {}", status.code(), status.message()));
+                outcome = Err(anyhow::anyhow!(
+                    "SayHello failed: {:?}: {}",
+                    status.code(),
+                    status.message()
+                ));
                 break;
             }
         };
-        let report: RunReport = serde_json::from_str(&reply.report_json).context("decoding the run report")?;
+        let report: RunReport =
+            serde_json::from_str(&reply.report_json).context("decoding the run report")?;
         totals.push(report.stages_ms.total);
         if args.json {
             println!("{}", reply.report_json);
@@ -103,7 +114,10 @@ fn print_report(message: &str, r: &RunReport) {
             t.id, t.model, t.oof_auc, t.rpc_ms, t.compute_ms
         );
     }
-    println!("\n  ensemble AUC (labels vs meta-model probability): {:.6}", r.ensemble_auc);
+    println!(
+        "\n  ensemble AUC (labels vs meta-model probability): {:.6}",
+        r.ensemble_auc
+    );
     if let Some(v) = r.auc_as_reported_by_original {
         println!("  the original benchmark would log: {v:.6} (roc_auc(hard predictions, labels), arguments swapped; not a valid score)");
     }

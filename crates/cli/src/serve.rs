@@ -35,7 +35,10 @@ pub async fn shutdown_signal() {
 
 pub fn warn_tracing(settings: &CommonSettings, zipkin: &str) {
     if settings.tracing {
-        tracing::warn!(zipkin, "ENABLE_TRACING=true: span export is not implemented in this build; no spans are sent");
+        tracing::warn!(
+            zipkin,
+            "ENABLE_TRACING=true: span export is not implemented in this build; no spans are sent"
+        );
     }
 }
 
@@ -44,9 +47,17 @@ pub async fn serve_role(role: Role, args: &ServeArgs, settings: &CommonSettings)
     let addr: SocketAddr = format!("{}:{}", args.host, args.sp)
         .parse()
         .with_context(|| format!("bad listen address {}:{}", args.host, args.sp))?;
-    let listener = TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
     tracing::info!(role = role.name(), %addr, transfer = settings.transfer.as_str(), "serving");
-    serve(listener, role, settings.max_message_bytes, shutdown_signal()).await?;
+    serve(
+        listener,
+        role,
+        settings.max_message_bytes,
+        shutdown_signal(),
+    )
+    .await?;
     Ok(())
 }
 

@@ -40,9 +40,12 @@ pub fn context_from_env(settings: &CommonSettings) -> Result<Context> {
 pub fn load_dataset(data: &DataArgs) -> Result<Dataset> {
     match (&data.features, &data.labels) {
         (Some(x), Some(y)) => {
-            let xb = std::fs::read(x).with_context(|| format!("reading --features {}", x.display()))?;
-            let yb = std::fs::read(y).with_context(|| format!("reading --labels {}", y.display()))?;
-            Dataset::from_npy(&xb, &yb).with_context(|| format!("loading {} and {}", x.display(), y.display()))
+            let xb =
+                std::fs::read(x).with_context(|| format!("reading --features {}", x.display()))?;
+            let yb =
+                std::fs::read(y).with_context(|| format!("reading --labels {}", y.display()))?;
+            Dataset::from_npy(&xb, &yb)
+                .with_context(|| format!("loading {} and {}", x.display(), y.display()))
         }
         _ => Ok(make_classification(&GeneratorParams {
             n_samples: data.n_samples,
@@ -56,8 +59,10 @@ pub fn load_dataset(data: &DataArgs) -> Result<Dataset> {
 pub fn load_stack(data: &DataArgs) -> Result<StackConfig> {
     match &data.models {
         Some(path) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading --models {}", path.display()))?;
-            Ok(StackConfig::from_json_bytes(&bytes).with_context(|| format!("in {}", path.display()))?)
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("reading --models {}", path.display()))?;
+            Ok(StackConfig::from_json_bytes(&bytes)
+                .with_context(|| format!("in {}", path.display()))?)
         }
         None => Ok(StackConfig::default()),
     }

@@ -38,7 +38,12 @@ pub struct Moved {
 impl Context {
     /// `max_jobs` CPU-bound requests run at once (`MAX_SERVER_THREADS`);
     /// each may use `threads_per_job` threads for its fold fits.
-    pub fn new(store: Option<Arc<dyn BlobStore>>, transfer: Transfer, max_jobs: usize, threads_per_job: usize) -> Self {
+    pub fn new(
+        store: Option<Arc<dyn BlobStore>>,
+        transfer: Transfer,
+        max_jobs: usize,
+        threads_per_job: usize,
+    ) -> Self {
         Self {
             store,
             transfer,
@@ -58,12 +63,20 @@ impl Context {
     }
 
     /// The payload from its inline bytes if present, else from the store by key.
-    pub async fn fetch(&self, inline: &Bytes, key: &str, what: &str, moved: &mut Moved) -> Result<Bytes, StepError> {
+    pub async fn fetch(
+        &self,
+        inline: &Bytes,
+        key: &str,
+        what: &str,
+        moved: &mut Moved,
+    ) -> Result<Bytes, StepError> {
         if !inline.is_empty() {
             return Ok(inline.clone());
         }
         if key.is_empty() {
-            return Err(StepError::bad(format!("no {what}: both the inline bytes and the key are empty")));
+            return Err(StepError::bad(format!(
+                "no {what}: both the inline bytes and the key are empty"
+            )));
         }
         let data = self.store()?.get(key).await?;
         moved.read += data.len() as u64;
@@ -144,7 +157,9 @@ pub fn check_segment(what: &str, id: &str) -> Result<(), StepError> {
         && id.len() <= 128
         && id != "."
         && id != ".."
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
     if ok {
         Ok(())
     } else {

@@ -24,7 +24,9 @@ use crate::pb::helloworld::{HelloReply, HelloRequest};
 use crate::pb::stacking::metatrainer_client::MetatrainerClient;
 use crate::pb::stacking::reducer_client::ReducerClient;
 use crate::pb::stacking::trainer_client::TrainerClient;
-use crate::pb::stacking::{MetaTrainRequest, ModelPredTuple, ReduceRequest, StepStats, TrainReply, TrainRequest};
+use crate::pb::stacking::{
+    MetaTrainRequest, ModelPredTuple, ReduceRequest, StepStats, TrainReply, TrainRequest,
+};
 use crate::settings::Transfer;
 
 /// Everything the driver is configured with.
@@ -152,7 +154,12 @@ fn downstream(context: String) -> impl FnOnce(Status) -> StepError {
 
 impl Driver {
     /// `dataset` is the wire form (`X.npy` then `y.npy`), made once at start-up.
-    pub fn new(cfg: DriverConfig, ctx: Context, dataset: Bytes, n_samples: usize) -> Result<Self, StepError> {
+    pub fn new(
+        cfg: DriverConfig,
+        ctx: Context,
+        dataset: Bytes,
+        n_samples: usize,
+    ) -> Result<Self, StepError> {
         if cfg.trainers == 0 {
             return Err(StepError::bad("trainersNum must be at least 1"));
         }
@@ -201,7 +208,10 @@ impl Driver {
 
     async fn cleanup(&self, keys: &[String]) {
         if let Some(store) = &self.ctx.store {
-            let deletions = keys.iter().filter(|k| !k.is_empty()).map(|k| store.delete(k));
+            let deletions = keys
+                .iter()
+                .filter(|k| !k.is_empty())
+                .map(|k| store.delete(k));
             for r in futures::future::join_all(deletions).await {
                 if let Err(e) = r {
                     tracing::warn!(error = %e, "could not delete a run object");
@@ -210,7 +220,11 @@ impl Driver {
         }
     }
 
-    async fn run_inner(&self, run_id: &str, keys: &mut Vec<String>) -> Result<(RunReport, Instant), StepError> {
+    async fn run_inner(
+        &self,
+        run_id: &str,
+        keys: &mut Vec<String>,
+    ) -> Result<(RunReport, Instant), StepError> {
         let started = Instant::now();
         let mut stages = Stages::default();
         let mut bytes = ByteCounts::default();
@@ -331,13 +345,17 @@ impl Driver {
             model_config: Bytes::from(self.cfg.stack.meta_model.to_json().to_string()),
             run_id: run_id.to_string(),
         };
-        bytes.inline_sent += (meta_req.dataset.len() + meta_req.models.len() + meta_req.meta_features.len()) as u64;
+        bytes.inline_sent +=
+            (meta_req.dataset.len() + meta_req.models.len() + meta_req.meta_features.len()) as u64;
         let meta = self
             .metatrainer
             .clone()
             .metatrain(meta_req)
             .await
-            .map_err(downstream(format!("Metatrain ({})", self.cfg.metatrainer_addr)))?
+            .map_err(downstream(format!(
+                "Metatrain ({})",
+                self.cfg.metatrainer_addr
+            )))?
             .into_inner();
         stages.metatrain = ms(t.elapsed());
         keys.push(meta.model_full_key.clone());
@@ -350,8 +368,12 @@ impl Driver {
         let t = Instant::now();
         let (mut moved_full, mut moved_preds) = (Moved::default(), Moved::default());
         let (full, preds) = tokio::try_join!(
-            self.ctx
-                .fetch(&meta.model_full, &meta.model_full_key, "model_full", &mut moved_full),
+            self.ctx.fetch(
+                &meta.model_full,
+                &meta.model_full_key,
+                "model_full",
+                &mut moved_full
+            ),
             self.ctx.fetch(
                 &meta.meta_predictions,
                 &meta.meta_predictions_key,
@@ -364,16 +386,18 @@ impl Driver {
         let n_models = trainers.len();
         self.ctx
             .compute(move || {
-                let model = serial::decode_full(&full)
-                    .map_err(|e| StepError::Internal(format!("the stored full model does not decode: {e}")))?;
+                let model = serial::decode_full(&full).map_err(|e| {
+                    StepError::Internal(format!("the stored full model does not decode: {e}"))
+                })?;
                 if model.level0.len() != n_models {
                     return Err(StepError::Internal(format!(
                         "the full model holds {} level-0 models, expected {n_models}",
                         model.level0.len()
                     )));
                 }
-                let p = npy::decode_f64_1d(&preds)
-                    .map_err(|e| StepError::Internal(format!("the meta predictions do not decode: {e}")))?;
+                let p = npy::decode_f64_1d(&preds).map_err(|e| {
+                    StepError::Internal(format!("the meta predictions do not decode: {e}"))
+                })?;
                 if p.len() != n_samples {
                     return Err(StepError::Internal(format!(
                         "{} meta predictions for {n_samples} samples",
@@ -386,10 +410,12 @@ impl Driver {
         stages.readback = ms(t.elapsed());
         stages.total = ms(started.elapsed());
 
-        let ensemble_auc: f64 = meta
-            .score
-            .parse()
-            .map_err(|_| StepError::Internal(format!("metatrainer score {:?} is not a number", meta.score)))?;
+        let ensemble_auc: f64 = meta.score.parse().map_err(|_| {
+            StepError::Internal(format!(
+                "metatrainer score {:?} is not a number",
+                meta.score
+            ))
+        })?;
         let report = RunReport {
             run_id: run_id.to_string(),
             transfer: self.ctx.transfer.as_str().to_string(),
@@ -411,7 +437,10 @@ pub struct DriverService(pub Arc<Driver>);
 
 #[tonic::async_trait]
 impl Greeter for DriverService {
-    async fn say_hello(&self, request: Request<HelloRequest>) -> Result<Response<HelloReply>, Status> {
+    async fn say_hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloReply>, Status> {
         let name = request.into_inner().name;
         match self.0.run().await {
             Ok(report) => {

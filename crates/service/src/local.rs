@@ -70,7 +70,14 @@ async fn loopback() -> std::io::Result<(TcpListener, SocketAddr)> {
 impl LocalStack {
     pub async fn start(opts: LocalOptions) -> Result<Self, LocalError> {
         let (stop, stopped) = watch::channel(false);
-        let ctx = || Context::new(opts.store.clone(), opts.transfer, opts.max_jobs, opts.threads_per_job);
+        let ctx = || {
+            Context::new(
+                opts.store.clone(),
+                opts.transfer,
+                opts.max_jobs,
+                opts.threads_per_job,
+            )
+        };
         let (tl, trainer) = loopback().await?;
         let (rl, reducer) = loopback().await?;
         let (ml, metatrainer) = loopback().await?;

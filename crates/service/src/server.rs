@@ -94,7 +94,9 @@ pub async fn serve(
             )
         }
         Role::Metatrainer(ctx) => {
-            health.set_serving::<MetatrainerServer<MetatrainerService>>().await;
+            health
+                .set_serving::<MetatrainerServer<MetatrainerService>>()
+                .await;
             router.add_service(
                 MetatrainerServer::new(MetatrainerService(ctx))
                     .max_decoding_message_size(limit)
@@ -103,7 +105,10 @@ pub async fn serve(
         }
     };
     router
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), shutdown)
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown,
+        )
         .await?;
     Ok(())
 }

@@ -7,7 +7,9 @@ use crate::error::StepError;
 use crate::pb::stacking::metatrainer_server::Metatrainer;
 use crate::pb::stacking::reducer_server::Reducer;
 use crate::pb::stacking::trainer_server::Trainer;
-use crate::pb::stacking::{MetaTrainReply, MetaTrainRequest, ReduceReply, ReduceRequest, TrainReply, TrainRequest};
+use crate::pb::stacking::{
+    MetaTrainReply, MetaTrainRequest, ReduceReply, ReduceRequest, TrainReply, TrainRequest,
+};
 use crate::steps;
 
 fn reply<T>(rpc: &str, result: Result<T, StepError>) -> Result<Response<T>, Status> {
@@ -32,7 +34,10 @@ pub struct ReducerService(pub Context);
 
 #[tonic::async_trait]
 impl Reducer for ReducerService {
-    async fn reduce(&self, request: Request<ReduceRequest>) -> Result<Response<ReduceReply>, Status> {
+    async fn reduce(
+        &self,
+        request: Request<ReduceRequest>,
+    ) -> Result<Response<ReduceReply>, Status> {
         reply("Reduce", steps::reduce(&self.0, request.into_inner()).await)
     }
 }
@@ -42,7 +47,13 @@ pub struct MetatrainerService(pub Context);
 
 #[tonic::async_trait]
 impl Metatrainer for MetatrainerService {
-    async fn metatrain(&self, request: Request<MetaTrainRequest>) -> Result<Response<MetaTrainReply>, Status> {
-        reply("Metatrain", steps::metatrain(&self.0, request.into_inner()).await)
+    async fn metatrain(
+        &self,
+        request: Request<MetaTrainRequest>,
+    ) -> Result<Response<MetaTrainReply>, Status> {
+        reply(
+            "Metatrain",
+            steps::metatrain(&self.0, request.into_inner()).await,
+        )
     }
 }

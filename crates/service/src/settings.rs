@@ -63,11 +63,16 @@ pub fn parse_bool(var: &'static str, value: &str) -> Result<bool, SettingsError>
 }
 
 pub fn parse_positive(var: &'static str, value: &str) -> Result<usize, SettingsError> {
-    value.trim().parse::<usize>().ok().filter(|&n| n > 0).ok_or(SettingsError::Invalid {
-        var,
-        value: value.into(),
-        allowed: "a whole number >= 1",
-    })
+    value
+        .trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or(SettingsError::Invalid {
+            var,
+            value: value.into(),
+            allowed: "a whole number >= 1",
+        })
 }
 
 /// Environment-derived settings common to every function.
@@ -124,8 +129,13 @@ pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 mod tests {
     use super::*;
 
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + '_ {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+    fn lookup<'a>(pairs: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -140,10 +150,15 @@ mod tests {
     fn bad_values_name_the_variable_and_allowed_values() {
         let e = CommonSettings::from_lookup(lookup(&[("TRANSFER_TYPE", "FTP")])).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("TRANSFER_TYPE") && msg.contains("INLINE") && msg.contains("S3"), "{msg}");
+        assert!(
+            msg.contains("TRANSFER_TYPE") && msg.contains("INLINE") && msg.contains("S3"),
+            "{msg}"
+        );
         let e = CommonSettings::from_lookup(lookup(&[("TRANSFER_TYPE", "xdt")])).unwrap_err();
         assert_eq!(e, SettingsError::XdtUnsupported);
-        assert!(e.to_string().contains("use TRANSFER_TYPE=INLINE or TRANSFER_TYPE=S3"));
+        assert!(e
+            .to_string()
+            .contains("use TRANSFER_TYPE=INLINE or TRANSFER_TYPE=S3"));
         let e = CommonSettings::from_lookup(lookup(&[("MAX_SERVER_THREADS", "0")])).unwrap_err();
         assert!(e.to_string().contains("MAX_SERVER_THREADS"));
         let e = CommonSettings::from_lookup(lookup(&[("ENABLE_TRACING", "maybe")])).unwrap_err();

@@ -12,7 +12,8 @@ use stacking_core::{npy, serial, Dataset, FullModel, ModelSpec};
 use crate::context::{check_segment, Context, Moved, RunScope};
 use crate::error::StepError;
 use crate::pb::stacking::{
-    MetaTrainReply, MetaTrainRequest, ReduceReply, ReduceRequest, StepStats, TrainReply, TrainRequest,
+    MetaTrainReply, MetaTrainRequest, ReduceReply, ReduceRequest, StepStats, TrainReply,
+    TrainRequest,
 };
 
 fn stats(start: Instant, compute_us: u64, moved: Moved) -> Option<StepStats> {
@@ -54,7 +55,9 @@ pub async fn train(ctx: &Context, req: TrainRequest) -> Result<TrainReply, StepE
     }
     let name = spec.name();
     let scope = RunScope::new(&req.run_id, &req.dataset_key)?;
-    let data = ctx.fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved).await?;
+    let data = ctx
+        .fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved)
+        .await?;
     let threads = ctx.threads_per_job();
     let (model_bytes, pred_bytes, oof_auc, compute_us) = ctx
         .compute(move || {
@@ -89,21 +92,37 @@ pub async fn reduce(ctx: &Context, req: ReduceRequest) -> Result<ReduceReply, St
     let start = Instant::now();
     let tuples = req.model_pred_tuples;
     if tuples.is_empty() {
-        return Err(StepError::bad("no model/prediction pairs to reduce (zero trainers?)"));
+        return Err(StepError::bad(
+            "no model/prediction pairs to reduce (zero trainers?)",
+        ));
     }
-    let first_key = tuples.first().map(|t| t.model_key.clone()).unwrap_or_default();
+    let first_key = tuples
+        .first()
+        .map(|t| t.model_key.clone())
+        .unwrap_or_default();
     let scope = RunScope::new(&req.run_id, &first_key)?;
-    let fetched = futures::future::try_join_all(tuples.iter().enumerate().map(|(i, t)| async move {
-        let mut moved = Moved::default();
-        let model = ctx
-            .fetch(&t.model, &t.model_key, &format!("model of pair {i}"), &mut moved)
-            .await?;
-        let preds = ctx
-            .fetch(&t.predictions, &t.pred_key, &format!("predictions of pair {i}"), &mut moved)
-            .await?;
-        Ok::<_, StepError>((model, preds, moved))
-    }))
-    .await?;
+    let fetched =
+        futures::future::try_join_all(tuples.iter().enumerate().map(|(i, t)| async move {
+            let mut moved = Moved::default();
+            let model = ctx
+                .fetch(
+                    &t.model,
+                    &t.model_key,
+                    &format!("model of pair {i}"),
+                    &mut moved,
+                )
+                .await?;
+            let preds = ctx
+                .fetch(
+                    &t.predictions,
+                    &t.pred_key,
+                    &format!("predictions of pair {i}"),
+                    &mut moved,
+                )
+                .await?;
+            Ok::<_, StepError>((model, preds, moved))
+        }))
+        .await?;
     let mut moved = Moved::default();
     for (_, _, m) in &fetched {
         moved.read += m.read;
@@ -114,13 +133,16 @@ pub async fn reduce(ctx: &Context, req: ReduceRequest) -> Result<ReduceReply, St
             let mut models = Vec::with_capacity(fetched.len());
             let mut preds = Vec::with_capacity(fetched.len());
             for (i, (model, pred, _)) in fetched.iter().enumerate() {
-                models.push(serial::decode_model(model).map_err(|source| StepError::Decode {
-                    what: format!("model of pair {i}"),
-                    source,
-                })?);
-                preds.push(npy::decode_f64_1d(pred).map_err(|e| {
-                    StepError::bad(format!("predictions of pair {i}: {e}"))
-                })?);
+                models.push(
+                    serial::decode_model(model).map_err(|source| StepError::Decode {
+                        what: format!("model of pair {i}"),
+                        source,
+                    })?,
+                );
+                preds.push(
+                    npy::decode_f64_1d(pred)
+                        .map_err(|e| StepError::bad(format!("predictions of pair {i}: {e}")))?,
+                );
             }
             let meta = meta_features(&preds)?;
             let models = Bytes::from(serial::encode_models(&models));
@@ -164,7 +186,12 @@ pub async fn metatrain(ctx: &Context, req: MetaTrainRequest) -> Result<MetaTrain
         let r = tokio::try_join!(
             ctx.fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved),
             ctx.fetch(&req.models, &req.models_key, "models", &mut m1),
-            ctx.fetch(&req.meta_features, &req.meta_features_key, "meta_features", &mut m2),
+            ctx.fetch(
+                &req.meta_features,
+                &req.meta_features_key,
+                "meta_features",
+                &mut m2
+            ),
         )?;
         moved.read += m1.read + m2.read;
         r
@@ -177,7 +204,8 @@ pub async fn metatrain(ctx: &Context, req: MetaTrainRequest) -> Result<MetaTrain
                 what: "models".into(),
                 source,
             })?;
-            let meta = npy::decode_f64_2d(&meta).map_err(|e| StepError::bad(format!("meta_features: {e}")))?;
+            let meta = npy::decode_f64_2d(&meta)
+                .map_err(|e| StepError::bad(format!("meta_features: {e}")))?;
             if meta.dim() != (ds.n_samples(), models.len()) {
                 return Err(StepError::bad(format!(
                     "meta_features is {} x {}, but the dataset has {} rows and there are {} models",
@@ -199,7 +227,13 @@ pub async fn metatrain(ctx: &Context, req: MetaTrainRequest) -> Result<MetaTrain
             let full = FullModel::new(models, out.model.clone())?;
             let full = Bytes::from(serial::encode_full(&full));
             let preds = Bytes::from(npy::encode_f64_1d(&out.oof_proba));
-            Ok((full, preds, out.auc, out.auc_as_reported_by_original, micros_since(t)))
+            Ok((
+                full,
+                preds,
+                out.auc,
+                out.auc_as_reported_by_original,
+                micros_since(t),
+            ))
         })
         .await?;
     tracing::info!(auc, "meta model trained");

@@ -1,0 +1,323 @@
+//! The binary as users run it: `stacking run`, and the four functions as
+//! separate processes talking gRPC on loopback, stopped by SIGTERM.
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use stacking_service::pb::helloworld::greeter_client::GreeterClient;
+use stacking_service::pb::helloworld::HelloRequest;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+fn stacking() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stacking"));
+    for var in [
+        "TRANSFER_TYPE",
+        "AWS_ENDPOINT_URL",
+        "TrainersNum",
+        "CONCURRENT_TRAINING",
+        "ENABLE_TRACING",
+        "KEEP_OBJECTS",
+    ] {
+        c.env_remove(var);
+    }
+    c
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("run the stacking binary")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn main_job_prints_a_readable_summary() {
+    let o = run(stacking().arg("run"));
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    for needle in [
+        "4 trainers (sequential), transfer S3, store memory",
+        "LinearSVR",
+        "RandomForestRegressor",
+        "ensemble AUC (labels vs meta-model probability): 0.786232",
+        "the original benchmark would log: 0.922975",
+        "stage",
+        "bytes moved",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn run_json_and_options() {
+    let o = run(stacking().args([
+        "run",
+        "--json",
+        "--transfer",
+        "inline",
+        "--trainers",
+        "3",
+        "--concurrent",
+        "--invocations",
+        "2",
+        "--n-samples",
+        "100",
+        "--n-features",
+        "32",
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    let lines: Vec<_> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["trainers"].as_array().unwrap().len(), 3);
+        assert_eq!(v["transfer"], "INLINE");
+        assert_eq!(v["concurrent"], true);
+    }
+}
+
+#[test]
+fn run_on_user_npy_files() {
+    let dir = std::env::temp_dir().join(format!("stacking-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ds = stacking_core::dataset::make_classification(&stacking_core::GeneratorParams {
+        n_samples: 80,
+        n_features: 16,
+        seed: 3,
+        ..Default::default()
+    })
+    .unwrap();
+    std::fs::write(dir.join("X.npy"), ds.x_npy()).unwrap();
+    std::fs::write(dir.join("y.npy"), ds.y_npy()).unwrap();
+    let o = run(stacking()
+        .args(["run", "--features"])
+        .arg(dir.join("X.npy"))
+        .arg("--labels")
+        .arg(dir.join("y.npy")));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("80 x 16 dataset"), "{}", text(&o));
+    // labels that are not 0/1
+    std::fs::write(
+        dir.join("bad.npy"),
+        stacking_core::npy::encode_f64_1d(&ndarray::Array1::from_elem(80, 2.0)),
+    )
+    .unwrap();
+    let o = run(stacking()
+        .args(["run", "--features"])
+        .arg(dir.join("X.npy"))
+        .arg("--labels")
+        .arg(dir.join("bad.npy")));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("labels must be 0 or 1"), "{}", text(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_environment_names_the_variable() {
+    let o = run(stacking()
+        .args(["trainer", "-sp", "1"])
+        .env("TRANSFER_TYPE", "FTP"));
+    assert!(!o.status.success());
+    let out = text(&o);
+    assert!(
+        out.contains("TRANSFER_TYPE") && out.contains("INLINE (default), S3"),
+        "{out}"
+    );
+    let o = run(stacking()
+        .args(["check-config", "reducer"])
+        .env("TRANSFER_TYPE", "XDT"));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("use TRANSFER_TYPE=INLINE or TRANSFER_TYPE=S3"),
+        "{}",
+        text(&o)
+    );
+    let o = run(stacking()
+        .args(["check-config", "driver"])
+        .env("CONCURRENT_TRAINING", "sometimes"));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("CONCURRENT_TRAINING"), "{}", text(&o));
+    let o = run(stacking()
+        .args(["check-config", "driver"])
+        .env("TrainersNum", "0"));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("TrainersNum"), "{}", text(&o));
+}
+
+#[test]
+fn original_flags_pass_the_config_check() {
+    let o = run(stacking().args([
+        "check-config",
+        "driver",
+        "-tAddr",
+        "trainer.default.svc.cluster.local:80",
+        "-rAddr=reducer:80",
+        "--mAddr=metatrainer:80",
+        "-trainersNum",
+        "16",
+        "-sp=50051",
+        "-zipkin",
+        "http://zipkin:9411/api/v2/spans",
+        "-dockerCompose",
+    ]));
+    assert!(o.status.success(), "{}", text(&o));
+    let help = text(&run(stacking().arg("--help")));
+    for var in [
+        "TRANSFER_TYPE",
+        "BUCKET_NAME",
+        "AWS_ENDPOINT_URL",
+        "TrainersNum",
+        "CONCURRENT_TRAINING",
+        "MAX_SERVER_THREADS",
+        "ENABLE_TRACING",
+    ] {
+        assert!(help.contains(var), "--help lacks {var}");
+    }
+}
+
+/// A child process we started; killed on drop if still running.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> Proc {
+    let mut c = stacking();
+    c.args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    Proc(c.spawn().expect("spawn stacking"))
+}
+
+async fn wait_healthy(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            if HealthClient::new(ch)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "port {port} never became healthy"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn sigterm(p: &mut Proc) -> std::process::ExitStatus {
+    let pid = p.0.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = p.0.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "pid {pid} did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_processes_inline_then_graceful_sigterm() {
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let env = [
+        ("TRANSFER_TYPE", "INLINE"),
+        ("TrainersNum", "6"),
+        ("CONCURRENT_TRAINING", "true"),
+    ];
+    let sp = |i: usize| format!("-sp={}", ports[i]);
+    let mut procs = vec![
+        spawn(&["trainer", "-host", "127.0.0.1", &sp(1)], &env),
+        spawn(&["reducer", "-host", "127.0.0.1", &sp(2)], &env),
+        spawn(&["metatrainer", "-host", "127.0.0.1", &sp(3)], &env),
+    ];
+    let (t, r, m) = (
+        format!("127.0.0.1:{}", ports[1]),
+        format!("127.0.0.1:{}", ports[2]),
+        format!("127.0.0.1:{}", ports[3]),
+    );
+    procs.push(spawn(
+        &[
+            "driver",
+            "-host",
+            "127.0.0.1",
+            &sp(0),
+            "-tAddr",
+            &t,
+            "-rAddr",
+            &r,
+            "-mAddr",
+            &m,
+            "-trainersNum",
+            "2",
+            "--n-samples",
+            "120",
+            "--n-features",
+            "64",
+        ],
+        &env,
+    ));
+    for &p in &ports {
+        wait_healthy(p).await;
+    }
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", ports[0]))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let reply = GreeterClient::new(ch)
+        .say_hello(HelloRequest {
+            name: "test".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    // TrainersNum=6 from the environment overrides -trainersNum 2.
+    assert!(reply.message.contains("trainers=6"), "{}", reply.message);
+    let report: serde_json::Value = serde_json::from_str(&reply.report_json).unwrap();
+    assert_eq!(report["concurrent"], true);
+    for p in procs.iter_mut() {
+        let status = sigterm(p);
+        assert!(status.success(), "exit after SIGTERM: {status:?}");
+    }
+}
