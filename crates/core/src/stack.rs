@@ -99,19 +99,20 @@ pub fn train_level0_threads(
         return Err(StackError::Level0NotRegressor(spec.name()));
     }
     let folds = kfold(x.nrows(), N_FOLDS)?;
+    let prepared = spec.prepare(x);
+    let all_rows: Vec<usize> = (0..x.nrows()).collect();
     // Job k < N_FOLDS fits fold k and predicts its test rows; the last job is the full fit.
     let job = |k: usize| -> Result<FoldJob, StackError> {
         match folds.get(k) {
             Some(fold) => {
-                let model = spec.fit(
-                    x.select(Axis(0), &fold.train).view(),
-                    y.select(Axis(0), &fold.train).view(),
-                )?;
+                let model = spec.fit_rows(&prepared, x, y, &fold.train)?;
                 Ok(FoldJob::Oof(
                     model.predict(x.select(Axis(0), &fold.test).view())?,
                 ))
             }
-            None => Ok(FoldJob::Full(Box::new(spec.fit(x, y)?))),
+            None => Ok(FoldJob::Full(Box::new(
+                spec.fit_rows(&prepared, x, y, &all_rows)?,
+            ))),
         }
     };
     let results = run_jobs(folds.len() + 1, threads, job);

@@ -134,7 +134,48 @@ pub(crate) fn check_features(
     Ok(())
 }
 
+/// Work a model can do once on the whole matrix and reuse for every fold.
+pub enum Prepared {
+    Nothing,
+    /// The forest's sorted columns.
+    Sorted(tree::SortedColumns),
+}
+
 impl ModelSpec {
+    /// Precomputes what [`ModelSpec::fit_rows`] can share between folds.
+    pub fn prepare(&self, x: ArrayView2<f64>) -> Prepared {
+        match self {
+            ModelSpec::RandomForestRegressor(_) => Prepared::Sorted(tree::SortedColumns::new(x)),
+            _ => Prepared::Nothing,
+        }
+    }
+
+    /// Fits on the rows `rows` of `x` and `y`; the same model as fitting on
+    /// `x.select(rows)`, `y.select(rows)`, faster where `prepared` helps.
+    pub fn fit_rows(
+        &self,
+        prepared: &Prepared,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        rows: &[usize],
+    ) -> Result<FittedModel, FitError> {
+        match (self, prepared) {
+            (ModelSpec::RandomForestRegressor(p), Prepared::Sorted(data))
+                if !rows.is_empty() && y.len() == x.nrows() =>
+            {
+                Ok(FittedModel {
+                    spec: self.clone(),
+                    n_features: x.ncols(),
+                    state: FittedState::Forest(p.fit_rows(data, y, rows)),
+                })
+            }
+            _ => self.fit(
+                x.select(ndarray::Axis(0), rows).view(),
+                y.select(ndarray::Axis(0), rows).view(),
+            ),
+        }
+    }
+
     /// Fits the model on `x` and 0/1 (or real-valued) targets `y`.
     pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<FittedModel, FitError> {
         check_fit_input(self.name(), x, y)?;

@@ -114,6 +114,36 @@ impl RandomForestParams {
         self.fit_weighted(x, y, &weights)
     }
 
+    /// Fits on the subset `rows` of the matrix `data` was sorted from, as if
+    /// fitted on those rows alone: bootstrap draws are made over the subset's
+    /// positions, and rows outside it get weight zero. Lets cross-validation
+    /// sort the columns once for all folds.
+    pub fn fit_rows(&self, data: &SortedColumns, y: ArrayView1<f64>, rows: &[usize]) -> Forest {
+        let limits = self.limits(data.n_features());
+        let y: Vec<f64> = y.to_vec();
+        let trees = self
+            .tree_seeds()
+            .iter()
+            .map(|&seed| {
+                let mut weight = vec![0.0; y.len()];
+                if self.bootstrap {
+                    let counts = Self::bootstrap_counts(seed, rows.len());
+                    for (&row, c) in rows.iter().zip(counts) {
+                        weight[row] = c;
+                    }
+                } else {
+                    for &row in rows {
+                        weight[row] = 1.0;
+                    }
+                }
+                let mut rs = NumpyRandomState::new(seed);
+                let rand_r_seed = rs.randint(0, i64::from(RAND_R_MAX)) as u32;
+                grow(data, &y, &weight, &limits, rand_r_seed)
+            })
+            .collect();
+        Forest { trees }
+    }
+
     /// Grows tree `k` on rows weighted by `weights[k]` (the bootstrap counts).
     /// Exposed so that tests can inject scikit-learn's own bootstrap draws.
     pub fn fit_weighted(

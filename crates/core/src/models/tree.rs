@@ -192,6 +192,7 @@ pub fn grow(
         tag: vec![u32::MAX; data.n],
         next_tag: 0,
         wy: y.iter().zip(weight).map(|(y, w)| y * w).collect(),
+        members: Vec::with_capacity(data.n + 1),
         tree: Tree {
             feature: Vec::new(),
             threshold: Vec::new(),
@@ -218,6 +219,8 @@ struct Builder<'a> {
     next_tag: u32,
     /// w·y per row.
     wy: Vec<f64>,
+    /// Scratch: the current node's (value, row) of one feature, in order.
+    members: Vec<(f32, u32)>,
     tree: Tree,
 }
 
@@ -385,7 +388,7 @@ impl Builder<'_> {
     /// (scikit-learn evaluates positions in increasing order and keeps the
     /// first strict maximum).
     fn scan_feature(
-        &self,
+        &mut self,
         feature: usize,
         tag: u32,
         n_node: usize,
@@ -398,11 +401,18 @@ impl Builder<'_> {
         let mut prev = f64::NAN;
         let mut first = f64::NAN;
         let mut best: Option<(f64, f64)> = None;
+        // Branch-free compaction of the node's rows first: whether a row is
+        // in the node is a coin flip the branch predictor cannot learn, and
+        // skipping non-members with a branch cost ~3x more per row.
+        let members = &mut self.members;
+        members.resize(self.data.n + 1, (0.0, 0));
+        let mut k = 0;
         for (v, r) in self.data.column(feature) {
+            members[k] = (v, r);
+            k += usize::from(self.tag[r as usize] == tag);
+        }
+        for &(v, r) in &members[..k] {
             let r = r as usize;
-            if self.tag[r] != tag {
-                continue;
-            }
             let v = f64::from(v);
             if count == 0 {
                 first = v;
