@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
 use stacking_core::dataset::{make_classification, GeneratorParams};
 use stacking_core::{Dataset, StackConfig};
-use stacking_service::driver::{Driver, DriverConfig};
+use stacking_service::driver::{Driver, DriverConfig, LoadedDataset};
 use stacking_service::settings::{parse_bool, parse_positive, DEFAULT_CALL_TIMEOUT};
 use stacking_service::{CommonSettings, Context, Transfer};
 use stacking_storage::s3::{self, S3Config};
@@ -47,12 +47,7 @@ pub fn load_dataset(data: &DataArgs) -> Result<Dataset> {
             Dataset::from_npy(&xb, &yb)
                 .with_context(|| format!("loading {} and {}", x.display(), y.display()))
         }
-        _ => Ok(make_classification(&GeneratorParams {
-            n_samples: data.n_samples,
-            n_features: data.n_features,
-            seed: data.seed,
-            ..GeneratorParams::default()
-        })?),
+        _ => Ok(make_classification(&generator_params(data))?),
     }
 }
 
@@ -88,8 +83,9 @@ pub fn concurrent_training() -> Result<bool> {
 }
 
 /// The driver of a distributed deployment, from its flags and environment.
+/// A generated dataset is made on another thread while the server starts;
+/// the driver reports healthy once it is ready.
 pub fn driver_from_args(args: &DriverArgs, settings: &CommonSettings) -> Result<Driver> {
-    let dataset = load_dataset(&args.data)?;
     let cfg = DriverConfig {
         trainer_addr: args.t_addr.clone(),
         reducer_addr: args.r_addr.clone(),
@@ -102,6 +98,31 @@ pub fn driver_from_args(args: &DriverArgs, settings: &CommonSettings) -> Result<
         max_message_bytes: settings.max_message_bytes,
     };
     let ctx = context_from_env(settings)?;
-    let n = dataset.n_samples();
-    Ok(Driver::new(cfg, ctx, Bytes::from(dataset.to_bytes()), n)?)
+    if args.data.features.is_some() {
+        let dataset = load_dataset(&args.data)?;
+        let n = dataset.n_samples();
+        return Ok(Driver::new(cfg, ctx, Bytes::from(dataset.to_bytes()), n)?);
+    }
+    let params = generator_params(&args.data);
+    params.validate()?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let made = make_classification(&params)
+            .map(|d| LoadedDataset {
+                n_samples: d.n_samples(),
+                bytes: Bytes::from(d.to_bytes()),
+            })
+            .map_err(|e| e.to_string());
+        let _ = tx.send(made);
+    });
+    Ok(Driver::new_pending(cfg, ctx, rx)?)
+}
+
+fn generator_params(data: &DataArgs) -> GeneratorParams {
+    GeneratorParams {
+        n_samples: data.n_samples,
+        n_features: data.n_features,
+        seed: data.seed,
+        ..GeneratorParams::default()
+    }
 }

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
@@ -219,13 +220,12 @@ async fn wait_healthy(port: u16) {
             .connect()
             .await
         {
-            if HealthClient::new(ch)
+            let reply = HealthClient::new(ch)
                 .check(HealthCheckRequest {
                     service: String::new(),
                 })
-                .await
-                .is_ok()
-            {
+                .await;
+            if reply.is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving) {
                 return;
             }
         }

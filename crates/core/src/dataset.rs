@@ -192,19 +192,15 @@ pub fn make_classification(p: &GeneratorParams) -> Result<Dataset, DatasetError>
     generate(p).map(|(dataset, _)| dataset)
 }
 
-/// Which columns of the generated dataset hold the two informative features.
-pub fn informative_columns(p: &GeneratorParams) -> Result<Vec<usize>, DatasetError> {
-    let (_, cols) = generate(p)?;
-    Ok(cols
-        .iter()
-        .enumerate()
-        .filter(|(_, &c)| c < N_INFORMATIVE)
-        .map(|(pos, _)| pos)
-        .collect())
+impl GeneratorParams {
+    /// Checks the parameters without generating anything.
+    pub fn validate(&self) -> Result<(), DatasetError> {
+        check_params(self).map(|_| ())
+    }
 }
 
-/// The dataset and the column permutation applied to it.
-fn generate(p: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> {
+/// Validates the parameters; returns the two class weights.
+fn check_params(p: &GeneratorParams) -> Result<[f64; 2], DatasetError> {
     if p.n_features < N_INFORMATIVE {
         return Err(DatasetError::GeneratorParam {
             name: "n_features",
@@ -239,6 +235,23 @@ fn generate(p: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> 
             reason: format!("must be in [0, 1], got {}", p.flip_y),
         });
     }
+    Ok(weights)
+}
+
+/// Which columns of the generated dataset hold the two informative features.
+pub fn informative_columns(p: &GeneratorParams) -> Result<Vec<usize>, DatasetError> {
+    let (_, cols) = generate(p)?;
+    Ok(cols
+        .iter()
+        .enumerate()
+        .filter(|(_, &c)| c < N_INFORMATIVE)
+        .map(|(pos, _)| pos)
+        .collect())
+}
+
+/// The dataset and the column permutation applied to it.
+fn generate(p: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> {
+    let weights = check_params(p)?;
     let n = p.n_samples;
     let n_clusters = N_CLASSES * N_CLUSTERS_PER_CLASS;
     let mut per_cluster: Vec<usize> = (0..n_clusters)
@@ -297,7 +310,8 @@ fn generate(p: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> 
     rng.shuffle(&mut rows);
     let mut cols: Vec<usize> = (0..p.n_features).collect();
     rng.shuffle(&mut cols);
-    let x = x.select(Axis(0), &rows).select(Axis(1), &cols);
+    // One gather instead of a row select followed by a column select.
+    let x = Array2::from_shape_fn((n, p.n_features), |(i, j)| x[[rows[i], cols[j]]]);
     let y = y.select(Axis(0), &rows);
     Ok((Dataset::new(x, y)?, cols))
 }

@@ -103,16 +103,22 @@ impl Context {
         }
     }
 
-    /// Runs CPU-bound work off the async runtime, at most `max_jobs` at once.
+    /// Admits one request: at most `max_jobs` requests fetch, compute and
+    /// store at once; the rest wait here holding nothing. Without this, 16
+    /// concurrent Train calls each held a dataset and its copies while
+    /// waiting for a core, and a trainer peaked at 130 MiB.
+    pub async fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, StepError> {
+        self.compute
+            .acquire()
+            .await
+            .map_err(|_| StepError::Internal("request queue closed".into()))
+    }
+
+    /// Runs CPU-bound work off the async runtime (call within [`Context::admit`]).
     pub async fn compute<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> Result<T, StepError> + Send + 'static,
     ) -> Result<T, StepError> {
-        let _permit = self
-            .compute
-            .acquire()
-            .await
-            .map_err(|_| StepError::Internal("compute pool closed".into()))?;
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| StepError::Internal(format!("compute task failed: {e}")))?

@@ -43,13 +43,23 @@ pub struct DriverConfig {
     pub max_message_bytes: usize,
 }
 
+/// The dataset in its wire form and its row count.
+#[derive(Debug, Clone)]
+pub struct LoadedDataset {
+    pub bytes: Bytes,
+    pub n_samples: usize,
+}
+
+/// A dataset still being made (on another thread) when the driver starts.
+pub type PendingDataset = tokio::sync::oneshot::Receiver<Result<LoadedDataset, String>>;
+
 /// The driver's state: configuration, the dataset made at start-up, clients.
 #[derive(Debug)]
 pub struct Driver {
     cfg: DriverConfig,
     ctx: Context,
-    dataset: Bytes,
-    n_samples: usize,
+    dataset: tokio::sync::OnceCell<Result<LoadedDataset, String>>,
+    pending: std::sync::Mutex<Option<PendingDataset>>,
     trainer: TrainerClient<Channel>,
     reducer: ReducerClient<Channel>,
     metatrainer: MetatrainerClient<Channel>,
@@ -136,7 +146,9 @@ fn endpoint(addr: &str, cfg: &DriverConfig) -> Result<Channel, StepError> {
         .map_err(|e| StepError::bad(format!("address {addr:?}: {e}")))?
         .connect_timeout(Duration::from_secs(3))
         .timeout(cfg.call_timeout)
-        .tcp_nodelay(true);
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(crate::server::STREAM_WINDOW))
+        .initial_connection_window_size(Some(crate::server::CONNECTION_WINDOW));
     Ok(ep.connect_lazy())
 }
 
@@ -160,6 +172,52 @@ impl Driver {
         dataset: Bytes,
         n_samples: usize,
     ) -> Result<Self, StepError> {
+        let d = Self::with_pending(cfg, ctx, None)?;
+        let _ = d.dataset.set(Ok(LoadedDataset {
+            bytes: dataset,
+            n_samples,
+        }));
+        Ok(d)
+    }
+
+    /// A driver whose dataset is still being generated: it serves as soon as
+    /// it is made, so that generating it overlaps the process start-up.
+    pub fn new_pending(
+        cfg: DriverConfig,
+        ctx: Context,
+        pending: PendingDataset,
+    ) -> Result<Self, StepError> {
+        Self::with_pending(cfg, ctx, Some(pending))
+    }
+
+    /// Waits for the dataset; false if making it failed.
+    pub async fn ready(&self) -> bool {
+        self.dataset().await.is_ok()
+    }
+
+    async fn dataset(&self) -> Result<&LoadedDataset, StepError> {
+        let loaded = self
+            .dataset
+            .get_or_init(|| async {
+                let pending = self.pending.lock().ok().and_then(|mut p| p.take());
+                match pending {
+                    Some(rx) => rx
+                        .await
+                        .unwrap_or_else(|_| Err("the dataset generator stopped".into())),
+                    None => Err("no dataset".into()),
+                }
+            })
+            .await;
+        loaded
+            .as_ref()
+            .map_err(|e| StepError::Internal(format!("dataset: {e}")))
+    }
+
+    fn with_pending(
+        cfg: DriverConfig,
+        ctx: Context,
+        pending: Option<PendingDataset>,
+    ) -> Result<Self, StepError> {
         if cfg.trainers == 0 {
             return Err(StepError::bad("trainersNum must be at least 1"));
         }
@@ -179,8 +237,8 @@ impl Driver {
         Ok(Self {
             cfg,
             ctx,
-            dataset,
-            n_samples,
+            dataset: tokio::sync::OnceCell::new(),
+            pending: std::sync::Mutex::new(pending),
             trainer,
             reducer,
             metatrainer,
@@ -229,14 +287,18 @@ impl Driver {
         let mut stages = Stages::default();
         let mut bytes = ByteCounts::default();
         let inline = self.ctx.transfer == Transfer::Inline;
+        let LoadedDataset {
+            bytes: dataset,
+            n_samples,
+        } = self.dataset().await?.clone();
 
         // 1. the dataset
         let dataset_key = format!("{run_id}/dataset");
         let t = Instant::now();
         let (dataset_inline, dataset_key) = if inline {
-            (self.dataset.clone(), String::new())
+            (dataset, String::new())
         } else {
-            let emitted = self.ctx.emit(dataset_key, self.dataset.clone()).await?;
+            let emitted = self.ctx.emit(dataset_key, dataset).await?;
             bytes.storage_written += emitted.written;
             keys.push(emitted.key.clone());
             (Bytes::new(), emitted.key)
@@ -382,8 +444,8 @@ impl Driver {
             ),
         )?;
         bytes.storage_read += moved_full.read + moved_preds.read;
-        let n_samples = self.n_samples;
         let n_models = trainers.len();
+        let _admitted = self.ctx.admit().await?;
         self.ctx
             .compute(move || {
                 let model = serial::decode_full(&full).map_err(|e| {

@@ -18,6 +18,10 @@ use crate::pb::FILE_DESCRIPTOR_SET;
 use crate::services::{MetatrainerService, ReducerService, TrainerService};
 use crate::Context;
 
+/// HTTP/2 flow-control windows for servers and clients.
+pub const STREAM_WINDOW: u32 = 16 << 20;
+pub const CONNECTION_WINDOW: u32 = 64 << 20;
+
 /// Which function a process serves.
 #[derive(Debug, Clone)]
 pub enum Role {
@@ -62,7 +66,12 @@ pub async fn serve(
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let mut builder = Server::builder().tcp_nodelay(true);
+    // HTTP/2's default 64 KiB flow-control windows make a 2.4 MiB message
+    // take dozens of round trips; inline transfer moves several per run.
+    let mut builder = Server::builder()
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(STREAM_WINDOW))
+        .initial_connection_window_size(Some(CONNECTION_WINDOW));
     let router = builder
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -70,7 +79,22 @@ pub async fn serve(
     let limit = max_message_bytes;
     let router = match role {
         Role::Driver(driver) => {
-            health.set_serving::<GreeterServer<DriverService>>().await;
+            // Not ready until the dataset is made; then SERVING.
+            health
+                .set_not_serving::<GreeterServer<DriverService>>()
+                .await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            let (reporter, waiting) = (health.clone(), driver.clone());
+            tokio::spawn(async move {
+                if waiting.ready().await {
+                    reporter.set_serving::<GreeterServer<DriverService>>().await;
+                    reporter
+                        .set_service_status("", tonic_health::ServingStatus::Serving)
+                        .await;
+                }
+            });
             router.add_service(
                 GreeterServer::new(DriverService(driver))
                     .max_decoding_message_size(limit)

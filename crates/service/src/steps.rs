@@ -55,6 +55,7 @@ pub async fn train(ctx: &Context, req: TrainRequest) -> Result<TrainReply, StepE
     }
     let name = spec.name();
     let scope = RunScope::new(&req.run_id, &req.dataset_key)?;
+    let _admitted = ctx.admit().await?;
     let data = ctx
         .fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved)
         .await?;
@@ -101,6 +102,7 @@ pub async fn reduce(ctx: &Context, req: ReduceRequest) -> Result<ReduceReply, St
         .map(|t| t.model_key.clone())
         .unwrap_or_default();
     let scope = RunScope::new(&req.run_id, &first_key)?;
+    let _admitted = ctx.admit().await?;
     let fetched =
         futures::future::try_join_all(tuples.iter().enumerate().map(|(i, t)| async move {
             let mut moved = Moved::default();
@@ -180,6 +182,7 @@ pub async fn metatrain(ctx: &Context, req: MetaTrainRequest) -> Result<MetaTrain
         )));
     }
     let scope = RunScope::new(&req.run_id, &req.models_key)?;
+    let _admitted = ctx.admit().await?;
     let (data, models, meta) = {
         let mut m1 = Moved::default();
         let mut m2 = Moved::default();

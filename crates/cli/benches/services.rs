@@ -1,0 +1,440 @@
+//! `cargo bench -p stacking --bench services`: the functions as separate
+//! processes on loopback, with a real S3-API server (s3s) on loopback,
+//! measured against the goals of the services issue:
+//!
+//! - SayHello median, 4 trainers sequential, S3 (goal <= 100 ms);
+//! - SayHello median, 16 trainers concurrent, S3 (goal <= 250 ms);
+//! - orchestration overhead = end-to-end minus the same steps' compute run
+//!   in-process, embedded store (goal <= 10 ms) and S3 (goal <= 25 ms);
+//! - cold start, launch to a healthy gRPC health check (goal <= 20 ms);
+//! - idle RSS (goal <= 20 MiB) and peak RSS under 16 concurrent (goal <= 80 MiB).
+//!
+//! The original Python services measured on this kind of machine: 460-1130 ms
+//! (4 sequential), 1.6-2.1 s (16 concurrent), cold start 0.6-1.9 s, RSS
+//! 88-184 MiB idle and up to 300 MiB under load.
+//!
+//! Options (after `--`): `--runs N` (default 15).
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use stacking_core::config::default_meta;
+use stacking_core::dataset::{make_classification, GeneratorParams};
+use stacking_core::stack::{meta_features, train_level0_threads, train_level1};
+use stacking_core::{npy, serial, Dataset, FullModel, StackConfig};
+use stacking_service::local::{LocalOptions, LocalStack};
+use stacking_service::pb::helloworld::greeter_client::GreeterClient;
+use stacking_service::pb::helloworld::HelloRequest;
+use stacking_service::Transfer;
+use stacking_storage::memory;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+const ACCESS: &str = "bench-access";
+const SECRET: &str = "bench-secret-key-0123456789";
+const BUCKET: &str = "vhive-stacking";
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// The same steps the functions run, in-process, without gRPC or storage:
+/// decode the dataset, fit each trainer (folds on all cores), encode and
+/// decode models and predictions, fit the meta model, encode and decode the
+/// full model.
+fn compute_only(data: &Bytes, trainers: usize) -> f64 {
+    let t = Instant::now();
+    let stack = StackConfig::default();
+    let mut models = Vec::new();
+    let mut preds = Vec::new();
+    for i in 0..trainers {
+        let ds = Dataset::from_bytes(data).expect("dataset");
+        let out = train_level0_threads(
+            stack.model_for_trainer(i),
+            ds.x().view(),
+            ds.y().view(),
+            cpus(),
+        )
+        .expect("fit");
+        models.push(serial::decode_model(&serial::encode_model(&out.model)).expect("model"));
+        preds.push(npy::decode_f64_1d(&npy::encode_f64_1d(&out.oof)).expect("preds"));
+    }
+    let meta = meta_features(&preds).expect("meta");
+    let models = serial::decode_models(&serial::encode_models(&models)).expect("models");
+    let ds = Dataset::from_bytes(data).expect("dataset");
+    let out = train_level1(&default_meta(), meta.view(), ds.y().view()).expect("meta fit");
+    let full = FullModel::new(models, out.model).expect("full");
+    serial::decode_full(&serial::encode_full(&full)).expect("full decode");
+    t.elapsed().as_secs_f64() * 1e3
+}
+
+struct S3Server {
+    endpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_s3() -> S3Server {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join(BUCKET)).expect("bucket dir");
+    let fs = s3s_fs::FileSystem::new(dir.path()).expect("s3s-fs");
+    let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS, SECRET));
+    let service = builder.build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let service = service.clone();
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    S3Server {
+        endpoint,
+        _dir: dir,
+    }
+}
+
+/// A function process we started; killed on drop.
+struct Proc {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    fn status_kib(&self, field: &str) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+    fn rss_mib(&self) -> f64 {
+        self.status_kib("VmRSS:") / 1024.0
+    }
+    fn peak_mib(&self) -> f64 {
+        self.status_kib("VmHWM:") / 1024.0
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts a role and returns it with its cold-start time (launch to healthy).
+async fn launch(role: &str, extra: &[String], env: &[(String, String)]) -> (Proc, f64) {
+    let port = free_port();
+    let t = Instant::now();
+    let child = Command::new(env!("CARGO_BIN_EXE_stacking"))
+        .arg(role)
+        .args(["-host", "127.0.0.1", &format!("-sp={port}")])
+        .args(extra)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn stacking");
+    let proc = Proc { child, port };
+    loop {
+        let ok = async {
+            let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+                .ok()?
+                .connect()
+                .await
+                .ok()?;
+            let status = HealthClient::new(ch)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await
+                .ok()?
+                .into_inner()
+                .status();
+            (status == ServingStatus::Serving).then_some(())
+        }
+        .await;
+        if ok.is_some() {
+            return (proc, t.elapsed().as_secs_f64() * 1e3);
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(20),
+            "{role} never became healthy"
+        );
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+async fn say_hello_ms(port: u16, runs: usize) -> Vec<f64> {
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect driver");
+    let mut client = GreeterClient::new(ch).max_decoding_message_size(256 << 20);
+    let mut v = Vec::new();
+    for i in 0..runs + 1 {
+        let t = Instant::now();
+        client
+            .say_hello(HelloRequest {
+                name: "bench".into(),
+            })
+            .await
+            .expect("SayHello");
+        if i > 0 {
+            v.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    v
+}
+
+fn row(name: &str, value: f64, unit: &str, goal: f64) {
+    let verdict = if value <= goal { "ok" } else { "MISSED" };
+    println!("{name:<52} {value:>9.1} {unit:<4} goal <= {goal:>5} {unit:<4} {verdict}");
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runs = args
+        .iter()
+        .position(|a| a == "--runs")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(15);
+    let dataset = make_classification(&GeneratorParams::default()).expect("dataset");
+    let data = Bytes::from(dataset.to_bytes());
+    compute_only(&data, 4);
+    let compute_4 = median((0..runs).map(|_| compute_only(&data, 4)).collect());
+
+    // Embedded store, all four in this process.
+    let local = LocalStack::start(LocalOptions {
+        transfer: Transfer::S3,
+        store: Some(Arc::new(memory::open())),
+        trainers: 4,
+        concurrent: false,
+        keep_objects: false,
+        stack: StackConfig::default(),
+        dataset: dataset.clone(),
+        max_message_bytes: 256 << 20,
+        max_jobs: cpus(),
+        threads_per_job: cpus(),
+    })
+    .await
+    .expect("local stack");
+    let embedded_4 = median(say_hello_ms(local.driver.port(), runs).await);
+    local.stop().await;
+
+    // Separate processes with S3 on loopback: the S3-API server named by
+    // AWS_ENDPOINT_URL (its bucket must exist), else s3s in this process.
+    let var = |k: &str, d: &str| {
+        std::env::var(k)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| d.to_string())
+    };
+    let (s3_name, endpoint, access, secret, _s3) = match std::env::var("AWS_ENDPOINT_URL") {
+        Ok(e) if !e.is_empty() => (
+            format!("external {e}"),
+            e,
+            var("AWS_ACCESS_KEY", "testing"),
+            var("AWS_SECRET_KEY", "testing"),
+            None,
+        ),
+        _ => {
+            let s3 = start_s3().await;
+            (
+                "s3s in the bench process".to_string(),
+                s3.endpoint.clone(),
+                ACCESS.to_string(),
+                SECRET.to_string(),
+                Some(s3),
+            )
+        }
+    };
+    let env: Vec<(String, String)> = [
+        ("TRANSFER_TYPE", "S3"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY", access.as_str()),
+        ("AWS_SECRET_KEY", secret.as_str()),
+        ("BUCKET_NAME", BUCKET),
+        ("AWS_REGION", "us-east-1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let mut cold = Vec::new();
+    let (trainer, c) = launch("trainer", &[], &env).await;
+    cold.push(("trainer", c));
+    let (reducer, c) = launch("reducer", &[], &env).await;
+    cold.push(("reducer", c));
+    let (metatrainer, c) = launch("metatrainer", &[], &env).await;
+    cold.push(("metatrainer", c));
+    let addrs = |n: usize| {
+        vec![
+            "-tAddr".to_string(),
+            format!("127.0.0.1:{}", trainer.port),
+            "-rAddr".into(),
+            format!("127.0.0.1:{}", reducer.port),
+            "-mAddr".into(),
+            format!("127.0.0.1:{}", metatrainer.port),
+            "-trainersNum".into(),
+            n.to_string(),
+        ]
+    };
+    let (driver4, c) = launch("driver", &addrs(4), &env).await;
+    cold.push(("driver", c));
+    // More cold starts of each role for a median.
+    let mut cold_median = Vec::new();
+    for (role, first) in &cold {
+        let mut v = vec![*first];
+        for _ in 0..4 {
+            let extra = if *role == "driver" {
+                addrs(4)
+            } else {
+                Vec::new()
+            };
+            v.push(launch(role, &extra, &env).await.1);
+        }
+        cold_median.push((*role, median(v)));
+    }
+    let idle: Vec<(&str, f64)> = [
+        ("driver", &driver4),
+        ("trainer", &trainer),
+        ("reducer", &reducer),
+        ("metatrainer", &metatrainer),
+    ]
+    .iter()
+    .map(|(n, p)| (*n, p.rss_mib()))
+    .collect();
+    let s3_4 = median(say_hello_ms(driver4.port, runs).await);
+    drop(driver4);
+    let mut env16 = env.clone();
+    env16.push(("CONCURRENT_TRAINING".into(), "true".into()));
+    let (driver16, _) = launch("driver", &addrs(16), &env16).await;
+    let s3_16 = median(say_hello_ms(driver16.port, runs.div_ceil(2)).await);
+    let peak: Vec<(&str, f64)> = [
+        ("driver", &driver16),
+        ("trainer", &trainer),
+        ("reducer", &reducer),
+        ("metatrainer", &metatrainer),
+    ]
+    .iter()
+    .map(|(n, p)| (*n, p.peak_mib()))
+    .collect();
+
+    drop(driver16);
+    drop((trainer, reducer, metatrainer));
+
+    // The same processes with INLINE transfer: no store in the path.
+    let inline_env = vec![("TRANSFER_TYPE".to_string(), "INLINE".to_string())];
+    let (trainer, _) = launch("trainer", &[], &inline_env).await;
+    let (reducer, _) = launch("reducer", &[], &inline_env).await;
+    let (metatrainer, _) = launch("metatrainer", &[], &inline_env).await;
+    let addrs = |n: usize| {
+        vec![
+            "-tAddr".to_string(),
+            format!("127.0.0.1:{}", trainer.port),
+            "-rAddr".into(),
+            format!("127.0.0.1:{}", reducer.port),
+            "-mAddr".into(),
+            format!("127.0.0.1:{}", metatrainer.port),
+            "-trainersNum".into(),
+            n.to_string(),
+        ]
+    };
+    let (driver, _) = launch("driver", &addrs(4), &inline_env).await;
+    let inline_4 = median(say_hello_ms(driver.port, runs).await);
+    drop(driver);
+    let mut inline_env16 = inline_env.clone();
+    inline_env16.push(("CONCURRENT_TRAINING".into(), "true".into()));
+    let (driver, _) = launch("driver", &addrs(16), &inline_env16).await;
+    let inline_16 = median(say_hello_ms(driver.port, runs.div_ceil(2)).await);
+
+    println!(
+        "stacking services on loopback, 300 x 1024 dataset, {} cores, medians of {runs} calls",
+        cpus()
+    );
+    println!("S3 server: {s3_name}");
+    println!("compute of the 4-trainer steps in-process: {compute_4:.1} ms");
+    row(
+        "SayHello, 4 trainers sequential, S3 (processes)",
+        s3_4,
+        "ms",
+        100.0,
+    );
+    row(
+        "SayHello, 16 trainers concurrent, S3 (processes)",
+        s3_16,
+        "ms",
+        250.0,
+    );
+    row(
+        "SayHello, 4 trainers sequential, INLINE (processes)",
+        inline_4,
+        "ms",
+        100.0,
+    );
+    row(
+        "SayHello, 16 trainers concurrent, INLINE (processes)",
+        inline_16,
+        "ms",
+        250.0,
+    );
+    row(
+        "orchestration overhead, INLINE (processes)",
+        inline_4 - compute_4,
+        "ms",
+        10.0,
+    );
+    row(
+        "orchestration overhead, embedded store",
+        embedded_4 - compute_4,
+        "ms",
+        10.0,
+    );
+    row("orchestration overhead, S3", s3_4 - compute_4, "ms", 25.0);
+    for (role, c) in &cold_median {
+        row(
+            &format!("cold start {role} (launch to healthy)"),
+            *c,
+            "ms",
+            20.0,
+        );
+    }
+    for (role, m) in &idle {
+        row(&format!("idle RSS {role}"), *m, "MiB", 20.0);
+    }
+    for (role, m) in &peak {
+        row(&format!("peak RSS {role}, 16 concurrent"), *m, "MiB", 80.0);
+    }
+    println!("(embedded store, 4 sequential, end to end: {embedded_4:.1} ms)");
+}
