@@ -216,6 +216,20 @@ async fn say_hello_ms(port: u16, runs: usize) -> Vec<f64> {
     v
 }
 
+/// The driver's flags pointing at the three worker processes.
+fn addr_args(trainer: &Proc, reducer: &Proc, metatrainer: &Proc, n: usize) -> Vec<String> {
+    vec![
+        "-tAddr".to_string(),
+        format!("127.0.0.1:{}", trainer.port),
+        "-rAddr".into(),
+        format!("127.0.0.1:{}", reducer.port),
+        "-mAddr".into(),
+        format!("127.0.0.1:{}", metatrainer.port),
+        "-trainersNum".into(),
+        n.to_string(),
+    ]
+}
+
 fn row(name: &str, value: f64, unit: &str, goal: f64) {
     let verdict = if value <= goal { "ok" } else { "MISSED" };
     println!("{name:<52} {value:>9.1} {unit:<4} goal <= {goal:>5} {unit:<4} {verdict}");
@@ -298,18 +312,7 @@ async fn main() {
     cold.push(("reducer", c));
     let (metatrainer, c) = launch("metatrainer", &[], &env).await;
     cold.push(("metatrainer", c));
-    let addrs = |n: usize| {
-        vec![
-            "-tAddr".to_string(),
-            format!("127.0.0.1:{}", trainer.port),
-            "-rAddr".into(),
-            format!("127.0.0.1:{}", reducer.port),
-            "-mAddr".into(),
-            format!("127.0.0.1:{}", metatrainer.port),
-            "-trainersNum".into(),
-            n.to_string(),
-        ]
-    };
+    let addrs = |n: usize| addr_args(&trainer, &reducer, &metatrainer, n);
     let (driver4, c) = launch("driver", &addrs(4), &env).await;
     cold.push(("driver", c));
     // More cold starts of each role for a median.
@@ -359,18 +362,7 @@ async fn main() {
     let (trainer, _) = launch("trainer", &[], &inline_env).await;
     let (reducer, _) = launch("reducer", &[], &inline_env).await;
     let (metatrainer, _) = launch("metatrainer", &[], &inline_env).await;
-    let addrs = |n: usize| {
-        vec![
-            "-tAddr".to_string(),
-            format!("127.0.0.1:{}", trainer.port),
-            "-rAddr".into(),
-            format!("127.0.0.1:{}", reducer.port),
-            "-mAddr".into(),
-            format!("127.0.0.1:{}", metatrainer.port),
-            "-trainersNum".into(),
-            n.to_string(),
-        ]
-    };
+    let addrs = |n: usize| addr_args(&trainer, &reducer, &metatrainer, n);
     let (driver, _) = launch("driver", &addrs(4), &inline_env).await;
     let inline_4 = median(say_hello_ms(driver.port, runs).await);
     drop(driver);

@@ -14,16 +14,7 @@ use stacking_service::pb::stacking::{
 };
 use stacking_service::Transfer;
 use support::*;
-use tonic::transport::Channel;
 use tonic::Code;
-
-async fn channel(addr: std::net::SocketAddr) -> Channel {
-    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap()
-}
 
 fn lasso() -> Bytes {
     Bytes::from_static(br#"{"model": "Lasso", "params": {"alpha": 0.1}}"#)

@@ -154,3 +154,12 @@ pub async fn start(o: StackOpts) -> LocalStack {
 pub fn memory_store() -> Arc<dyn BlobStore> {
     Arc::new(memory::open())
 }
+
+/// A connected gRPC channel to a loopback address.
+pub async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
