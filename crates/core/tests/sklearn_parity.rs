@@ -65,6 +65,7 @@ fn folds_match_sklearn() {
 fn lasso_oof_matches() {
     let (ours, theirs) = oof_of("Lasso");
     let d = max_abs_diff(&ours, &theirs);
+    eprintln!("OOF max |Δ| vs scikit-learn: {d:e}");
     assert!(d <= 1e-8, "Lasso max |Δ| = {d}");
 }
 
@@ -72,6 +73,7 @@ fn lasso_oof_matches() {
 fn knn_oof_matches() {
     let (ours, theirs) = oof_of("KNeighborsRegressor");
     let d = max_abs_diff(&ours, &theirs);
+    eprintln!("OOF max |Δ| vs scikit-learn: {d:e}");
     assert!(d <= 1e-8, "KNN max |Δ| = {d}");
 }
 
@@ -79,6 +81,7 @@ fn knn_oof_matches() {
 fn linear_regression_oof_matches() {
     let (ours, theirs) = oof_of("LinearRegression");
     let d = max_abs_diff(&ours, &theirs);
+    eprintln!("OOF max |Δ| vs scikit-learn: {d:e}");
     assert!(d <= 1e-6, "LinearRegression max |Δ| = {d}");
 }
 
@@ -86,6 +89,7 @@ fn linear_regression_oof_matches() {
 fn linear_svr_oof_matches() {
     let (ours, theirs) = oof_of("LinearSVR");
     let d = max_abs_diff(&ours, &theirs);
+    eprintln!("OOF max |Δ| vs scikit-learn: {d:e}");
     assert!(d <= 1e-5, "LinearSVR max |Δ| = {d}");
 }
 
@@ -183,6 +187,7 @@ fn random_forest_oof_matches_sklearn_and_its_seed_spread() {
     let auc = roc_auc(y.as_slice().unwrap(), ours.as_slice().unwrap()).unwrap();
     assert!((0.70..=0.83).contains(&auc), "RF OOF AUC {auc}");
     let d = max_abs_diff(&ours, &theirs);
+    eprintln!("OOF max |Δ| vs scikit-learn: {d:e}");
     assert!(d <= 1e-12, "RF max |Δ| = {d}");
 }
 
