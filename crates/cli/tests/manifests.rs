@@ -1,0 +1,160 @@
+//! The deployment manifests parse, and every argument and environment value
+//! they pass is accepted by the binary (`stacking check-config` with exactly
+//! those arguments and that environment).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_yaml::Value;
+
+fn deploy() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../deploy")
+}
+
+fn yaml(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{} does not parse: {e}", path.display()))
+}
+
+/// Runs the config check for `args` (role first) under exactly `env`.
+fn check(args: &[String], env: &BTreeMap<String, String>, origin: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stacking"))
+        .arg("check-config")
+        .args(args)
+        .env_clear()
+        .envs(env)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{origin}: stacking check-config {args:?} with {env:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_sequence()
+        .map(|s| s.iter().map(|x| x.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn knative_services_pass_the_config_check() {
+    for transfer in ["s3", "inline"] {
+        let mut trainers_num = None;
+        let mut trainer_scale = None;
+        for role in ["driver", "trainer", "reducer", "metatrainer"] {
+            let path = deploy().join(format!("knative/{transfer}/service-{role}.yaml"));
+            let doc = yaml(&path);
+            assert_eq!(doc["apiVersion"], "serving.knative.dev/v1");
+            assert_eq!(doc["kind"], "Service");
+            assert_eq!(doc["metadata"]["name"], role);
+            let template = &doc["spec"]["template"];
+            let container = &template["spec"]["containers"][0];
+            assert_eq!(container["name"], role, "{}", path.display());
+            assert_eq!(container["ports"][0]["name"], "h2c");
+            let args = strings(&container["args"]);
+            assert_eq!(args[0], role);
+            let mut env = BTreeMap::new();
+            for e in container["env"].as_sequence().unwrap() {
+                let name = e["name"].as_str().unwrap().to_string();
+                let value = match e.get("value") {
+                    Some(v) => v.as_str().unwrap().to_string(),
+                    None => {
+                        // From the Secret / ConfigMap the README creates.
+                        let from = &e["valueFrom"];
+                        let key = from["secretKeyRef"]["key"]
+                            .as_str()
+                            .or(from["configMapKeyRef"]["key"].as_str());
+                        assert!(
+                            key.is_some(),
+                            "{name} in {}: neither value nor a key reference",
+                            path.display()
+                        );
+                        format!("placeholder-{}", key.unwrap_or_default())
+                    }
+                };
+                env.insert(name, value);
+            }
+            assert_eq!(env["TRANSFER_TYPE"], transfer.to_uppercase());
+            if transfer == "s3" {
+                assert!(
+                    env.contains_key("AWS_ACCESS_KEY")
+                        && env.contains_key("AWS_SECRET_KEY")
+                        && env.contains_key("BUCKET_NAME")
+                );
+            }
+            check(&args, &env, &path.display().to_string());
+            if role == "driver" {
+                trainers_num = Some(env["TrainersNum"].clone());
+            }
+            if role == "trainer" {
+                let ann = &template["metadata"]["annotations"];
+                let (min, max) = (
+                    ann["autoscaling.knative.dev/min-scale"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                    ann["autoscaling.knative.dev/max-scale"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                );
+                assert_eq!(min, max);
+                assert_eq!(template["spec"]["containerConcurrency"], 1);
+                trainer_scale = Some(min);
+            }
+        }
+        assert_eq!(
+            trainers_num, trainer_scale,
+            "trainer scale must equal TrainersNum ({transfer})"
+        );
+    }
+}
+
+#[test]
+fn compose_services_pass_the_config_check() {
+    for file in ["docker-compose-s3.yml", "docker-compose-s3-tracing.yml"] {
+        let path = deploy().join("compose").join(file);
+        let doc = yaml(&path);
+        let services = doc["services"].as_mapping().unwrap();
+        assert!(
+            services.contains_key("minio"),
+            "{file} lacks the S3-compatible store"
+        );
+        if file.contains("tracing") {
+            assert!(services.contains_key("zipkin"), "{file} lacks Zipkin");
+        }
+        let mut roles = Vec::new();
+        for (name, svc) in services {
+            let args = strings(&svc["command"]);
+            let Some(role) = args
+                .first()
+                .filter(|r| ["driver", "trainer", "reducer", "metatrainer"].contains(&r.as_str()))
+            else {
+                continue;
+            };
+            roles.push(role.clone());
+            let env: BTreeMap<String, String> = svc["environment"]
+                .as_mapping()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| {
+                    (
+                        k.as_str().unwrap().to_string(),
+                        v.as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            check(&args, &env, &format!("{file}: {}", name.as_str().unwrap()));
+        }
+        roles.sort();
+        assert_eq!(
+            roles,
+            ["driver", "metatrainer", "reducer", "trainer"],
+            "{file}"
+        );
+    }
+}
