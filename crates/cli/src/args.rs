@@ -59,6 +59,8 @@ pub enum Command {
     Metatrainer(ServeArgs),
     /// Runs the whole workflow here: four gRPC servers on loopback, an embedded store, one SayHello.
     Run(RunArgs),
+    /// Open-loop load: SayHello at a fixed rate, latencies to a CSV (the original invoker's flags).
+    Invoke(crate::invoke::InvokeArgs),
     /// Checks a configuration (flags and environment) and exits: 0 if valid.
     CheckConfig {
         /// The role whose configuration to check.

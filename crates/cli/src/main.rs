@@ -6,6 +6,8 @@
 //! flags and environment.
 
 mod args;
+mod histogram;
+mod invoke;
 mod run;
 mod serve;
 mod setup;
@@ -55,6 +57,10 @@ fn check_config(role: &str, rest: Vec<String>) -> Result<()> {
 async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args).await,
+        Command::Invoke(args) => {
+            invoke::invoke(args).await?.print();
+            Ok(())
+        }
         Command::CheckConfig { role, args } => check_config(&role, args),
         Command::Driver(d) => {
             let settings = CommonSettings::from_env()?;
