@@ -40,7 +40,7 @@ fn check_config(role: &str, rest: Vec<String>) -> Result<()> {
     let settings = CommonSettings::from_env()?;
     match cli.command {
         Command::Driver(d) => {
-            setup::driver_from_args(&d, &settings)?;
+            setup::driver_from_args(&d, &settings, None)?;
         }
         Command::Trainer(_) | Command::Reducer(_) | Command::Metatrainer(_) => {
             setup::context_from_env(&settings)?;
@@ -54,6 +54,18 @@ fn check_config(role: &str, rest: Vec<String>) -> Result<()> {
     Ok(())
 }
 
+async fn serve_worker(role: &'static str, args: &args::ServeArgs) -> Result<()> {
+    let settings = CommonSettings::from_env()?;
+    let tracer = serve::tracer(role, args, &settings);
+    let ctx = setup::context_from_env(&settings)?.with_tracer(tracer.clone());
+    let role = match role {
+        "trainer" => Role::Trainer(ctx),
+        "reducer" => Role::Reducer(ctx),
+        _ => Role::Metatrainer(ctx),
+    };
+    serve::serve_role(role, args, &settings, tracer).await
+}
+
 async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args).await,
@@ -64,24 +76,13 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::CheckConfig { role, args } => check_config(&role, args),
         Command::Driver(d) => {
             let settings = CommonSettings::from_env()?;
-            let driver = setup::driver_from_args(&d, &settings)?;
-            serve::serve_role(serve::driver_role(driver), &d.serve, &settings).await
+            let tracer = serve::tracer("driver", &d.serve, &settings);
+            let driver = setup::driver_from_args(&d, &settings, tracer.clone())?;
+            serve::serve_role(serve::driver_role(driver), &d.serve, &settings, tracer).await
         }
-        Command::Trainer(s) => {
-            let settings = CommonSettings::from_env()?;
-            let ctx = setup::context_from_env(&settings)?;
-            serve::serve_role(Role::Trainer(ctx), &s, &settings).await
-        }
-        Command::Reducer(s) => {
-            let settings = CommonSettings::from_env()?;
-            let ctx = setup::context_from_env(&settings)?;
-            serve::serve_role(Role::Reducer(ctx), &s, &settings).await
-        }
-        Command::Metatrainer(s) => {
-            let settings = CommonSettings::from_env()?;
-            let ctx = setup::context_from_env(&settings)?;
-            serve::serve_role(Role::Metatrainer(ctx), &s, &settings).await
-        }
+        Command::Trainer(s) => serve_worker("trainer", &s).await,
+        Command::Reducer(s) => serve_worker("reducer", &s).await,
+        Command::Metatrainer(s) => serve_worker("metatrainer", &s).await,
     }
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::{Context as _, Result};
 use stacking_service::server::{serve, Role};
+use stacking_service::trace::{Sink, Tracer};
 use stacking_service::CommonSettings;
 use tokio::net::TcpListener;
 
@@ -33,17 +34,19 @@ pub async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-pub fn warn_tracing(settings: &CommonSettings, zipkin: &str) {
-    if settings.tracing {
-        tracing::warn!(
-            zipkin,
-            "ENABLE_TRACING=true: span export is not implemented in this build; no spans are sent"
-        );
-    }
+/// The role's tracer when `ENABLE_TRACING=true`: spans go to `-zipkin`.
+pub fn tracer(role: &str, args: &ServeArgs, settings: &CommonSettings) -> Option<Arc<Tracer>> {
+    settings
+        .tracing
+        .then(|| Tracer::start(role, Sink::Zipkin(args.zipkin.clone())))
 }
 
-pub async fn serve_role(role: Role, args: &ServeArgs, settings: &CommonSettings) -> Result<()> {
-    warn_tracing(settings, &args.zipkin);
+pub async fn serve_role(
+    role: Role,
+    args: &ServeArgs,
+    settings: &CommonSettings,
+    tracer: Option<Arc<Tracer>>,
+) -> Result<()> {
     let addr: SocketAddr = format!("{}:{}", args.host, args.sp)
         .parse()
         .with_context(|| format!("bad listen address {}:{}", args.host, args.sp))?;
@@ -58,6 +61,10 @@ pub async fn serve_role(role: Role, args: &ServeArgs, settings: &CommonSettings)
         shutdown_signal(),
     )
     .await?;
+    if let Some(t) = tracer {
+        // Spans of the last requests go out before the process exits.
+        t.flush().await;
+    }
     Ok(())
 }
 

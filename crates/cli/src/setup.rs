@@ -85,7 +85,11 @@ pub fn concurrent_training() -> Result<bool> {
 /// The driver of a distributed deployment, from its flags and environment.
 /// A generated dataset is made on another thread while the server starts;
 /// the driver reports healthy once it is ready.
-pub fn driver_from_args(args: &DriverArgs, settings: &CommonSettings) -> Result<Driver> {
+pub fn driver_from_args(
+    args: &DriverArgs,
+    settings: &CommonSettings,
+    tracer: Option<std::sync::Arc<stacking_service::trace::Tracer>>,
+) -> Result<Driver> {
     let cfg = DriverConfig {
         trainer_addr: args.t_addr.clone(),
         reducer_addr: args.r_addr.clone(),
@@ -97,7 +101,7 @@ pub fn driver_from_args(args: &DriverArgs, settings: &CommonSettings) -> Result<
         call_timeout: DEFAULT_CALL_TIMEOUT,
         max_message_bytes: settings.max_message_bytes,
     };
-    let ctx = context_from_env(settings)?;
+    let ctx = context_from_env(settings)?.with_tracer(tracer);
     if args.data.features.is_some() {
         let dataset = load_dataset(&args.data)?;
         let n = dataset.n_samples();

@@ -8,6 +8,7 @@ use tokio::sync::Semaphore;
 
 use crate::error::StepError;
 use crate::settings::Transfer;
+use crate::trace::{Kind, Span, Tracer};
 
 /// Shared state of one function process.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct Context {
     pub transfer: Transfer,
     compute: Arc<Semaphore>,
     threads_per_job: usize,
+    /// Where this function's spans go (`ENABLE_TRACING`), if anywhere.
+    pub tracer: Option<Arc<Tracer>>,
 }
 
 /// A result handed on: inline bytes or a key (the other one empty).
@@ -49,7 +52,24 @@ impl Context {
             transfer,
             compute: Arc::new(Semaphore::new(max_jobs.max(1))),
             threads_per_job: threads_per_job.max(1),
+            tracer: None,
         }
+    }
+
+    pub fn with_tracer(mut self, tracer: Option<Arc<Tracer>>) -> Self {
+        self.tracer = tracer;
+        self
+    }
+
+    /// A server span for an incoming call, child of the caller's span if the
+    /// metadata carries one.
+    pub fn server_span(&self, name: &str, md: &tonic::metadata::MetadataMap) -> Span {
+        Span::start(
+            self.tracer.as_ref(),
+            name,
+            Some(Kind::Server),
+            crate::trace::extract(md),
+        )
     }
 
     pub fn threads_per_job(&self) -> usize {
@@ -69,6 +89,7 @@ impl Context {
         key: &str,
         what: &str,
         moved: &mut Moved,
+        parent: &Span,
     ) -> Result<Bytes, StepError> {
         if !inline.is_empty() {
             return Ok(inline.clone());
@@ -78,13 +99,21 @@ impl Context {
                 "no {what}: both the inline bytes and the key are empty"
             )));
         }
+        let mut span = parent.child(format!("storage get {what}"), Some(Kind::Client));
+        span.tag("storage.key", key);
         let data = self.store()?.get(key).await?;
+        span.tag("storage.bytes", data.len());
         moved.read += data.len() as u64;
         Ok(data)
     }
 
     /// Hands a result on: stored under `key` for S3 transfer, else inline.
-    pub async fn emit(&self, key: String, data: Bytes) -> Result<Emitted, StepError> {
+    pub async fn emit(
+        &self,
+        key: String,
+        data: Bytes,
+        parent: &Span,
+    ) -> Result<Emitted, StepError> {
         match self.transfer {
             Transfer::Inline => Ok(Emitted {
                 inline: data,
@@ -93,6 +122,10 @@ impl Context {
             }),
             Transfer::S3 => {
                 let written = data.len() as u64;
+                let name = key.rsplit('/').next().unwrap_or(&key).to_string();
+                let mut span = parent.child(format!("storage put {name}"), Some(Kind::Client));
+                span.tag("storage.key", &key);
+                span.tag("storage.bytes", written);
                 self.store()?.put(&key, data).await?;
                 Ok(Emitted {
                     inline: Bytes::new(),

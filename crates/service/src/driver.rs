@@ -28,6 +28,7 @@ use crate::pb::stacking::{
     MetaTrainRequest, ModelPredTuple, ReduceRequest, StepStats, TrainReply, TrainRequest,
 };
 use crate::settings::Transfer;
+use crate::trace::{Kind, Span};
 
 /// Everything the driver is configured with.
 #[derive(Debug, Clone)]
@@ -249,12 +250,21 @@ impl Driver {
         &self.cfg
     }
 
-    /// One complete invocation.
+    /// One complete invocation, untraced.
     pub async fn run(&self) -> Result<RunReport, StepError> {
+        self.run_traced(&Span::none()).await
+    }
+
+    /// One complete invocation; its spans are children of `root`.
+    pub async fn run_traced(&self, root: &Span) -> Result<RunReport, StepError> {
         let run_id = format!("run-{}", uuid::Uuid::new_v4().simple());
+        let mut root_tags = root.child("run", None);
+        root_tags.tag("run_id", &run_id);
+        drop(root_tags);
         let mut written_keys: Vec<String> = Vec::new();
-        let result = self.run_inner(&run_id, &mut written_keys).await;
+        let result = self.run_inner(&run_id, &mut written_keys, root).await;
         if !self.cfg.keep_objects {
+            let _span = root.child("cleanup", None);
             self.cleanup(&written_keys).await;
         }
         result.map(|(mut report, started)| {
@@ -282,6 +292,7 @@ impl Driver {
         &self,
         run_id: &str,
         keys: &mut Vec<String>,
+        root: &Span,
     ) -> Result<(RunReport, Instant), StepError> {
         let started = Instant::now();
         let mut stages = Stages::default();
@@ -298,7 +309,7 @@ impl Driver {
         let (dataset_inline, dataset_key) = if inline {
             (dataset, String::new())
         } else {
-            let emitted = self.ctx.emit(dataset_key, dataset).await?;
+            let emitted = self.ctx.emit(dataset_key, dataset, root).await?;
             bytes.storage_written += emitted.written;
             keys.push(emitted.key.clone());
             (Bytes::new(), emitted.key)
@@ -318,7 +329,11 @@ impl Driver {
                 run_id: run_id.to_string(),
             };
             let addr = self.cfg.trainer_addr.clone();
+            let span = root.child(format!("Train {i}"), Some(Kind::Client));
+            let mut req = tonic::Request::new(req);
+            span.inject(req.metadata_mut());
             async move {
+                let _span = span;
                 let t0 = Instant::now();
                 let start_ms = ms(t0.duration_since(t));
                 let reply = client
@@ -381,6 +396,9 @@ impl Driver {
             .iter()
             .map(|t| (t.model.len() + t.predictions.len()) as u64)
             .sum::<u64>();
+        let span = root.child("Reduce", Some(Kind::Client));
+        let mut reduce_req = tonic::Request::new(reduce_req);
+        span.inject(reduce_req.metadata_mut());
         let reduced = self
             .reducer
             .clone()
@@ -388,6 +406,7 @@ impl Driver {
             .await
             .map_err(downstream(format!("Reduce ({})", self.cfg.reducer_addr)))?
             .into_inner();
+        drop(span);
         stages.reduce = ms(t.elapsed());
         keys.push(reduced.models_key.clone());
         keys.push(reduced.meta_features_key.clone());
@@ -409,6 +428,9 @@ impl Driver {
         };
         bytes.inline_sent +=
             (meta_req.dataset.len() + meta_req.models.len() + meta_req.meta_features.len()) as u64;
+        let span = root.child("Metatrain", Some(Kind::Client));
+        let mut meta_req = tonic::Request::new(meta_req);
+        span.inject(meta_req.metadata_mut());
         let meta = self
             .metatrainer
             .clone()
@@ -419,6 +441,7 @@ impl Driver {
                 self.cfg.metatrainer_addr
             )))?
             .into_inner();
+        drop(span);
         stages.metatrain = ms(t.elapsed());
         keys.push(meta.model_full_key.clone());
         keys.push(meta.meta_predictions_key.clone());
@@ -428,19 +451,22 @@ impl Driver {
 
         // 5. read back and check
         let t = Instant::now();
+        let readback = root.child("read back", None);
         let (mut moved_full, mut moved_preds) = (Moved::default(), Moved::default());
         let (full, preds) = tokio::try_join!(
             self.ctx.fetch(
                 &meta.model_full,
                 &meta.model_full_key,
                 "model_full",
-                &mut moved_full
+                &mut moved_full,
+                &readback
             ),
             self.ctx.fetch(
                 &meta.meta_predictions,
                 &meta.meta_predictions_key,
                 "meta_predictions",
-                &mut moved_preds
+                &mut moved_preds,
+                &readback
             ),
         )?;
         bytes.storage_read += moved_full.read + moved_preds.read;
@@ -503,8 +529,9 @@ impl Greeter for DriverService {
         &self,
         request: Request<HelloRequest>,
     ) -> Result<Response<HelloReply>, Status> {
+        let root = self.0.ctx.server_span("SayHello", request.metadata());
         let name = request.into_inner().name;
-        match self.0.run().await {
+        match self.0.run_traced(&root).await {
             Ok(report) => {
                 let message = report.summary();
                 tracing::info!(%name, %message, "run finished");

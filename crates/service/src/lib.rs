@@ -22,6 +22,7 @@ pub mod server;
 pub mod services;
 pub mod settings;
 pub mod steps;
+pub mod trace;
 
 pub use context::Context;
 pub use settings::{CommonSettings, Transfer};

@@ -25,7 +25,11 @@ pub struct TrainerService(pub Context);
 #[tonic::async_trait]
 impl Trainer for TrainerService {
     async fn train(&self, request: Request<TrainRequest>) -> Result<Response<TrainReply>, Status> {
-        reply("Train", steps::train(&self.0, request.into_inner()).await)
+        let span = self.0.server_span("Train", request.metadata());
+        reply(
+            "Train",
+            steps::train(&self.0, request.into_inner(), &span).await,
+        )
     }
 }
 
@@ -38,7 +42,11 @@ impl Reducer for ReducerService {
         &self,
         request: Request<ReduceRequest>,
     ) -> Result<Response<ReduceReply>, Status> {
-        reply("Reduce", steps::reduce(&self.0, request.into_inner()).await)
+        let span = self.0.server_span("Reduce", request.metadata());
+        reply(
+            "Reduce",
+            steps::reduce(&self.0, request.into_inner(), &span).await,
+        )
     }
 }
 
@@ -51,9 +59,10 @@ impl Metatrainer for MetatrainerService {
         &self,
         request: Request<MetaTrainRequest>,
     ) -> Result<Response<MetaTrainReply>, Status> {
+        let span = self.0.server_span("Metatrain", request.metadata());
         reply(
             "Metatrain",
-            steps::metatrain(&self.0, request.into_inner()).await,
+            steps::metatrain(&self.0, request.into_inner(), &span).await,
         )
     }
 }

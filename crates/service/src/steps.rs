@@ -15,6 +15,7 @@ use crate::pb::stacking::{
     MetaTrainReply, MetaTrainRequest, ReduceReply, ReduceRequest, StepStats, TrainReply,
     TrainRequest,
 };
+use crate::trace::Span;
 
 fn stats(start: Instant, compute_us: u64, moved: Moved) -> Option<StepStats> {
     Some(StepStats {
@@ -37,7 +38,7 @@ fn micros_since(t: Instant) -> u64 {
 }
 
 /// `Trainer.Train`: out-of-fold predictions and a full fit of one level-0 model.
-pub async fn train(ctx: &Context, req: TrainRequest) -> Result<TrainReply, StepError> {
+pub async fn train(ctx: &Context, req: TrainRequest, span: &Span) -> Result<TrainReply, StepError> {
     let start = Instant::now();
     let mut moved = Moved::default();
     check_segment("trainer_id", &req.trainer_id)?;
@@ -57,9 +58,10 @@ pub async fn train(ctx: &Context, req: TrainRequest) -> Result<TrainReply, StepE
     let scope = RunScope::new(&req.run_id, &req.dataset_key)?;
     let _admitted = ctx.admit().await?;
     let data = ctx
-        .fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved)
+        .fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved, span)
         .await?;
     let threads = ctx.threads_per_job();
+    let fit_span = span.child(format!("fit {name}"), None);
     let (model_bytes, pred_bytes, oof_auc, compute_us) = ctx
         .compute(move || {
             let t = Instant::now();
@@ -70,11 +72,12 @@ pub async fn train(ctx: &Context, req: TrainRequest) -> Result<TrainReply, StepE
             Ok((model, preds, out.oof_auc, micros_since(t)))
         })
         .await?;
+    drop(fit_span);
     tracing::info!(trainer = %req.trainer_id, model = name, oof_auc, "trained");
     let id = &req.trainer_id;
     let (model, preds) = tokio::try_join!(
-        ctx.emit(scope.key(&format!("model_{id}")), model_bytes),
-        ctx.emit(scope.key(&format!("pred_{id}")), pred_bytes),
+        ctx.emit(scope.key(&format!("model_{id}")), model_bytes, span),
+        ctx.emit(scope.key(&format!("pred_{id}")), pred_bytes, span),
     )?;
     moved.written += model.written + preds.written;
     Ok(TrainReply {
@@ -89,7 +92,11 @@ pub async fn train(ctx: &Context, req: TrainRequest) -> Result<TrainReply, StepE
 }
 
 /// `Reducer.Reduce`: every trainer's model and predictions, stacked in request order.
-pub async fn reduce(ctx: &Context, req: ReduceRequest) -> Result<ReduceReply, StepError> {
+pub async fn reduce(
+    ctx: &Context,
+    req: ReduceRequest,
+    span: &Span,
+) -> Result<ReduceReply, StepError> {
     let start = Instant::now();
     let tuples = req.model_pred_tuples;
     if tuples.is_empty() {
@@ -112,6 +119,7 @@ pub async fn reduce(ctx: &Context, req: ReduceRequest) -> Result<ReduceReply, St
                     &t.model_key,
                     &format!("model of pair {i}"),
                     &mut moved,
+                    span,
                 )
                 .await?;
             let preds = ctx
@@ -120,6 +128,7 @@ pub async fn reduce(ctx: &Context, req: ReduceRequest) -> Result<ReduceReply, St
                     &t.pred_key,
                     &format!("predictions of pair {i}"),
                     &mut moved,
+                    span,
                 )
                 .await?;
             Ok::<_, StepError>((model, preds, moved))
@@ -129,6 +138,7 @@ pub async fn reduce(ctx: &Context, req: ReduceRequest) -> Result<ReduceReply, St
     for (_, _, m) in &fetched {
         moved.read += m.read;
     }
+    let stack_span = span.child("stack meta features", None);
     let (models_bytes, meta_bytes, compute_us) = ctx
         .compute(move || {
             let t = Instant::now();
@@ -152,9 +162,10 @@ pub async fn reduce(ctx: &Context, req: ReduceRequest) -> Result<ReduceReply, St
             Ok((models, meta, micros_since(t)))
         })
         .await?;
+    drop(stack_span);
     let (models, meta) = tokio::try_join!(
-        ctx.emit(scope.key("models"), models_bytes),
-        ctx.emit(scope.key("meta_features"), meta_bytes),
+        ctx.emit(scope.key("models"), models_bytes, span),
+        ctx.emit(scope.key("meta_features"), meta_bytes, span),
     )?;
     moved.written += models.written + meta.written;
     Ok(ReduceReply {
@@ -167,7 +178,11 @@ pub async fn reduce(ctx: &Context, req: ReduceRequest) -> Result<ReduceReply, St
 }
 
 /// `Metatrainer.Metatrain`: the level-1 model, its score, and the full two-layer model.
-pub async fn metatrain(ctx: &Context, req: MetaTrainRequest) -> Result<MetaTrainReply, StepError> {
+pub async fn metatrain(
+    ctx: &Context,
+    req: MetaTrainRequest,
+    span: &Span,
+) -> Result<MetaTrainReply, StepError> {
     let start = Instant::now();
     let mut moved = Moved::default();
     let spec = if req.model_config.is_empty() {
@@ -187,18 +202,20 @@ pub async fn metatrain(ctx: &Context, req: MetaTrainRequest) -> Result<MetaTrain
         let mut m1 = Moved::default();
         let mut m2 = Moved::default();
         let r = tokio::try_join!(
-            ctx.fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved),
-            ctx.fetch(&req.models, &req.models_key, "models", &mut m1),
+            ctx.fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved, span),
+            ctx.fetch(&req.models, &req.models_key, "models", &mut m1, span),
             ctx.fetch(
                 &req.meta_features,
                 &req.meta_features_key,
                 "meta_features",
-                &mut m2
+                &mut m2,
+                span
             ),
         )?;
         moved.read += m1.read + m2.read;
         r
     };
+    let fit_span = span.child(format!("fit {}", spec.name()), None);
     let (full_bytes, pred_bytes, auc, swapped, compute_us) = ctx
         .compute(move || {
             let t = Instant::now();
@@ -239,10 +256,11 @@ pub async fn metatrain(ctx: &Context, req: MetaTrainRequest) -> Result<MetaTrain
             ))
         })
         .await?;
+    drop(fit_span);
     tracing::info!(auc, "meta model trained");
     let (full, preds) = tokio::try_join!(
-        ctx.emit(scope.key("model_full"), full_bytes),
-        ctx.emit(scope.key("meta_predictions"), pred_bytes),
+        ctx.emit(scope.key("model_full"), full_bytes, span),
+        ctx.emit(scope.key("meta_predictions"), pred_bytes, span),
     )?;
     moved.written += full.written + preds.written;
     Ok(MetaTrainReply {

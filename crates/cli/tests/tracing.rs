@@ -1,0 +1,355 @@
+//! Tracing across four processes: a Zipkin collector on loopback receives
+//! the spans of one SayHello from the driver, trainer, reducer and
+//! metatrainer, all in one trace, parent-linked across processes.
+
+use std::collections::{BTreeMap, HashMap};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use serde_json::Value;
+use stacking_service::pb::helloworld::greeter_client::GreeterClient;
+use stacking_service::pb::helloworld::HelloRequest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+/// A minimal Zipkin collector: accepts `POST /api/v2/spans` (HTTP/1.1) and keeps the JSON.
+async fn collector() -> (u16, Arc<Mutex<Vec<Value>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let spans = Arc::new(Mutex::new(Vec::new()));
+    let store = spans.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                loop {
+                    let mut chunk = [0u8; 65536];
+                    let Ok(n) = stream.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    // Handle every complete request in the buffer.
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                        let len: usize = head
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse().ok())
+                            .unwrap_or(0);
+                        if buf.len() < end + 4 + len {
+                            break;
+                        }
+                        assert!(head.starts_with("post /api/v2/spans"), "{head}");
+                        let body: Value =
+                            serde_json::from_slice(&buf[end + 4..end + 4 + len]).unwrap();
+                        store
+                            .lock()
+                            .unwrap()
+                            .extend(body.as_array().unwrap().iter().cloned());
+                        buf.drain(..end + 4 + len);
+                        let _ = stream
+                            .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                            .await;
+                    }
+                }
+            });
+        }
+    });
+    (port, spans)
+}
+
+const ACCESS: &str = "trace-access";
+const SECRET: &str = "trace-secret-key-0123456789";
+
+async fn s3_server(dir: &std::path::Path) -> String {
+    std::fs::create_dir_all(dir.join("vhive-stacking")).unwrap();
+    let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(dir).unwrap());
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS, SECRET));
+    let service = builder.build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let _ = stream.set_nodelay(true);
+            let service = service.clone();
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    endpoint
+}
+
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_serving(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .unwrap()
+            .connect()
+            .await
+        {
+            let r = HealthClient::new(ch)
+                .check(HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await;
+            if r.is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving) {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn is_hex(s: &str, lens: &[usize]) -> bool {
+    lens.contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c))
+}
+
+/// The Zipkin v2 span model (zipkin2-api.yaml): required fields and formats.
+fn validate_zipkin_v2(span: &Value) {
+    let obj = span.as_object().unwrap();
+    for key in obj.keys() {
+        assert!(
+            [
+                "traceId",
+                "id",
+                "parentId",
+                "name",
+                "kind",
+                "timestamp",
+                "duration",
+                "localEndpoint",
+                "remoteEndpoint",
+                "annotations",
+                "tags",
+                "debug",
+                "shared"
+            ]
+            .contains(&key.as_str()),
+            "unknown field {key}"
+        );
+    }
+    assert!(
+        is_hex(span["traceId"].as_str().unwrap(), &[16, 32]),
+        "{span}"
+    );
+    assert!(is_hex(span["id"].as_str().unwrap(), &[16]), "{span}");
+    if let Some(p) = span.get("parentId") {
+        assert!(is_hex(p.as_str().unwrap(), &[16]), "{span}");
+    }
+    assert!(!span["name"].as_str().unwrap().is_empty());
+    if let Some(k) = span.get("kind") {
+        assert!(
+            ["CLIENT", "SERVER", "PRODUCER", "CONSUMER"].contains(&k.as_str().unwrap()),
+            "{span}"
+        );
+    }
+    assert!(
+        span["timestamp"].as_u64().unwrap() > 1_600_000_000_000_000,
+        "{span}"
+    );
+    assert!(span["duration"].as_u64().unwrap() >= 1, "{span}");
+    assert!(!span["localEndpoint"]["serviceName"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+    if let Some(tags) = span.get("tags") {
+        assert!(
+            tags.as_object().unwrap().values().all(Value::is_string),
+            "{span}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_trace_per_invocation_across_four_processes() {
+    let (zipkin_port, spans) = collector().await;
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = s3_server(dir.path()).await;
+    let zipkin = format!("-zipkin=http://127.0.0.1:{zipkin_port}/api/v2/spans");
+    let env = [
+        ("ENABLE_TRACING", "true"),
+        ("TRANSFER_TYPE", "S3"),
+        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ACCESS_KEY", ACCESS),
+        ("AWS_SECRET_KEY", SECRET),
+        ("BUCKET_NAME", "vhive-stacking"),
+    ];
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let spawn = |args: Vec<String>| {
+        Proc(
+            Command::new(env!("CARGO_BIN_EXE_stacking"))
+                .args(&args)
+                .envs(env)
+                .env_remove("TrainersNum")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let common = |role: &str, port: u16| {
+        vec![
+            role.to_string(),
+            "-host".into(),
+            "127.0.0.1".into(),
+            format!("-sp={port}"),
+            zipkin.clone(),
+        ]
+    };
+    let mut procs = vec![
+        spawn(common("trainer", ports[1])),
+        spawn(common("reducer", ports[2])),
+        spawn(common("metatrainer", ports[3])),
+    ];
+    let mut driver = common("driver", ports[0]);
+    driver.extend([
+        format!("-tAddr=127.0.0.1:{}", ports[1]),
+        format!("-rAddr=127.0.0.1:{}", ports[2]),
+        format!("-mAddr=127.0.0.1:{}", ports[3]),
+        "-trainersNum=2".into(),
+        "--n-samples=100".into(),
+        "--n-features=32".into(),
+    ]);
+    procs.insert(0, spawn(driver));
+    for &p in &ports {
+        wait_serving(p).await;
+    }
+    let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", ports[0]))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let reply = GreeterClient::new(ch)
+        .say_hello(HelloRequest {
+            name: "trace".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.message.contains("trainers=2"), "{}", reply.message);
+    // SIGTERM flushes each process's spans before it exits.
+    for p in &mut procs {
+        Command::new("kill")
+            .args(["-TERM", &p.0.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while p.0.try_wait().unwrap().is_none() {
+            assert!(Instant::now() < deadline, "no exit after SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let spans = spans.lock().unwrap().clone();
+    for s in &spans {
+        validate_zipkin_v2(s);
+    }
+    let by_id: HashMap<&str, &Value> = spans
+        .iter()
+        .map(|s| (s["id"].as_str().unwrap(), s))
+        .collect();
+    assert_eq!(by_id.len(), spans.len(), "span ids are unique");
+    let traces: std::collections::BTreeSet<&str> = spans
+        .iter()
+        .map(|s| s["traceId"].as_str().unwrap())
+        .collect();
+    assert_eq!(traces.len(), 1, "one trace per SayHello: {traces:?}");
+    let roots: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s.get("parentId").is_none())
+        .collect();
+    assert_eq!(roots.len(), 1);
+    assert_eq!(roots[0]["name"], "SayHello");
+    assert_eq!(roots[0]["localEndpoint"]["serviceName"], "driver");
+    for s in &spans {
+        if let Some(p) = s.get("parentId") {
+            assert!(by_id.contains_key(p.as_str().unwrap()), "orphan span {s}");
+        }
+    }
+    let service = |s: &Value| {
+        s["localEndpoint"]["serviceName"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let mut per_service: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &spans {
+        *per_service.entry(service(s)).or_default() += 1;
+    }
+    // N = 2 trainers, S3: driver 9 + N, trainer 5 per call, reducer 4 + 2N, metatrainer 7.
+    let n = 2;
+    let expected: BTreeMap<String, usize> = [
+        ("driver", 9 + n),
+        ("trainer", 5 * n),
+        ("reducer", 4 + 2 * n),
+        ("metatrainer", 7),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(per_service, expected, "{spans:#?}");
+    // Cross-process links: each server span's parent is the driver's client span for it.
+    for (server, client_prefix) in [
+        ("Train", "Train "),
+        ("Reduce", "Reduce"),
+        ("Metatrain", "Metatrain"),
+    ] {
+        for s in spans
+            .iter()
+            .filter(|s| s["name"] == server && s["kind"] == "SERVER")
+        {
+            let parent = by_id[s["parentId"].as_str().unwrap()];
+            assert_eq!(service(parent), "driver");
+            assert_eq!(parent["kind"], "CLIENT");
+            assert!(
+                parent["name"].as_str().unwrap().starts_with(client_prefix),
+                "{parent}"
+            );
+        }
+    }
+    // Storage operations and fits are spans too.
+    assert!(spans
+        .iter()
+        .any(|s| s["name"] == "fit LinearSVR" && service(s) == "trainer"));
+    assert!(spans
+        .iter()
+        .any(|s| s["name"] == "storage get dataset" && service(s) == "metatrainer"));
+    assert!(
+        spans
+            .iter()
+            .filter(|s| s["name"].as_str().unwrap().starts_with("storage put"))
+            .count()
+            >= 9
+    );
+}
