@@ -261,6 +261,7 @@ async fn main() {
         max_message_bytes: 256 << 20,
         max_jobs: cpus(),
         threads_per_job: cpus(),
+        spans: None,
     })
     .await
     .expect("local stack");

@@ -174,6 +174,9 @@ pub struct RunArgs {
     /// Print the reports as JSON (one object per line) instead of tables.
     #[arg(long = "json")]
     pub json: bool,
+    /// Draw a Gantt picture (SVG) of the first invocation from its spans.
+    #[arg(long = "timeline")]
+    pub timeline: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
 }

@@ -11,6 +11,7 @@ mod invoke;
 mod run;
 mod serve;
 mod setup;
+mod timeline;
 
 use anyhow::{bail, Result};
 use clap::Parser;

@@ -31,6 +31,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
         .map_or("none (inline)".to_string(), |s| s.describe());
     let dataset = setup::load_dataset(&args.data)?;
     let (n, p) = (dataset.n_samples(), dataset.n_features());
+    let spans = args
+        .timeline
+        .as_ref()
+        .map(|_| Arc::new(std::sync::Mutex::new(Vec::new())));
     let stack = LocalStack::start(LocalOptions {
         transfer,
         store,
@@ -42,6 +46,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         max_message_bytes: DEFAULT_MAX_MESSAGE_MB << 20,
         max_jobs: setup::cpus(),
         threads_per_job: setup::cpus(),
+        spans: spans.clone(),
     })
     .await
     .context("starting the local functions")?;
@@ -86,8 +91,33 @@ pub async fn run(args: RunArgs) -> Result<()> {
             println!("{}", reply.message);
         }
     }
+    stack.flush_spans().await;
     stack.stop().await;
     outcome?;
+    if let (Some(path), Some(spans)) = (&args.timeline, &spans) {
+        let recorded = spans.lock().map(|s| s.clone()).unwrap_or_default();
+        crate::timeline::write_svg(
+            path,
+            &recorded,
+            &format!(
+                "stacking run: {} trainers ({}), transfer {}",
+                args.trainers,
+                if args.concurrent {
+                    "concurrent"
+                } else {
+                    "sequential"
+                },
+                transfer.as_str()
+            ),
+        )?;
+        if !args.json {
+            println!(
+                "
+timeline of the first invocation: {}",
+                path.display()
+            );
+        }
+    }
     if !args.json && totals.len() > 1 {
         totals.sort_by(f64::total_cmp);
         println!(

@@ -321,3 +321,42 @@ async fn four_processes_inline_then_graceful_sigterm() {
         assert!(status.success(), "exit after SIGTERM: {status:?}");
     }
 }
+
+#[test]
+fn run_draws_a_timeline_from_its_spans() {
+    let dir = std::env::temp_dir().join(format!("stacking-timeline-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let svg = dir.join("timeline.svg");
+    let o = run(stacking()
+        .args([
+            "run",
+            "--trainers",
+            "3",
+            "--n-samples",
+            "100",
+            "--n-features",
+            "32",
+            "--timeline",
+        ])
+        .arg(&svg));
+    assert!(o.status.success(), "{}", text(&o));
+    let picture = std::fs::read_to_string(&svg).unwrap();
+    assert!(picture.starts_with("<svg"));
+    let labels: Vec<&str> = picture
+        .split('>')
+        .filter_map(|t| t.split('<').next())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .collect();
+    for row in [
+        "driver",
+        "trainer 0",
+        "trainer 1",
+        "trainer 2",
+        "reducer",
+        "metatrainer",
+    ] {
+        assert!(labels.contains(&row), "row {row} missing from {labels:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -70,6 +70,7 @@ async fn csv_rows_equal_completed_requests() {
         max_message_bytes: 64 << 20,
         max_jobs: 2,
         threads_per_job: 1,
+        spans: None,
     })
     .await
     .unwrap();

@@ -20,6 +20,7 @@ use crate::pb::helloworld::greeter_client::GreeterClient;
 use crate::pb::helloworld::{HelloReply, HelloRequest};
 use crate::server::{serve, Role, ServeError};
 use crate::settings::{Transfer, DEFAULT_CALL_TIMEOUT};
+use crate::trace::{Sink, Tracer, ZipkinSpan};
 use crate::Context;
 
 /// How to start a local stack.
@@ -38,6 +39,8 @@ pub struct LocalOptions {
     pub max_jobs: usize,
     /// Threads one request may use.
     pub threads_per_job: usize,
+    /// Record every function's spans here (for a timeline), if set.
+    pub spans: Option<Arc<std::sync::Mutex<Vec<ZipkinSpan>>>>,
 }
 
 /// A running local stack. Stop it with [`LocalStack::stop`].
@@ -47,6 +50,7 @@ pub struct LocalStack {
     pub reducer: SocketAddr,
     pub metatrainer: SocketAddr,
     stop: watch::Sender<bool>,
+    tracers: Vec<Arc<Tracer>>,
     tasks: Vec<JoinHandle<Result<(), ServeError>>>,
     client: GreeterClient<Channel>,
 }
@@ -70,13 +74,21 @@ async fn loopback() -> std::io::Result<(TcpListener, SocketAddr)> {
 impl LocalStack {
     pub async fn start(opts: LocalOptions) -> Result<Self, LocalError> {
         let (stop, stopped) = watch::channel(false);
-        let ctx = || {
+        let tracers: Vec<Arc<Tracer>> = match &opts.spans {
+            Some(store) => ["trainer", "reducer", "metatrainer", "driver"]
+                .iter()
+                .map(|role| Tracer::start(role, Sink::Memory(store.clone())))
+                .collect(),
+            None => Vec::new(),
+        };
+        let ctx = |i: usize| {
             Context::new(
                 opts.store.clone(),
                 opts.transfer,
                 opts.max_jobs,
                 opts.threads_per_job,
             )
+            .with_tracer(tracers.get(i).cloned())
         };
         let (tl, trainer) = loopback().await?;
         let (rl, reducer) = loopback().await?;
@@ -95,14 +107,14 @@ impl LocalStack {
                 call_timeout: DEFAULT_CALL_TIMEOUT,
                 max_message_bytes: opts.max_message_bytes,
             },
-            ctx(),
+            ctx(3),
             Bytes::from(opts.dataset.to_bytes()),
             n,
         )?;
         let roles = [
-            (tl, Role::Trainer(ctx())),
-            (rl, Role::Reducer(ctx())),
-            (ml, Role::Metatrainer(ctx())),
+            (tl, Role::Trainer(ctx(0))),
+            (rl, Role::Reducer(ctx(1))),
+            (ml, Role::Metatrainer(ctx(2))),
             (dl, Role::Driver(Arc::new(driver_state))),
         ];
         let tasks = roles
@@ -135,6 +147,7 @@ impl LocalStack {
             reducer,
             metatrainer,
             stop,
+            tracers,
             tasks,
             client,
         })
@@ -149,6 +162,13 @@ impl LocalStack {
             })
             .await?
             .into_inner())
+    }
+
+    /// Delivers every span recorded so far to `LocalOptions::spans`.
+    pub async fn flush_spans(&self) {
+        for t in &self.tracers {
+            t.flush().await;
+        }
     }
 
     /// Graceful shutdown of all four servers.

@@ -25,7 +25,8 @@ pub struct TrainerService(pub Context);
 #[tonic::async_trait]
 impl Trainer for TrainerService {
     async fn train(&self, request: Request<TrainRequest>) -> Result<Response<TrainReply>, Status> {
-        let span = self.0.server_span("Train", request.metadata());
+        let mut span = self.0.server_span("Train", request.metadata());
+        span.tag("trainer_id", &request.get_ref().trainer_id);
         reply(
             "Train",
             steps::train(&self.0, request.into_inner(), &span).await,

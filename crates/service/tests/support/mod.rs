@@ -146,6 +146,7 @@ pub async fn start(o: StackOpts) -> LocalStack {
         max_message_bytes: o.max_message_bytes,
         max_jobs: 2,
         threads_per_job: 2,
+        spans: None,
     })
     .await
     .unwrap()
