@@ -61,6 +61,19 @@ pub enum Command {
     Run(RunArgs),
     /// Open-loop load: SayHello at a fixed rate, latencies to a CSV (the original invoker's flags).
     Invoke(crate::invoke::InvokeArgs),
+    /// Asks a function's standard gRPC health service; exits 0 when it is SERVING
+    /// (for container health checks and readiness probes).
+    Health {
+        /// host:port of the function.
+        #[arg(long = "addr", default_value = "127.0.0.1:50051")]
+        addr: String,
+        /// Service to ask about ("" = the whole server).
+        #[arg(long = "service", default_value = "")]
+        service: String,
+        /// Seconds to wait for an answer.
+        #[arg(long = "timeout", default_value_t = 2.0)]
+        timeout: f64,
+    },
     /// Checks a configuration (flags and environment) and exits: 0 if valid.
     CheckConfig {
         /// The role whose configuration to check.

@@ -67,6 +67,30 @@ async fn serve_worker(role: &'static str, args: &args::ServeArgs) -> Result<()> 
     serve::serve_role(role, args, &settings, tracer).await
 }
 
+/// One health check against `addr`.
+async fn health(addr: &str, service: &str, timeout: f64) -> Result<()> {
+    use tonic_health::pb::health_check_response::ServingStatus;
+    use tonic_health::pb::health_client::HealthClient;
+    let wait = std::time::Duration::from_secs_f64(timeout.max(0.01));
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(wait)
+        .timeout(wait)
+        .connect()
+        .await?;
+    let status = HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.to_string(),
+        })
+        .await?
+        .into_inner()
+        .status();
+    println!("{addr} {service:?}: {}", status.as_str_name());
+    if status != ServingStatus::Serving {
+        bail!("not serving");
+    }
+    Ok(())
+}
+
 async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args).await,
@@ -75,6 +99,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::CheckConfig { role, args } => check_config(&role, args),
+        Command::Health {
+            addr,
+            service,
+            timeout,
+        } => health(&addr, &service, timeout).await,
         Command::Driver(d) => {
             let settings = CommonSettings::from_env()?;
             let tracer = serve::tracer("driver", &d.serve, &settings);

@@ -316,6 +316,19 @@ async fn four_processes_inline_then_graceful_sigterm() {
     assert!(reply.message.contains("trainers=6"), "{}", reply.message);
     let report: serde_json::Value = serde_json::from_str(&reply.report_json).unwrap();
     assert_eq!(report["concurrent"], true);
+    // The health subcommand (the image's health check) agrees.
+    let ok = run(stacking().args(["health", "--addr", &format!("127.0.0.1:{}", ports[1])]));
+    assert!(ok.status.success(), "{}", text(&ok));
+    assert!(text(&ok).contains("SERVING"));
+    let closed = free_port();
+    let down = run(stacking().args([
+        "health",
+        "--addr",
+        &format!("127.0.0.1:{closed}"),
+        "--timeout",
+        "0.5",
+    ]));
+    assert!(!down.status.success());
     for p in procs.iter_mut() {
         let status = sigterm(p);
         assert!(status.success(), "exit after SIGTERM: {status:?}");
