@@ -191,6 +191,11 @@ impl Driver {
         Self::with_pending(cfg, ctx, Some(pending))
     }
 
+    /// Whether the dataset is already made (without waiting).
+    pub fn is_ready_now(&self) -> bool {
+        matches!(self.dataset.get(), Some(Ok(_)))
+    }
+
     /// Waits for the dataset; false if making it failed.
     pub async fn ready(&self) -> bool {
         self.dataset().await.is_ok()

@@ -80,21 +80,25 @@ pub async fn serve(
     let router = match role {
         Role::Driver(driver) => {
             // Not ready until the dataset is made; then SERVING.
-            health
-                .set_not_serving::<GreeterServer<DriverService>>()
-                .await;
-            health
-                .set_service_status("", tonic_health::ServingStatus::NotServing)
-                .await;
-            let (reporter, waiting) = (health.clone(), driver.clone());
-            tokio::spawn(async move {
-                if waiting.ready().await {
-                    reporter.set_serving::<GreeterServer<DriverService>>().await;
-                    reporter
-                        .set_service_status("", tonic_health::ServingStatus::Serving)
-                        .await;
-                }
-            });
+            if driver.is_ready_now() {
+                health.set_serving::<GreeterServer<DriverService>>().await;
+            } else {
+                health
+                    .set_not_serving::<GreeterServer<DriverService>>()
+                    .await;
+                health
+                    .set_service_status("", tonic_health::ServingStatus::NotServing)
+                    .await;
+                let (reporter, waiting) = (health.clone(), driver.clone());
+                tokio::spawn(async move {
+                    if waiting.ready().await {
+                        reporter.set_serving::<GreeterServer<DriverService>>().await;
+                        reporter
+                            .set_service_status("", tonic_health::ServingStatus::Serving)
+                            .await;
+                    }
+                });
+            }
             router.add_service(
                 GreeterServer::new(DriverService(driver))
                     .max_decoding_message_size(limit)
