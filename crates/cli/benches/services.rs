@@ -1,5 +1,7 @@
 //! `cargo bench -p stacking --bench services`: the functions as separate
-//! processes on loopback, with a real S3-API server (s3s) on loopback,
+//! processes on loopback, with a real S3-API server on loopback (the
+//! testkit's: s3s with objects in memory, on its own runtime threads; or the
+//! server `AWS_ENDPOINT_URL` names),
 //! measured against the goals of the services issue:
 //!
 //! - SayHello median, 4 trainers sequential, S3 (goal <= 100 ms);
@@ -13,14 +15,17 @@
 //! (4 sequential), 1.6-2.1 s (16 concurrent), cold start 0.6-1.9 s, RSS
 //! 88-184 MiB idle and up to 300 MiB under load.
 //!
+//! It also replays one run's storage traffic (the same objects, sizes and
+//! order, no gRPC, no compute) straight against the store: the part of the
+//! S3 overhead that is the store's own time.
+//!
 //! Options (after `--`): `--runs N` (default 15).
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use stacking_core::config::default_meta;
 use stacking_core::dataset::{make_classification, GeneratorParams};
 use stacking_core::stack::{meta_features, train_level0_threads, train_level1};
@@ -29,14 +34,10 @@ use stacking_service::local::{LocalOptions, LocalStack};
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
 use stacking_service::Transfer;
-use stacking_storage::memory;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
-
-const ACCESS: &str = "bench-access";
-const SECRET: &str = "bench-secret-key-0123456789";
-const BUCKET: &str = "vhive-stacking";
+use stacking_storage::s3::{self, S3Config};
+use stacking_storage::{memory, BlobStore};
+use stacking_testkit::process::{free_port, wait_serving, Proc};
+use stacking_testkit::s3::{S3Server, ACCESS, BUCKET, SECRET};
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -47,27 +48,43 @@ fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
+/// Each trainer's fit, as the trainer does it: decode the dataset, fit
+/// (folds on all cores), encode the model and the out-of-fold predictions.
+fn level0_encoded(data: &Bytes, trainers: usize) -> (Vec<Bytes>, Vec<Bytes>) {
+    let stack = StackConfig::default();
+    (0..trainers)
+        .map(|i| {
+            let ds = Dataset::from_bytes(data).expect("dataset");
+            let out = train_level0_threads(
+                stack.model_for_trainer(i),
+                ds.x().view(),
+                ds.y().view(),
+                cpus(),
+            )
+            .expect("fit");
+            (
+                Bytes::from(serial::encode_model(&out.model)),
+                Bytes::from(npy::encode_f64_1d(&out.oof)),
+            )
+        })
+        .unzip()
+}
+
 /// The same steps the functions run, in-process, without gRPC or storage:
 /// decode the dataset, fit each trainer (folds on all cores), encode and
 /// decode models and predictions, fit the meta model, encode and decode the
 /// full model.
 fn compute_only(data: &Bytes, trainers: usize) -> f64 {
     let t = Instant::now();
-    let stack = StackConfig::default();
-    let mut models = Vec::new();
-    let mut preds = Vec::new();
-    for i in 0..trainers {
-        let ds = Dataset::from_bytes(data).expect("dataset");
-        let out = train_level0_threads(
-            stack.model_for_trainer(i),
-            ds.x().view(),
-            ds.y().view(),
-            cpus(),
-        )
-        .expect("fit");
-        models.push(serial::decode_model(&serial::encode_model(&out.model)).expect("model"));
-        preds.push(npy::decode_f64_1d(&npy::encode_f64_1d(&out.oof)).expect("preds"));
-    }
+    let (models, preds) = level0_encoded(data, trainers);
+    let models: Vec<_> = models
+        .iter()
+        .map(|m| serial::decode_model(m).expect("model"))
+        .collect();
+    let preds: Vec<_> = preds
+        .iter()
+        .map(|p| npy::decode_f64_1d(p).expect("preds"))
+        .collect();
     let meta = meta_features(&preds).expect("meta");
     let models = serial::decode_models(&serial::encode_models(&models)).expect("models");
     let ds = Dataset::from_bytes(data).expect("dataset");
@@ -77,120 +94,86 @@ fn compute_only(data: &Bytes, trainers: usize) -> f64 {
     t.elapsed().as_secs_f64() * 1e3
 }
 
-struct S3Server {
-    endpoint: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_s3() -> S3Server {
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::create_dir_all(dir.path().join(BUCKET)).expect("bucket dir");
-    let fs = s3s_fs::FileSystem::new(dir.path()).expect("s3s-fs");
-    let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS, SECRET));
-    let service = builder.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let endpoint = format!("http://{}", listener.local_addr().expect("addr"));
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    S3Server {
-        endpoint,
-        _dir: dir,
-    }
-}
-
-/// A function process we started; killed on drop.
-struct Proc {
-    child: Child,
+/// A function process we started, with its port; killed on drop.
+struct Function {
+    proc: Proc,
     port: u16,
 }
 
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Proc {
-    fn status_kib(&self, field: &str) -> f64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        status
-            .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(f64::NAN)
-    }
-    fn rss_mib(&self) -> f64 {
-        self.status_kib("VmRSS:") / 1024.0
-    }
-    fn peak_mib(&self) -> f64 {
-        self.status_kib("VmHWM:") / 1024.0
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
-
 /// Starts a role and returns it with its cold-start time (launch to healthy).
-async fn launch(role: &str, extra: &[String], env: &[(String, String)]) -> (Proc, f64) {
-    let port = free_port();
+async fn launch(role: &str, extra: &[String], env: &[(String, String)]) -> (Function, f64) {
+    let port = free_port().expect("free port");
     let t = Instant::now();
-    let child = Command::new(env!("CARGO_BIN_EXE_stacking"))
-        .arg(role)
-        .args(["-host", "127.0.0.1", &format!("-sp={port}")])
-        .args(extra)
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn stacking");
-    let proc = Proc { child, port };
-    loop {
-        let ok = async {
-            let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-                .ok()?
-                .connect()
-                .await
-                .ok()?;
-            let status = HealthClient::new(ch)
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await
-                .ok()?
-                .into_inner()
-                .status();
-            (status == ServingStatus::Serving).then_some(())
-        }
-        .await;
-        if ok.is_some() {
-            return (proc, t.elapsed().as_secs_f64() * 1e3);
-        }
-        assert!(
-            t.elapsed() < Duration::from_secs(20),
-            "{role} never became healthy"
-        );
-        tokio::time::sleep(Duration::from_micros(500)).await;
+    let proc = Proc::spawn(
+        Command::new(env!("CARGO_BIN_EXE_stacking"))
+            .arg(role)
+            .args(["-host", "127.0.0.1", &format!("-sp={port}")])
+            .args(extra)
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("RUST_LOG", "warn"),
+    )
+    .expect("spawn stacking");
+    wait_serving(port, Duration::from_secs(20), Duration::from_micros(500))
+        .await
+        .expect("function never became healthy");
+    (Function { proc, port }, t.elapsed().as_secs_f64() * 1e3)
+}
+
+/// One 4-trainer run's storage traffic, replayed straight against `store`
+/// with the same object sizes, order and parallelism as the functions use.
+async fn storage_replay_ms(store: &dyn BlobStore, data: &Bytes, trainers: usize) -> f64 {
+    let ds = Dataset::from_bytes(data).expect("dataset");
+    let (models, preds) = level0_encoded(data, trainers);
+    let models_list: usize = models.iter().map(Bytes::len).sum();
+    let list = Bytes::from(vec![7u8; models_list]);
+    let meta = Bytes::from(vec![7u8; ds.n_samples() * trainers * 8 + 128]);
+    let full = Bytes::from(vec![7u8; models_list + 4096]);
+    let meta_preds = preds[0].clone();
+    let labels_offset = ds.x_npy().len() as u64;
+    let k = |name: &str| format!("replay/{name}");
+    let t = Instant::now();
+    store
+        .put("replay/dataset", data.clone())
+        .await
+        .expect("put");
+    for i in 0..trainers {
+        store.get("replay/dataset").await.expect("get");
+        let (m, p) = (k(&format!("model_{i}")), k(&format!("pred_{i}")));
+        tokio::try_join!(
+            store.put(&m, models[i].clone()),
+            store.put(&p, preds[i].clone())
+        )
+        .expect("put");
     }
+    let gets = (0..trainers).flat_map(|i| [k(&format!("model_{i}")), k(&format!("pred_{i}"))]);
+    futures::future::try_join_all(gets.map(|key| async move { store.get(&key).await }))
+        .await
+        .expect("get");
+    tokio::try_join!(
+        store.put("replay/models", list),
+        store.put("replay/meta", meta)
+    )
+    .expect("put");
+    let labels = async {
+        store.get_range("replay/dataset", 0..4096).await?;
+        store
+            .get_range("replay/dataset", labels_offset..labels_offset + 8192)
+            .await
+    };
+    tokio::try_join!(labels, store.get("replay/models"), store.get("replay/meta")).expect("get");
+    tokio::try_join!(
+        store.put("replay/model_full", full),
+        store.put("replay/meta_predictions", meta_preds)
+    )
+    .expect("put");
+    tokio::try_join!(
+        store.get("replay/model_full"),
+        store.get("replay/meta_predictions")
+    )
+    .expect("get");
+    let keys = store.list("replay/").await.expect("list");
+    store.delete_many(&keys).await.expect("delete");
+    t.elapsed().as_secs_f64() * 1e3
 }
 
 async fn say_hello_ms(port: u16, runs: usize) -> Vec<f64> {
@@ -217,7 +200,12 @@ async fn say_hello_ms(port: u16, runs: usize) -> Vec<f64> {
 }
 
 /// The driver's flags pointing at the three worker processes.
-fn addr_args(trainer: &Proc, reducer: &Proc, metatrainer: &Proc, n: usize) -> Vec<String> {
+fn addr_args(
+    trainer: &Function,
+    reducer: &Function,
+    metatrainer: &Function,
+    n: usize,
+) -> Vec<String> {
     vec![
         "-tAddr".to_string(),
         format!("127.0.0.1:{}", trainer.port),
@@ -269,7 +257,7 @@ async fn main() {
     local.stop().await;
 
     // Separate processes with S3 on loopback: the S3-API server named by
-    // AWS_ENDPOINT_URL (its bucket must exist), else s3s in this process.
+    // AWS_ENDPOINT_URL (its bucket must exist), else the testkit server.
     let var = |k: &str, d: &str| {
         std::env::var(k)
             .ok()
@@ -285,22 +273,38 @@ async fn main() {
             None,
         ),
         _ => {
-            let s3 = start_s3().await;
+            let s3 = S3Server::start().expect("S3 server");
             (
-                "s3s in the bench process".to_string(),
-                s3.endpoint.clone(),
+                "testkit s3s server (objects in memory, own runtime threads)".to_string(),
+                s3.endpoint().to_string(),
                 ACCESS.to_string(),
                 SECRET.to_string(),
                 Some(s3),
             )
         }
     };
+    let bucket = var("BUCKET_NAME", BUCKET);
+    let store = s3::open(&S3Config {
+        bucket: bucket.clone(),
+        access_key: Some(access.clone()),
+        secret_key: Some(secret.clone()),
+        endpoint: Some(endpoint.clone()),
+        region: "us-east-1".into(),
+        ..S3Config::from_env()
+    })
+    .expect("S3 store");
+    storage_replay_ms(&store, &data, 4).await;
+    let mut replays = Vec::new();
+    for _ in 0..runs {
+        replays.push(storage_replay_ms(&store, &data, 4).await);
+    }
+    let replay_4 = median(replays);
     let env: Vec<(String, String)> = [
         ("TRANSFER_TYPE", "S3"),
         ("AWS_ENDPOINT_URL", endpoint.as_str()),
         ("AWS_ACCESS_KEY", access.as_str()),
         ("AWS_SECRET_KEY", secret.as_str()),
-        ("BUCKET_NAME", BUCKET),
+        ("BUCKET_NAME", bucket.as_str()),
         ("AWS_REGION", "us-east-1"),
     ]
     .iter()
@@ -337,7 +341,7 @@ async fn main() {
         ("metatrainer", &metatrainer),
     ]
     .iter()
-    .map(|(n, p)| (*n, p.rss_mib()))
+    .map(|(n, f)| (*n, f.proc.rss_mib()))
     .collect();
     let s3_4 = median(say_hello_ms(driver4.port, runs).await);
     drop(driver4);
@@ -352,7 +356,7 @@ async fn main() {
         ("metatrainer", &metatrainer),
     ]
     .iter()
-    .map(|(n, p)| (*n, p.peak_mib()))
+    .map(|(n, f)| (*n, f.proc.peak_rss_mib()))
     .collect();
 
     drop(driver16);
@@ -415,6 +419,10 @@ async fn main() {
         10.0,
     );
     row("orchestration overhead, S3", s3_4 - compute_4, "ms", 25.0);
+    println!(
+        "  of which the store's own time (one run's traffic replayed directly): {replay_4:.1} ms; beyond it: {:.1} ms",
+        s3_4 - compute_4 - replay_4
+    );
     for (role, c) in &cold_median {
         row(
             &format!("cold start {role} (launch to healthy)"),

@@ -1,14 +1,12 @@
 //! The binary as users run it: `stacking run`, and the four functions as
 //! separate processes talking gRPC on loopback, stopped by SIGTERM.
 
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
+use stacking_testkit::process::{free_port, wait_serving, Proc};
 
 fn stacking() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_stacking"));
@@ -185,81 +183,19 @@ fn original_flags_pass_the_config_check() {
     }
 }
 
-/// A child process we started; killed on drop if still running.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn spawn(args: &[&str], env: &[(&str, &str)]) -> Proc {
-    let mut c = stacking();
-    c.args(args)
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    Proc(c.spawn().expect("spawn stacking"))
+    Proc::spawn(stacking().args(args).envs(env.iter().copied())).expect("spawn stacking")
 }
 
 async fn wait_healthy(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            let reply = HealthClient::new(ch)
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await;
-            if reply.is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving) {
-                return;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "port {port} never became healthy"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-fn sigterm(p: &mut Proc) -> std::process::ExitStatus {
-    let pid = p.0.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(status) = p.0.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "pid {pid} did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_serving(port, Duration::from_secs(20), Duration::from_millis(20))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_inline_then_graceful_sigterm() {
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..4).map(|_| free_port().unwrap()).collect();
     let env = [
         ("TRANSFER_TYPE", "INLINE"),
         ("TrainersNum", "6"),
@@ -320,7 +256,7 @@ async fn four_processes_inline_then_graceful_sigterm() {
     let ok = run(stacking().args(["health", "--addr", &format!("127.0.0.1:{}", ports[1])]));
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("SERVING"));
-    let closed = free_port();
+    let closed = free_port().unwrap();
     let down = run(stacking().args([
         "health",
         "--addr",
@@ -330,7 +266,7 @@ async fn four_processes_inline_then_graceful_sigterm() {
     ]));
     assert!(!down.status.success());
     for p in procs.iter_mut() {
-        let status = sigterm(p);
+        let status = p.sigterm(Duration::from_secs(10)).unwrap();
         assert!(status.success(), "exit after SIGTERM: {status:?}");
     }
 }

@@ -49,7 +49,9 @@ impl StepError {
             | StepError::Stack(_) => Code::InvalidArgument,
             StepError::Storage(e) => match e {
                 StorageError::NotFound { .. } => Code::NotFound,
-                StorageError::InvalidKey { .. } => Code::InvalidArgument,
+                StorageError::InvalidKey { .. } | StorageError::RangeNotSatisfiable { .. } => {
+                    Code::InvalidArgument
+                }
                 StorageError::Unavailable { .. } => Code::Unavailable,
                 StorageError::PermissionDenied { .. } => Code::PermissionDenied,
                 StorageError::Config(_) => Code::FailedPrecondition,

@@ -56,6 +56,23 @@ impl S3Config {
     }
 }
 
+impl S3Config {
+    /// An S3-compatible server at `endpoint` (e.g. `http://127.0.0.1:9000`)
+    /// with static credentials, region `us-east-1`, and a 2 s retry budget.
+    pub fn for_endpoint(endpoint: &str, bucket: &str, access_key: &str, secret_key: &str) -> Self {
+        Self {
+            bucket: bucket.into(),
+            region: DEFAULT_REGION.into(),
+            access_key: Some(access_key.into()),
+            secret_key: Some(secret_key.into()),
+            endpoint: Some(endpoint.into()),
+            connect_timeout: Duration::from_secs(2),
+            request_timeout: Duration::from_secs(30),
+            give_up_after: Duration::from_secs(2),
+        }
+    }
+}
+
 pub fn open(cfg: &S3Config) -> Result<ObjectStoreBackend, StorageError> {
     let mut builder = AmazonS3Builder::new()
         .with_bucket_name(&cfg.bucket)

@@ -1,12 +1,13 @@
 //! The interface and its one implementation over `object_store`.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
 use thiserror::Error;
 
 /// Why a storage operation failed.
@@ -20,6 +21,8 @@ pub enum StorageError {
     Unavailable { store: String, reason: String },
     #[error("storage {store} refused access: {reason}")]
     PermissionDenied { store: String, reason: String },
+    #[error("object {key:?} has {size} bytes, fewer than the range {start}.. asks for")]
+    RangeNotSatisfiable { key: String, start: u64, size: u64 },
     #[error("storage configuration: {0}")]
     Config(String),
 }
@@ -29,8 +32,15 @@ pub enum StorageError {
 pub trait BlobStore: Send + Sync + std::fmt::Debug {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError>;
     async fn get(&self, key: &str) -> Result<Bytes, StorageError>;
+    /// Bytes `range` of an object (the end clipped to the object's size),
+    /// and the object's whole size. A range starting at or past the end is
+    /// [`StorageError::RangeNotSatisfiable`].
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<(Bytes, u64), StorageError>;
     /// Deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
+    /// Deletes every key, missing ones included, in as few requests as the
+    /// store allows (S3: one `DeleteObjects` per 1000 keys).
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StorageError>;
     /// Keys under `prefix` (a key prefix ending at a `/`).
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
     /// Human-readable description, e.g. `s3://bucket at http://127.0.0.1:9000`.
@@ -118,6 +128,58 @@ impl BlobStore for ObjectStoreBackend {
         let path = Self::path(key)?;
         let result = self.inner.get(&path).await.map_err(|e| self.map(key, e))?;
         result.bytes().await.map_err(|e| self.map(key, e))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<(Bytes, u64), StorageError> {
+        let path = Self::path(key)?;
+        let start = range.start;
+        if range.is_empty() {
+            let meta = self.inner.head(&path).await.map_err(|e| self.map(key, e))?;
+            return Ok((Bytes::new(), meta.size));
+        }
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        };
+        let result = match self.inner.get_opts(&path, options).await {
+            Ok(result) => result,
+            Err(e) => {
+                // Stores word an unsatisfiable range differently (object_store's own
+                // check, or HTTP 416 from the server); the object's size tells.
+                if !matches!(e, object_store::Error::NotFound { .. }) {
+                    if let Ok(meta) = self.inner.head(&path).await {
+                        if start >= meta.size {
+                            return Err(StorageError::RangeNotSatisfiable {
+                                key: key.into(),
+                                start,
+                                size: meta.size,
+                            });
+                        }
+                    }
+                }
+                return Err(self.map(key, e));
+            }
+        };
+        let size = result.meta.size;
+        let bytes = result.bytes().await.map_err(|e| self.map(key, e))?;
+        Ok((bytes, size))
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StorageError> {
+        let paths = keys
+            .iter()
+            .map(|k| Self::path(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut results = self
+            .inner
+            .delete_stream(futures::stream::iter(paths.into_iter().map(Ok)).boxed());
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.map(&keys.join(", "), e)),
+            }
+        }
+        Ok(())
     }
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {

@@ -1,84 +1,38 @@
-//! Test support: a real S3-API server over HTTP (s3s + s3s-fs, in-process,
+//! Test support: a real S3-API server over HTTP (the testkit's s3s server,
 //! signed requests), an optional second server from `AWS_ENDPOINT_URL`, and
 //! local stacks on loopback.
 #![allow(dead_code)]
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use stacking_core::dataset::{make_classification, GeneratorParams};
 use stacking_core::{Dataset, StackConfig};
 use stacking_service::local::{LocalOptions, LocalStack};
 use stacking_service::Transfer;
 use stacking_storage::s3::{self, S3Config};
 use stacking_storage::{memory, BlobStore};
-use tokio::net::TcpListener;
 
-pub const ACCESS: &str = "stacking-test-access";
-pub const SECRET: &str = "stacking-test-secret-key-0123456789";
-pub const BUCKET: &str = "vhive-stacking";
+pub use stacking_testkit::s3::{ACCESS, BUCKET, SECRET};
 
-/// An in-process S3 server on a loopback port, storing under a temp dir.
-pub struct S3Server {
-    pub endpoint: String,
-    _dir: tempfile::TempDir,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
+/// A real S3-API server on loopback (s3s, signed requests, objects in memory).
+pub struct S3Server(stacking_testkit::s3::S3Server);
 
 impl S3Server {
     pub async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join(BUCKET)).unwrap();
-        let fs = s3s_fs::FileSystem::new(dir.path()).unwrap();
-        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS, SECRET));
-        let service = builder.build();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let task = tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    break;
-                };
-                let _ = stream.set_nodelay(true);
-                let service = service.clone();
-                tokio::spawn(async move {
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            endpoint,
-            _dir: dir,
-            task,
-        }
+        Self(stacking_testkit::s3::S3Server::start().unwrap())
     }
 
     pub fn store(&self) -> Arc<dyn BlobStore> {
-        Arc::new(s3::open(&config(&self.endpoint, ACCESS, SECRET)).unwrap())
+        Arc::new(s3::open(&config(self.0.endpoint(), ACCESS, SECRET)).unwrap())
+    }
+
+    pub fn object_count(&self) -> usize {
+        self.0.object_count()
     }
 }
 
 pub fn config(endpoint: &str, access: &str, secret: &str) -> S3Config {
-    S3Config {
-        bucket: BUCKET.into(),
-        region: "us-east-1".into(),
-        access_key: Some(access.into()),
-        secret_key: Some(secret.into()),
-        endpoint: Some(endpoint.into()),
-        connect_timeout: Duration::from_secs(2),
-        request_timeout: Duration::from_secs(30),
-        give_up_after: Duration::from_secs(2),
-    }
+    S3Config::for_endpoint(endpoint, BUCKET, access, secret)
 }
 
 /// The second, independent S3 server `.ci/run` starts (moto), if configured.

@@ -1,0 +1,139 @@
+//! One contract, every backend: the in-memory and directory stores, a real
+//! S3-API server over HTTP with signed requests (the testkit's s3s server),
+//! and the independent server `.ci/run` starts when `AWS_ENDPOINT_URL` is set.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use stacking_storage::s3::{self, S3Config};
+use stacking_storage::{fs, memory, BlobStore, StorageError};
+use stacking_testkit::s3::{S3Server, ACCESS, BUCKET, SECRET};
+
+fn s3_config(endpoint: &str, access: &str, secret: &str, bucket: &str) -> S3Config {
+    S3Config::for_endpoint(endpoint, bucket, access, secret)
+}
+
+/// Checks every operation under a fresh prefix, leaving nothing behind.
+async fn contract(store: &dyn BlobStore, prefix: &str) {
+    let name = store.describe();
+    let key = |k: &str| format!("{prefix}/{k}");
+    let data = Bytes::from((0..10_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
+
+    store.put(&key("a"), data.clone()).await.unwrap();
+    store
+        .put(&key("b"), Bytes::from_static(b"bee"))
+        .await
+        .unwrap();
+    store
+        .put(&key("sub/c"), Bytes::from_static(b"c"))
+        .await
+        .unwrap();
+    assert_eq!(store.get(&key("a")).await.unwrap(), data, "{name}");
+
+    let (middle, size) = store.get_range(&key("a"), 100..300).await.unwrap();
+    assert_eq!((middle, size), (data.slice(100..300), 10_000), "{name}");
+    let (tail, _) = store.get_range(&key("a"), 9_990..20_000).await.unwrap();
+    assert_eq!(tail, data.slice(9_990..), "{name}: range end is clipped");
+    match store.get_range(&key("b"), 3..10).await {
+        Err(StorageError::RangeNotSatisfiable {
+            start: 3, size: 3, ..
+        }) => {}
+        other => panic!("{name}: range past the end gave {other:?}"),
+    }
+    match store.get_range(&key("missing"), 0..10).await {
+        Err(StorageError::NotFound { key: k, .. }) => assert!(k.ends_with("missing")),
+        other => panic!("{name}: ranged get of a missing key gave {other:?}"),
+    }
+    match store.get(&key("missing")).await {
+        Err(StorageError::NotFound { .. }) => {}
+        other => panic!("{name}: missing key gave {other:?}"),
+    }
+
+    let mut listed = store.list(&format!("{prefix}/")).await.unwrap();
+    listed.sort();
+    assert_eq!(listed, vec![key("a"), key("b"), key("sub/c")], "{name}");
+
+    store.delete(&key("missing")).await.unwrap();
+    store
+        .delete_many(&[key("a"), key("missing"), key("sub/c")])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.list(&format!("{prefix}/")).await.unwrap(),
+        vec![key("b")]
+    );
+    store.delete(&key("b")).await.unwrap();
+    assert!(
+        store.list(&format!("{prefix}/")).await.unwrap().is_empty(),
+        "{name}"
+    );
+}
+
+#[tokio::test]
+async fn memory_store_keeps_the_contract() {
+    contract(&memory::open(), "run-mem").await;
+}
+
+#[tokio::test]
+async fn directory_store_keeps_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    contract(&fs::open(dir.path()).unwrap(), "run-fs").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_store_keeps_the_contract_over_http() {
+    let server = S3Server::start().unwrap();
+    let store = s3::open(&s3_config(server.endpoint(), ACCESS, SECRET, BUCKET)).unwrap();
+    contract(&store, "run-s3").await;
+    assert_eq!(server.object_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_listing_and_bulk_delete_span_pages() {
+    // S3 pages listings and bulk deletes at 1000 keys.
+    let server = S3Server::start().unwrap();
+    let store: Arc<dyn BlobStore> =
+        Arc::new(s3::open(&s3_config(server.endpoint(), ACCESS, SECRET, BUCKET)).unwrap());
+    let keys: Vec<String> = (0..1_005).map(|i| format!("run-many/k{i:04}")).collect();
+    let puts = keys.iter().map(|k| store.put(k, Bytes::from_static(b"x")));
+    for r in futures::future::join_all(puts).await {
+        r.unwrap();
+    }
+    assert_eq!(store.list("run-many/").await.unwrap().len(), 1_005);
+    store.delete_many(&keys).await.unwrap();
+    assert_eq!(server.object_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_wrong_secret_is_permission_denied() {
+    let server = S3Server::start().unwrap();
+    let store = s3::open(&s3_config(server.endpoint(), ACCESS, "wrong", BUCKET)).unwrap();
+    match store.put("run-x/a", Bytes::from_static(b"a")).await {
+        Err(StorageError::PermissionDenied { .. }) => {}
+        other => panic!("a bad signature gave {other:?}"),
+    }
+    assert_eq!(server.object_count(), 0);
+}
+
+/// The second, independent server (`.ci/run` starts moto and sets
+/// `AWS_ENDPOINT_URL`); skipped with a note when it is not configured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_s3_server_keeps_the_contract() {
+    let Some(endpoint) = std::env::var("AWS_ENDPOINT_URL")
+        .ok()
+        .filter(|e| !e.is_empty())
+    else {
+        eprintln!("AWS_ENDPOINT_URL not set: external S3 contract not run");
+        return;
+    };
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.into());
+    let store = s3::open(&s3_config(
+        &endpoint,
+        &env("AWS_ACCESS_KEY", "testing"),
+        &env("AWS_SECRET_KEY", "testing"),
+        &env("BUCKET_NAME", BUCKET),
+    ))
+    .unwrap();
+    let prefix = format!("contract-{}", std::process::id());
+    contract(&store, &prefix).await;
+}

@@ -1,0 +1,12 @@
+//! Support shared by the workspace's tests and benchmarks (never by the
+//! product): a real S3-API server on loopback, and helpers for the function
+//! processes a test starts and must stop.
+//!
+//! The S3 server is `s3s` (the protocol: SigV4 authentication, XML, ranges,
+//! error codes) over a bucket held in memory. It replaced `s3s-fs`, whose
+//! GET streams files in 4 KiB chunks: a 2.4 MiB object took 60-80 ms to
+//! download from its own process on this machine, so benchmark figures
+//! measured that server rather than our functions.
+
+pub mod process;
+pub mod s3;

@@ -1,0 +1,120 @@
+//! Child processes a test or benchmark starts: each is stopped by its own
+//! PID (SIGTERM on request, SIGKILL on drop), never by name.
+
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::HealthCheckRequest;
+
+/// A process we started; killed and reaped on drop if still running.
+#[derive(Debug)]
+pub struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    /// Starts `cmd` with stdout and stderr discarded.
+    pub fn spawn(cmd: &mut Command) -> std::io::Result<Self> {
+        let child = cmd.stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+        Ok(Self { child })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM to this process and waits up to `within` for it to exit.
+    pub fn sigterm(&mut self, within: Duration) -> std::io::Result<ExitStatus> {
+        let pid = self.pid().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status()?;
+        if !sent.success() {
+            return Err(std::io::Error::other(format!("kill -TERM {pid} failed")));
+        }
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(status);
+            }
+            if Instant::now() >= deadline {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("pid {pid} did not exit within {within:?} of SIGTERM"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// `VmRSS` in MiB (NaN once the process is gone).
+    pub fn rss_mib(&self) -> f64 {
+        self.status_kib("VmRSS:") / 1024.0
+    }
+
+    /// `VmHWM` (peak RSS) in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        self.status_kib("VmHWM:") / 1024.0
+    }
+
+    fn status_kib(&self, field: &str) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// Whether the gRPC health service on `127.0.0.1:port` answers SERVING.
+pub async fn is_serving(port: u16) -> bool {
+    let Ok(endpoint) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+    else {
+        return false;
+    };
+    let Ok(channel) = endpoint.connect().await else {
+        return false;
+    };
+    let request = HealthCheckRequest {
+        service: String::new(),
+    };
+    HealthClient::new(channel)
+        .check(request)
+        .await
+        .is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving)
+}
+
+/// Polls `is_serving` every `every` until it is true; the time it took, or
+/// an error after `within`.
+pub async fn wait_serving(
+    port: u16,
+    within: Duration,
+    every: Duration,
+) -> Result<Duration, String> {
+    let start = Instant::now();
+    loop {
+        if is_serving(port).await {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() >= within {
+            return Err(format!("127.0.0.1:{port} not SERVING after {within:?}"));
+        }
+        tokio::time::sleep(every).await;
+    }
+}
