@@ -3,18 +3,16 @@
 //! metatrainer, all in one trace, parent-linked across processes.
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
+use stacking_testkit::process::{free_port, wait_serving, Proc};
+use stacking_testkit::s3::{S3Server, ACCESS, SECRET};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
-use tonic_health::pb::HealthCheckRequest;
 
 /// A minimal Zipkin collector: accepts `POST /api/v2/spans` (HTTP/1.1) and keeps the JSON.
 async fn collector() -> (u16, Arc<Mutex<Vec<Value>>>) {
@@ -64,69 +62,6 @@ async fn collector() -> (u16, Arc<Mutex<Vec<Value>>>) {
         }
     });
     (port, spans)
-}
-
-const ACCESS: &str = "trace-access";
-const SECRET: &str = "trace-secret-key-0123456789";
-
-async fn s3_server(dir: &std::path::Path) -> String {
-    std::fs::create_dir_all(dir.join("vhive-stacking")).unwrap();
-    let mut builder = s3s::service::S3ServiceBuilder::new(s3s_fs::FileSystem::new(dir).unwrap());
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS, SECRET));
-    let service = builder.build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            let _ = stream.set_nodelay(true);
-            let service = service.clone();
-            tokio::spawn(async move {
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    endpoint
-}
-
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_serving(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(ch) = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-            .unwrap()
-            .connect()
-            .await
-        {
-            let r = HealthClient::new(ch)
-                .check(HealthCheckRequest {
-                    service: String::new(),
-                })
-                .await;
-            if r.is_ok_and(|r| r.into_inner().status() == ServingStatus::Serving) {
-                return;
-            }
-        }
-        assert!(Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 fn is_hex(s: &str, lens: &[usize]) -> bool {
@@ -194,8 +129,8 @@ fn validate_zipkin_v2(span: &Value) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_per_invocation_across_four_processes() {
     let (zipkin_port, spans) = collector().await;
-    let dir = tempfile::tempdir().unwrap();
-    let endpoint = s3_server(dir.path()).await;
+    let s3 = S3Server::start().unwrap();
+    let endpoint = s3.endpoint().to_string();
     let zipkin = format!("-zipkin=http://127.0.0.1:{zipkin_port}/api/v2/spans");
     let env = [
         ("ENABLE_TRACING", "true"),
@@ -205,18 +140,15 @@ async fn one_trace_per_invocation_across_four_processes() {
         ("AWS_SECRET_KEY", SECRET),
         ("BUCKET_NAME", "vhive-stacking"),
     ];
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    let ports: Vec<u16> = (0..4).map(|_| free_port().unwrap()).collect();
     let spawn = |args: Vec<String>| {
-        Proc(
+        Proc::spawn(
             Command::new(env!("CARGO_BIN_EXE_stacking"))
                 .args(&args)
                 .envs(env)
-                .env_remove("TrainersNum")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
+                .env_remove("TrainersNum"),
         )
+        .unwrap()
     };
     let common = |role: &str, port: u16| {
         vec![
@@ -243,7 +175,9 @@ async fn one_trace_per_invocation_across_four_processes() {
     ]);
     procs.insert(0, spawn(driver));
     for &p in &ports {
-        wait_serving(p).await;
+        wait_serving(p, Duration::from_secs(20), Duration::from_millis(20))
+            .await
+            .unwrap();
     }
     let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", ports[0]))
         .unwrap()
@@ -260,15 +194,7 @@ async fn one_trace_per_invocation_across_four_processes() {
     assert!(reply.message.contains("trainers=2"), "{}", reply.message);
     // SIGTERM flushes each process's spans before it exits.
     for p in &mut procs {
-        Command::new("kill")
-            .args(["-TERM", &p.0.id().to_string()])
-            .status()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while p.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "no exit after SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        p.sigterm(Duration::from_secs(10)).unwrap();
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
     let spans = spans.lock().unwrap().clone();
@@ -307,13 +233,14 @@ async fn one_trace_per_invocation_across_four_processes() {
     for s in &spans {
         *per_service.entry(service(s)).or_default() += 1;
     }
-    // N = 2 trainers, S3: driver 9 + N, trainer 5 per call, reducer 4 + 2N, metatrainer 7.
+    // N = 2 trainers, S3: driver 9 + N, trainer 5 per call, reducer 4 + 2N, metatrainer 8
+    // (its dataset read is two ranged gets: the features header, then the labels).
     let n = 2;
     let expected: BTreeMap<String, usize> = [
         ("driver", 9 + n),
         ("trainer", 5 * n),
         ("reducer", 4 + 2 * n),
-        ("metatrainer", 7),
+        ("metatrainer", 8),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
@@ -342,9 +269,14 @@ async fn one_trace_per_invocation_across_four_processes() {
     assert!(spans
         .iter()
         .any(|s| s["name"] == "fit LinearSVR" && service(s) == "trainer"));
-    assert!(spans
-        .iter()
-        .any(|s| s["name"] == "storage get dataset" && service(s) == "metatrainer"));
+    for name in ["storage get dataset header", "storage get labels"] {
+        assert!(
+            spans
+                .iter()
+                .any(|s| s["name"] == name && service(s) == "metatrainer"),
+            "no {name} span from the metatrainer"
+        );
+    }
     assert!(
         spans
             .iter()

@@ -36,6 +36,93 @@ pub enum DatasetError {
     GeneratorParam { name: &'static str, reason: String },
 }
 
+/// `rows` labels, each 0 or 1, both classes present.
+fn check_labels(y: &Array1<f64>, rows: usize) -> Result<(), DatasetError> {
+    if y.len() != rows {
+        return Err(DatasetError::LengthMismatch {
+            rows,
+            labels: y.len(),
+        });
+    }
+    if let Some((index, &value)) = y.iter().enumerate().find(|(_, &v)| v != 0.0 && v != 1.0) {
+        return Err(DatasetError::NonBinaryLabel { index, value });
+    }
+    let positives = y.iter().filter(|&&v| v == 1.0).count();
+    if positives == 0 || positives == rows {
+        return Err(DatasetError::SingleClass {
+            n: rows,
+            class: u8::from(positives == rows),
+        });
+    }
+    Ok(())
+}
+
+/// The shape of a dataset in its wire form and where its labels start, read
+/// from the first bytes only. The metatrainer needs the labels but not the
+/// features, so with this it fetches the labels alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WireLayout {
+    pub n_samples: usize,
+    pub n_features: usize,
+    /// Byte offset of `y.npy` within the wire form.
+    pub labels_offset: usize,
+}
+
+impl WireLayout {
+    /// Bytes from the start of the wire form that hold the features' header
+    /// in every dataset this crate writes (numpy pads headers to 64 or 128 bytes).
+    pub const PROBE_LEN: usize = 4096;
+
+    /// From a prefix of [`Dataset::to_bytes`] output holding the features' header.
+    pub fn from_prefix(prefix: &[u8]) -> Result<Self, DatasetError> {
+        let npy_err = |source| DatasetError::Npy {
+            what: "features",
+            source,
+        };
+        let x = npy::extent(prefix).map_err(npy_err)?;
+        if !matches!(x.descr.as_str(), "<f8" | "f8") {
+            return Err(npy_err(NpyError::WrongDtype {
+                found: x.descr,
+                expected: "little-endian float64 ('<f8')",
+            }));
+        }
+        let [n_samples, n_features] = x.shape[..] else {
+            return Err(DatasetError::FeaturesNot2d(x.shape.len()));
+        };
+        if n_samples == 0 || n_features == 0 {
+            return Err(DatasetError::Empty {
+                rows: n_samples,
+                cols: n_features,
+            });
+        }
+        Ok(Self {
+            n_samples,
+            n_features,
+            labels_offset: x.total_len,
+        })
+    }
+
+    /// Largest possible size of the labels' `.npy` bytes (8-byte dtype,
+    /// header up to [`Self::PROBE_LEN`]).
+    pub fn labels_max_len(&self) -> usize {
+        Self::PROBE_LEN.saturating_add(self.n_samples.saturating_mul(8))
+    }
+
+    /// Parses and checks the labels (`y.npy`, exactly, nothing after it).
+    pub fn labels(&self, y_bytes: &[u8]) -> Result<Array1<f64>, DatasetError> {
+        let y = npy::decode_labels(y_bytes).map_err(|source| DatasetError::Npy {
+            what: "labels",
+            source,
+        })?;
+        let ndim = y.ndim();
+        let y = y
+            .into_dimensionality::<ndarray::Ix1>()
+            .map_err(|_| DatasetError::LabelsNot1d(ndim))?;
+        check_labels(&y, self.n_samples)?;
+        Ok(y)
+    }
+}
+
 /// Features `x` (n_samples x n_features) and 0/1 labels `y`, checked on construction.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
@@ -50,25 +137,10 @@ impl Dataset {
         if rows == 0 || cols == 0 {
             return Err(DatasetError::Empty { rows, cols });
         }
-        if y.len() != rows {
-            return Err(DatasetError::LengthMismatch {
-                rows,
-                labels: y.len(),
-            });
-        }
         if let Some(((row, col), &value)) = x.indexed_iter().find(|(_, v)| !v.is_finite()) {
             return Err(DatasetError::NonFinite { row, col, value });
         }
-        if let Some((index, &value)) = y.iter().enumerate().find(|(_, &v)| v != 0.0 && v != 1.0) {
-            return Err(DatasetError::NonBinaryLabel { index, value });
-        }
-        let positives = y.iter().filter(|&&v| v == 1.0).count();
-        if positives == 0 || positives == rows {
-            return Err(DatasetError::SingleClass {
-                n: rows,
-                class: u8::from(positives == rows),
-            });
-        }
+        check_labels(&y, rows)?;
         Ok(Self { x, y })
     }
 

@@ -23,6 +23,6 @@ pub mod serial;
 pub mod stack;
 
 pub use config::{ConfigError, ModelSpec, StackConfig};
-pub use dataset::{Dataset, DatasetError, GeneratorParams};
+pub use dataset::{Dataset, DatasetError, GeneratorParams, WireLayout};
 pub use models::{FitError, FittedModel};
 pub use stack::{FullModel, Level0Output, Level1Output, StackError};

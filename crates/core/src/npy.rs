@@ -37,8 +37,18 @@ struct HeaderInfo {
     data_len: usize,
 }
 
-/// Validates the header against the available bytes; returns the dtype string.
-fn check_header(bytes: &[u8]) -> Result<HeaderInfo, NpyError> {
+/// What an array's header says, before any data is looked at.
+struct ParsedHeader {
+    descr: String,
+    /// Offset of the first data byte.
+    data_start: usize,
+    /// Data bytes the header claims.
+    claimed: u128,
+    shape: Vec<u128>,
+}
+
+/// Parses the magic string and header dictionary (which must be complete in `bytes`).
+fn parse_header(bytes: &[u8]) -> Result<ParsedHeader, NpyError> {
     if bytes.is_empty() {
         return Err(NpyError::Empty);
     }
@@ -84,7 +94,7 @@ fn check_header(bytes: &[u8]) -> Result<HeaderInfo, NpyError> {
                 .map(|close| &header[open + 1..open + close])
         })
         .ok_or_else(|| NpyError::BadHeader("no 'shape' in header".into()))?;
-    let mut elements: u128 = 1;
+    let mut shape = Vec::new();
     for dim in shape_text
         .split(',')
         .map(str::trim)
@@ -93,17 +103,62 @@ fn check_header(bytes: &[u8]) -> Result<HeaderInfo, NpyError> {
         let dim: u128 = dim
             .parse()
             .map_err(|_| NpyError::BadHeader(format!("bad shape entry {dim:?}")))?;
-        elements = elements.saturating_mul(dim);
+        shape.push(dim);
     }
-    let claimed = elements.saturating_mul(itemsize);
-    let available = bytes.len() - end;
-    if claimed > available as u128 {
-        return Err(NpyError::Truncated { claimed, available });
-    }
-    Ok(HeaderInfo {
+    let elements = shape.iter().fold(1u128, |n, &d| n.saturating_mul(d));
+    Ok(ParsedHeader {
         descr,
         data_start: end,
-        data_len: claimed as usize,
+        claimed: elements.saturating_mul(itemsize),
+        shape,
+    })
+}
+
+/// Validates the header against the available bytes.
+fn check_header(bytes: &[u8]) -> Result<HeaderInfo, NpyError> {
+    let parsed = parse_header(bytes)?;
+    let available = bytes.len() - parsed.data_start;
+    if parsed.claimed > available as u128 {
+        return Err(NpyError::Truncated {
+            claimed: parsed.claimed,
+            available,
+        });
+    }
+    Ok(HeaderInfo {
+        descr: parsed.descr,
+        data_start: parsed.data_start,
+        data_len: parsed.claimed as usize,
+    })
+}
+
+/// Where an array lies, from its header alone: the data need not follow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArrayExtent {
+    /// The dtype string, e.g. `<f8`.
+    pub descr: String,
+    pub shape: Vec<usize>,
+    /// Header plus data: where the next array would start.
+    pub total_len: usize,
+}
+
+/// Reads an array's header from the first bytes of its encoding (a prefix
+/// that holds at least the whole header).
+pub fn extent(prefix: &[u8]) -> Result<ArrayExtent, NpyError> {
+    let parsed = parse_header(prefix)?;
+    let too_big = || NpyError::BadHeader("the claimed shape does not fit in memory".into());
+    let total = (parsed.data_start as u128)
+        .checked_add(parsed.claimed)
+        .filter(|&t| t <= isize::MAX as u128)
+        .ok_or_else(too_big)?;
+    let shape = parsed
+        .shape
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| too_big()))
+        .collect::<Result<_, _>>()?;
+    Ok(ArrayExtent {
+        descr: parsed.descr,
+        shape,
+        total_len: total as usize,
     })
 }
 

@@ -1,7 +1,7 @@
 //! Every typed error of the core, triggered by bad input.
 
 use ndarray::{array, Array1, Array2};
-use stacking_core::dataset::{Dataset, DatasetError};
+use stacking_core::dataset::{Dataset, DatasetError, WireLayout};
 use stacking_core::models::FitError;
 use stacking_core::npy::{self, NpyError};
 use stacking_core::serial::{self, DecodeError};
@@ -123,6 +123,62 @@ fn dataset_round_trips_through_npy() {
     let (x, y) = xy();
     let ds = Dataset::new(x, y).unwrap();
     assert_eq!(Dataset::from_npy(&ds.x_npy(), &ds.y_npy()).unwrap(), ds);
+}
+
+#[test]
+fn labels_alone_from_the_wire_form() {
+    let (x, y) = xy();
+    let ds = Dataset::new(x, y).unwrap();
+    let wire = ds.to_bytes();
+    let layout = WireLayout::from_prefix(&wire[..WireLayout::PROBE_LEN.min(wire.len())]).unwrap();
+    assert_eq!(
+        (layout.n_samples, layout.n_features),
+        (ds.n_samples(), ds.n_features())
+    );
+    assert_eq!(layout.labels_offset, ds.x_npy().len());
+    assert!(layout.labels_max_len() >= wire.len() - layout.labels_offset);
+    assert_eq!(
+        &layout.labels(&wire[layout.labels_offset..]).unwrap(),
+        ds.y()
+    );
+
+    // Cut inside the header, features that are not 2-d float64, labels that
+    // do not match the features' row count: each named.
+    assert!(matches!(
+        WireLayout::from_prefix(&wire[..20]),
+        Err(DatasetError::Npy {
+            what: "features",
+            ..
+        })
+    ));
+    let one_d = npy::encode_f64_1d(&Array1::zeros(4));
+    assert!(matches!(
+        WireLayout::from_prefix(&one_d),
+        Err(DatasetError::FeaturesNot2d(1))
+    ));
+    let ints = npy::encode_i64_1d(&Array1::zeros(4));
+    assert!(matches!(
+        WireLayout::from_prefix(&ints),
+        Err(DatasetError::Npy {
+            source: NpyError::WrongDtype { .. },
+            ..
+        })
+    ));
+    let short = npy::encode_i64_1d(&array![0, 1]);
+    assert!(matches!(
+        layout.labels(&short),
+        Err(DatasetError::LengthMismatch { labels: 2, .. })
+    ));
+    let mut trailing = wire[layout.labels_offset..].to_vec();
+    trailing.push(0);
+    assert!(layout.labels(&trailing).is_err());
+
+    // A header claiming an absurd shape is refused without allocating.
+    let mut huge = wire[..layout.labels_offset].to_vec();
+    let text = String::from_utf8_lossy(&huge)
+        .replace(&format!("({}, ", ds.n_samples()), "(99999999999999999999, ");
+    huge = text.into_bytes();
+    assert!(WireLayout::from_prefix(&huge).is_err());
 }
 
 #[test]

@@ -107,6 +107,24 @@ impl Context {
         Ok(data)
     }
 
+    /// Bytes `range` of a stored object (end clipped) and the object's size.
+    pub async fn fetch_range(
+        &self,
+        key: &str,
+        range: std::ops::Range<u64>,
+        what: &str,
+        moved: &mut Moved,
+        parent: &Span,
+    ) -> Result<(Bytes, u64), StepError> {
+        let mut span = parent.child(format!("storage get {what}"), Some(Kind::Client));
+        span.tag("storage.key", key);
+        span.tag("storage.range", format!("{}-{}", range.start, range.end));
+        let (data, size) = self.store()?.get_range(key, range).await?;
+        span.tag("storage.bytes", data.len());
+        moved.read += data.len() as u64;
+        Ok((data, size))
+    }
+
     /// Hands a result on: stored under `key` for S3 transfer, else inline.
     pub async fn emit(
         &self,

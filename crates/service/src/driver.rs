@@ -279,16 +279,12 @@ impl Driver {
         })
     }
 
+    /// Deletes the run's objects in one bulk request (S3 `DeleteObjects`).
     async fn cleanup(&self, keys: &[String]) {
-        if let Some(store) = &self.ctx.store {
-            let deletions = keys
-                .iter()
-                .filter(|k| !k.is_empty())
-                .map(|k| store.delete(k));
-            for r in futures::future::join_all(deletions).await {
-                if let Err(e) = r {
-                    tracing::warn!(error = %e, "could not delete a run object");
-                }
+        let keys: Vec<String> = keys.iter().filter(|k| !k.is_empty()).cloned().collect();
+        if let (Some(store), false) = (&self.ctx.store, keys.is_empty()) {
+            if let Err(e) = store.delete_many(&keys).await {
+                tracing::warn!(error = %e, "could not delete the run's objects");
             }
         }
     }

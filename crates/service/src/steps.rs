@@ -5,9 +5,10 @@
 use std::time::Instant;
 
 use bytes::Bytes;
+use ndarray::Array1;
 use stacking_core::config::default_meta;
 use stacking_core::stack::{meta_features, train_level0_threads, train_level1};
-use stacking_core::{npy, serial, Dataset, FullModel, ModelSpec};
+use stacking_core::{npy, serial, Dataset, FullModel, ModelSpec, WireLayout};
 
 use crate::context::{check_segment, Context, Moved, RunScope};
 use crate::error::StepError;
@@ -35,6 +36,83 @@ fn parse_dataset(bytes: &[u8]) -> Result<Dataset, StepError> {
 
 fn micros_since(t: Instant) -> u64 {
     t.elapsed().as_micros() as u64
+}
+
+/// The dataset as the metatrainer needs it: its labels and shape.
+enum Labels {
+    /// The whole wire form, sent inline.
+    Whole(Bytes),
+    /// Only `y.npy`, fetched by range after reading the features' header.
+    Fetched { layout: WireLayout, y: Bytes },
+}
+
+impl Labels {
+    fn parse(&self) -> Result<(WireLayout, Array1<f64>), StepError> {
+        let dataset_err = |source| StepError::Dataset {
+            what: "dataset",
+            source,
+        };
+        match self {
+            Labels::Whole(bytes) => {
+                let ds = parse_dataset(bytes)?;
+                let layout = WireLayout {
+                    n_samples: ds.n_samples(),
+                    n_features: ds.n_features(),
+                    labels_offset: 0,
+                };
+                Ok((layout, ds.y().clone()))
+            }
+            Labels::Fetched { layout, y } => Ok((*layout, layout.labels(y).map_err(dataset_err)?)),
+        }
+    }
+}
+
+/// The labels of the dataset at `key` without its features: two ranged
+/// reads (the features' header, then `y.npy`) instead of the whole object,
+/// which is about 10x smaller for the default dataset.
+async fn fetch_labels(
+    ctx: &Context,
+    inline: &Bytes,
+    key: &str,
+    moved: &mut Moved,
+    span: &Span,
+) -> Result<Labels, StepError> {
+    if !inline.is_empty() || key.is_empty() {
+        let whole = ctx.fetch(inline, key, "dataset", moved, span).await?;
+        return Ok(Labels::Whole(whole));
+    }
+    let dataset_err = |source| StepError::Dataset {
+        what: "dataset",
+        source,
+    };
+    let probe = WireLayout::PROBE_LEN as u64;
+    let (head, size) = ctx
+        .fetch_range(key, 0..probe, "dataset header", moved, span)
+        .await?;
+    let layout = WireLayout::from_prefix(&head).map_err(dataset_err)?;
+    let start = layout.labels_offset as u64;
+    if start >= size {
+        return Err(StepError::bad(format!(
+            "dataset {key:?}: the features take {start} bytes of its {size}; the labels after them are missing (truncated?)"
+        )));
+    }
+    let y = if head.len() as u64 == size {
+        // A small dataset: the probe already holds all of it.
+        head.slice(layout.labels_offset..)
+    } else {
+        let end = start.saturating_add(layout.labels_max_len() as u64);
+        let (y, _) = ctx
+            .fetch_range(key, start..end, "labels", moved, span)
+            .await?;
+        if start + y.len() as u64 != size {
+            return Err(StepError::bad(format!(
+                "dataset {key:?}: {} unexpected bytes after the labels",
+                size - start - y.len() as u64
+            )));
+        }
+        y
+    };
+    Ok(Labels::Fetched { layout, y })
 }
 
 /// `Trainer.Train`: out-of-fold predictions and a full fit of one level-0 model.
@@ -198,11 +276,11 @@ pub async fn metatrain(
     }
     let scope = RunScope::new(&req.run_id, &req.models_key)?;
     let _admitted = ctx.admit().await?;
-    let (data, models, meta) = {
+    let (labels, models, meta) = {
         let mut m1 = Moved::default();
         let mut m2 = Moved::default();
         let r = tokio::try_join!(
-            ctx.fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved, span),
+            fetch_labels(ctx, &req.dataset, &req.dataset_key, &mut moved, span),
             ctx.fetch(&req.models, &req.models_key, "models", &mut m1, span),
             ctx.fetch(
                 &req.meta_features,
@@ -219,31 +297,31 @@ pub async fn metatrain(
     let (full_bytes, pred_bytes, auc, swapped, compute_us) = ctx
         .compute(move || {
             let t = Instant::now();
-            let ds = parse_dataset(&data)?;
+            let (layout, y) = labels.parse()?;
             let models = serial::decode_models(&models).map_err(|source| StepError::Decode {
                 what: "models".into(),
                 source,
             })?;
             let meta = npy::decode_f64_2d(&meta)
                 .map_err(|e| StepError::bad(format!("meta_features: {e}")))?;
-            if meta.dim() != (ds.n_samples(), models.len()) {
+            if meta.dim() != (layout.n_samples, models.len()) {
                 return Err(StepError::bad(format!(
                     "meta_features is {} x {}, but the dataset has {} rows and there are {} models",
                     meta.nrows(),
                     meta.ncols(),
-                    ds.n_samples(),
+                    layout.n_samples,
                     models.len()
                 )));
             }
-            if let Some(m) = models.iter().find(|m| m.n_features != ds.n_features()) {
+            if let Some(m) = models.iter().find(|m| m.n_features != layout.n_features) {
                 return Err(StepError::bad(format!(
                     "model {} was fitted on {} features but the dataset has {}",
                     m.name(),
                     m.n_features,
-                    ds.n_features()
+                    layout.n_features
                 )));
             }
-            let out = train_level1(&spec, meta.view(), ds.y().view())?;
+            let out = train_level1(&spec, meta.view(), y.view())?;
             let full = FullModel::new(models, out.model.clone())?;
             let full = Bytes::from(serial::encode_full(&full));
             let preds = Bytes::from(npy::encode_f64_1d(&out.oof_proba));

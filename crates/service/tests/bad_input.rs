@@ -30,6 +30,20 @@ fn train_req(dataset: Bytes, config: Bytes) -> TrainRequest {
     }
 }
 
+type Clients = (
+    TrainerClient<tonic::transport::Channel>,
+    ReducerClient<tonic::transport::Channel>,
+    MetatrainerClient<tonic::transport::Channel>,
+);
+
+async fn clients(stack: &stacking_service::local::LocalStack) -> Clients {
+    (
+        TrainerClient::new(channel(stack.trainer).await),
+        ReducerClient::new(channel(stack.reducer).await),
+        MetatrainerClient::new(channel(stack.metatrainer).await),
+    )
+}
+
 async fn expect(result: Result<impl std::fmt::Debug, tonic::Status>, code: Code, needle: &str) {
     let status = result.expect_err("the request should fail");
     assert_eq!(status.code(), code, "{}", status.message());
@@ -141,9 +155,7 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
         ..Default::default()
     })
     .await;
-    let mut trainer = TrainerClient::new(channel(stack.trainer).await);
-    let mut reducer = ReducerClient::new(channel(stack.reducer).await);
-    let mut meta = MetatrainerClient::new(channel(stack.metatrainer).await);
+    let (mut trainer, mut reducer, mut meta) = clients(&stack).await;
 
     let missing = TrainRequest {
         dataset_key: "run-x/dataset".into(),
@@ -367,5 +379,101 @@ async fn unreachable_trainer_is_unavailable() {
     let err = driver.run().await.unwrap_err();
     assert_eq!(err.code(), Code::Unavailable, "{err}");
     assert!(err.to_string().contains("trainer 0"), "{err}");
+    stack.stop().await;
+}
+
+/// The metatrainer reads a stored dataset's labels by two ranged GETs over
+/// HTTP; it scores exactly as with the whole dataset inline, and a stored
+/// dataset whose labels are missing or followed by junk is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metatrainer_reads_only_the_labels_of_a_stored_dataset() {
+    let server = S3Server::start().await;
+    let store = server.store();
+    let stack = start(StackOpts {
+        transfer: Transfer::S3,
+        store: Some(store.clone()),
+        ..Default::default()
+    })
+    .await;
+    let (mut trainer, mut reducer, mut meta) = clients(&stack).await;
+
+    // 120 x 64 (61 KiB: header probe, then the labels) and 40 x 4 (1.5 KiB:
+    // the probe holds it all).
+    let tiny = stacking_core::dataset::make_classification(&stacking_core::GeneratorParams {
+        n_samples: 40,
+        n_features: 4,
+        weights: vec![0.5],
+        ..Default::default()
+    })
+    .unwrap();
+    for (run, ds) in [("run-big", small_dataset()), ("run-tiny", tiny)] {
+        let wire = Bytes::from(ds.to_bytes());
+        let key = format!("{run}/dataset");
+        store.put(&key, wire.clone()).await.unwrap();
+        let trained = trainer
+            .train(TrainRequest {
+                dataset_key: key.clone(),
+                run_id: run.into(),
+                ..train_req(Bytes::new(), lasso())
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let reduced = reducer
+            .reduce(ReduceRequest {
+                model_pred_tuples: vec![ModelPredTuple {
+                    model_key: trained.model_key,
+                    pred_key: trained.pred_key,
+                    ..Default::default()
+                }],
+                run_id: run.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let request = |dataset: Bytes, dataset_key: &str| MetaTrainRequest {
+            dataset,
+            dataset_key: dataset_key.into(),
+            models_key: reduced.models_key.clone(),
+            meta_features_key: reduced.meta_features_key.clone(),
+            run_id: run.into(),
+            ..Default::default()
+        };
+        let by_key = meta.metatrain(request(Bytes::new(), &key)).await.unwrap();
+        let inline = meta.metatrain(request(wire.clone(), "")).await.unwrap();
+        assert_eq!(by_key.get_ref().score, inline.get_ref().score, "{run}");
+        let read = |r: &tonic::Response<stacking_service::pb::stacking::MetaTrainReply>| {
+            r.get_ref().stats.unwrap().storage_read_bytes
+        };
+        let dataset_read = read(&by_key) - read(&inline);
+        let labels = (wire.len() - ds.x_npy().len()) as u64;
+        let expected = if wire.len() <= 4096 {
+            wire.len() as u64
+        } else {
+            4096 + labels
+        };
+        assert_eq!(dataset_read, expected, "{run}: dataset bytes read");
+
+        let features_only = format!("{run}/features-only");
+        store
+            .put(&features_only, Bytes::from(ds.x_npy()))
+            .await
+            .unwrap();
+        expect(
+            meta.metatrain(request(Bytes::new(), &features_only)).await,
+            Code::InvalidArgument,
+            "labels after them are missing",
+        )
+        .await;
+        let mut junk = wire.to_vec();
+        junk.extend_from_slice(b"junk");
+        let junk_key = format!("{run}/junk");
+        store.put(&junk_key, Bytes::from(junk)).await.unwrap();
+        let status = meta
+            .metatrain(request(Bytes::new(), &junk_key))
+            .await
+            .expect_err("junk after the labels");
+        assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+    }
     stack.stop().await;
 }
