@@ -54,11 +54,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         println!(
             "stacking run: {n} x {p} dataset, {} trainers ({}), transfer {}, store {store_name}",
             args.trainers,
-            if args.concurrent {
-                "concurrent"
-            } else {
-                "sequential"
-            },
+            mode(args.concurrent),
             transfer.as_str()
         );
         println!(
@@ -102,11 +98,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
             &format!(
                 "stacking run: {} trainers ({}), transfer {}",
                 args.trainers,
-                if args.concurrent {
-                    "concurrent"
-                } else {
-                    "sequential"
-                },
+                mode(args.concurrent),
                 transfer.as_str()
             ),
         )?;
@@ -177,4 +169,13 @@ fn print_report(message: &str, r: &RunReport) {
         mib(b.storage_written),
         mib(b.storage_read)
     );
+}
+
+/// How the trainers are called, as the summaries say it.
+fn mode(concurrent: bool) -> &'static str {
+    if concurrent {
+        "concurrent"
+    } else {
+        "sequential"
+    }
 }

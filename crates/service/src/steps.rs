@@ -46,8 +46,14 @@ enum Labels {
     Fetched { layout: WireLayout, y: Bytes },
 }
 
+/// What the metatrainer checks its inputs against.
+struct DatasetShape {
+    n_samples: usize,
+    n_features: usize,
+}
+
 impl Labels {
-    fn parse(&self) -> Result<(WireLayout, Array1<f64>), StepError> {
+    fn parse(&self) -> Result<(DatasetShape, Array1<f64>), StepError> {
         let dataset_err = |source| StepError::Dataset {
             what: "dataset",
             source,
@@ -55,14 +61,19 @@ impl Labels {
         match self {
             Labels::Whole(bytes) => {
                 let ds = parse_dataset(bytes)?;
-                let layout = WireLayout {
+                let shape = DatasetShape {
                     n_samples: ds.n_samples(),
                     n_features: ds.n_features(),
-                    labels_offset: 0,
                 };
-                Ok((layout, ds.y().clone()))
+                Ok((shape, ds.y().clone()))
             }
-            Labels::Fetched { layout, y } => Ok((*layout, layout.labels(y).map_err(dataset_err)?)),
+            Labels::Fetched { layout, y } => {
+                let shape = DatasetShape {
+                    n_samples: layout.n_samples,
+                    n_features: layout.n_features,
+                };
+                Ok((shape, layout.labels(y).map_err(dataset_err)?))
+            }
         }
     }
 }
@@ -297,28 +308,28 @@ pub async fn metatrain(
     let (full_bytes, pred_bytes, auc, swapped, compute_us) = ctx
         .compute(move || {
             let t = Instant::now();
-            let (layout, y) = labels.parse()?;
+            let (shape, y) = labels.parse()?;
             let models = serial::decode_models(&models).map_err(|source| StepError::Decode {
                 what: "models".into(),
                 source,
             })?;
             let meta = npy::decode_f64_2d(&meta)
                 .map_err(|e| StepError::bad(format!("meta_features: {e}")))?;
-            if meta.dim() != (layout.n_samples, models.len()) {
+            if meta.dim() != (shape.n_samples, models.len()) {
                 return Err(StepError::bad(format!(
                     "meta_features is {} x {}, but the dataset has {} rows and there are {} models",
                     meta.nrows(),
                     meta.ncols(),
-                    layout.n_samples,
+                    shape.n_samples,
                     models.len()
                 )));
             }
-            if let Some(m) = models.iter().find(|m| m.n_features != layout.n_features) {
+            if let Some(m) = models.iter().find(|m| m.n_features != shape.n_features) {
                 return Err(StepError::bad(format!(
                     "model {} was fitted on {} features but the dataset has {}",
                     m.name(),
                     m.n_features,
-                    layout.n_features
+                    shape.n_features
                 )));
             }
             let out = train_level1(&spec, meta.view(), y.view())?;

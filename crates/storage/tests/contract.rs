@@ -9,10 +9,6 @@ use stacking_storage::s3::{self, S3Config};
 use stacking_storage::{fs, memory, BlobStore, StorageError};
 use stacking_testkit::s3::{S3Server, ACCESS, BUCKET, SECRET};
 
-fn s3_config(endpoint: &str, access: &str, secret: &str, bucket: &str) -> S3Config {
-    S3Config::for_endpoint(endpoint, bucket, access, secret)
-}
-
 /// Checks every operation under a fresh prefix, leaving nothing behind.
 async fn contract(store: &dyn BlobStore, prefix: &str) {
     let name = store.describe();
@@ -83,7 +79,13 @@ async fn directory_store_keeps_the_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_store_keeps_the_contract_over_http() {
     let server = S3Server::start().unwrap();
-    let store = s3::open(&s3_config(server.endpoint(), ACCESS, SECRET, BUCKET)).unwrap();
+    let store = s3::open(&S3Config::for_endpoint(
+        server.endpoint(),
+        BUCKET,
+        ACCESS,
+        SECRET,
+    ))
+    .unwrap();
     contract(&store, "run-s3").await;
     assert_eq!(server.object_count(), 0);
 }
@@ -92,8 +94,15 @@ async fn s3_store_keeps_the_contract_over_http() {
 async fn s3_listing_and_bulk_delete_span_pages() {
     // S3 pages listings and bulk deletes at 1000 keys.
     let server = S3Server::start().unwrap();
-    let store: Arc<dyn BlobStore> =
-        Arc::new(s3::open(&s3_config(server.endpoint(), ACCESS, SECRET, BUCKET)).unwrap());
+    let store: Arc<dyn BlobStore> = Arc::new(
+        s3::open(&S3Config::for_endpoint(
+            server.endpoint(),
+            BUCKET,
+            ACCESS,
+            SECRET,
+        ))
+        .unwrap(),
+    );
     let keys: Vec<String> = (0..1_005).map(|i| format!("run-many/k{i:04}")).collect();
     let puts = keys.iter().map(|k| store.put(k, Bytes::from_static(b"x")));
     for r in futures::future::join_all(puts).await {
@@ -107,7 +116,13 @@ async fn s3_listing_and_bulk_delete_span_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_wrong_secret_is_permission_denied() {
     let server = S3Server::start().unwrap();
-    let store = s3::open(&s3_config(server.endpoint(), ACCESS, "wrong", BUCKET)).unwrap();
+    let store = s3::open(&S3Config::for_endpoint(
+        server.endpoint(),
+        BUCKET,
+        ACCESS,
+        "wrong",
+    ))
+    .unwrap();
     match store.put("run-x/a", Bytes::from_static(b"a")).await {
         Err(StorageError::PermissionDenied { .. }) => {}
         other => panic!("a bad signature gave {other:?}"),
@@ -127,11 +142,11 @@ async fn external_s3_server_keeps_the_contract() {
         return;
     };
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.into());
-    let store = s3::open(&s3_config(
+    let store = s3::open(&S3Config::for_endpoint(
         &endpoint,
+        &env("BUCKET_NAME", BUCKET),
         &env("AWS_ACCESS_KEY", "testing"),
         &env("AWS_SECRET_KEY", "testing"),
-        &env("BUCKET_NAME", BUCKET),
     ))
     .unwrap();
     let prefix = format!("contract-{}", std::process::id());
