@@ -11,6 +11,9 @@
 //! preallocation to what the input can hold and limits nesting depth; every
 //! decoded model is then checked for internal consistency before use.
 
+use std::borrow::Borrow;
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -18,7 +21,10 @@ use crate::models::FittedModel;
 use crate::stack::FullModel;
 
 pub const FORMAT: &str = "stacking-model";
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 stores repeated level-0 models once in lists and full models.
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest version this build still reads.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 /// Largest encoded model accepted (a KNN model holds its training rows).
 pub const MAX_MODEL_BYTES: usize = 1 << 30;
 
@@ -32,7 +38,7 @@ pub enum DecodeError {
     Malformed(String),
     #[error("unsupported format {found:?} (expected {FORMAT:?})")]
     Format { found: String },
-    #[error("schema version {found} is not supported (this build reads version {SCHEMA_VERSION})")]
+    #[error("schema version {found} is not supported (this build reads versions {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION})")]
     Version { found: u32 },
     #[error("expected a {expected} model, got a {found} model")]
     Kind {
@@ -69,10 +75,8 @@ fn encode<T: Serialize>(kind: &str, body: &T) -> Vec<u8> {
     rmp_serde::to_vec_named(&env).unwrap_or_default()
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(
-    bytes: &[u8],
-    kind: &'static str,
-) -> Result<T, DecodeError> {
+/// Checks the envelope (size, format, version, kind) and returns its schema version.
+fn check_envelope(bytes: &[u8], kind: &'static str) -> Result<u32, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -86,7 +90,7 @@ fn decode<T: for<'de> Deserialize<'de>>(
             found: header.format,
         });
     }
-    if header.schema_version != SCHEMA_VERSION {
+    if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&header.schema_version) {
         return Err(DecodeError::Version {
             found: header.schema_version,
         });
@@ -97,6 +101,11 @@ fn decode<T: for<'de> Deserialize<'de>>(
             found: header.kind,
         });
     }
+    Ok(header.schema_version)
+}
+
+/// The body of an envelope already checked by [`check_envelope`].
+fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeError> {
     let env: Envelope<T> =
         rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
     Ok(env.body)
@@ -107,30 +116,141 @@ pub fn encode_model(model: &FittedModel) -> Vec<u8> {
 }
 
 pub fn decode_model(bytes: &[u8]) -> Result<FittedModel, DecodeError> {
-    let m: FittedModel = decode(bytes, "level0")?;
+    // A level-0 body is the same in every version.
+    check_envelope(bytes, "level0")?;
+    let m: FittedModel = body(bytes)?;
     m.validate().map_err(DecodeError::Invalid)?;
     Ok(m)
 }
 
-/// A list of level-0 models (the reducer's output).
-pub fn encode_models(models: &[FittedModel]) -> Vec<u8> {
-    encode("level0-list", &models)
+/// Level-0 models as stored in a list (schema version 2): each distinct
+/// model once, and `order[i]` the index in `unique` of the i-th model.
+/// Trainers that share a configuration fit equal models; with 16 trainers
+/// over the 4 default models this stores the 2.4 MiB KNN model once instead
+/// of four times.
+#[derive(Serialize)]
+struct SharedListOut<'a> {
+    unique: Vec<&'a FittedModel>,
+    order: Vec<usize>,
 }
 
-pub fn decode_models(bytes: &[u8]) -> Result<Vec<FittedModel>, DecodeError> {
-    let models: Vec<FittedModel> = decode(bytes, "level0-list")?;
-    for m in &models {
-        m.validate().map_err(DecodeError::Invalid)?;
+#[derive(Deserialize)]
+struct SharedListIn {
+    unique: Vec<FittedModel>,
+    order: Vec<usize>,
+}
+
+fn share<'a, M: Borrow<FittedModel>>(models: &'a [M]) -> SharedListOut<'a> {
+    let mut unique: Vec<&'a FittedModel> = Vec::new();
+    let order = models
+        .iter()
+        .map(|m| {
+            let m = m.borrow();
+            match unique.iter().position(|u| std::ptr::eq(*u, m) || *u == m) {
+                Some(i) => i,
+                None => {
+                    unique.push(m);
+                    unique.len() - 1
+                }
+            }
+        })
+        .collect();
+    SharedListOut { unique, order }
+}
+
+impl SharedListIn {
+    /// Checks every model and expands `order`, sharing (not copying) repeats.
+    fn expand(self) -> Result<Vec<Arc<FittedModel>>, DecodeError> {
+        let unique: Vec<Arc<FittedModel>> = self.unique.into_iter().map(Arc::new).collect();
+        for m in &unique {
+            m.validate().map_err(DecodeError::Invalid)?;
+        }
+        let mut used = vec![false; unique.len()];
+        let models = self
+            .order
+            .iter()
+            .map(|&i| {
+                let m = unique.get(i).ok_or_else(|| {
+                    DecodeError::Invalid(format!(
+                        "model list refers to model {i} of {}",
+                        unique.len()
+                    ))
+                })?;
+                used[i] = true;
+                Ok(Arc::clone(m))
+            })
+            .collect::<Result<Vec<_>, DecodeError>>()?;
+        if let Some(i) = used.iter().position(|u| !u) {
+            return Err(DecodeError::Invalid(format!(
+                "model list holds model {i} but never uses it"
+            )));
+        }
+        Ok(models)
     }
-    Ok(models)
+}
+
+/// A list of level-0 models (the reducer's output).
+pub fn encode_models<M: Borrow<FittedModel>>(models: &[M]) -> Vec<u8> {
+    encode("level0-list", &share(models))
+}
+
+pub fn decode_models(bytes: &[u8]) -> Result<Vec<Arc<FittedModel>>, DecodeError> {
+    match check_envelope(bytes, "level0-list")? {
+        1 => {
+            let models: Vec<FittedModel> = body(bytes)?;
+            for m in &models {
+                m.validate().map_err(DecodeError::Invalid)?;
+            }
+            Ok(models.into_iter().map(Arc::new).collect())
+        }
+        _ => {
+            let list: SharedListIn = body(bytes)?;
+            list.expand()
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct FullOut<'a> {
+    level0: SharedListOut<'a>,
+    meta: &'a FittedModel,
+}
+
+#[derive(Deserialize)]
+struct FullIn {
+    level0: SharedListIn,
+    meta: FittedModel,
+}
+
+/// Schema version 1 wrote every level-0 model in full.
+#[derive(Deserialize)]
+struct FullInV1 {
+    level0: Vec<FittedModel>,
+    meta: FittedModel,
 }
 
 pub fn encode_full(model: &FullModel) -> Vec<u8> {
-    encode("full", model)
+    encode(
+        "full",
+        &FullOut {
+            level0: share(&model.level0),
+            meta: &model.meta,
+        },
+    )
 }
 
 pub fn decode_full(bytes: &[u8]) -> Result<FullModel, DecodeError> {
-    let m: FullModel = decode(bytes, "full")?;
+    let (level0, meta) = match check_envelope(bytes, "full")? {
+        1 => {
+            let m: FullInV1 = body(bytes)?;
+            (m.level0.into_iter().map(Arc::new).collect(), m.meta)
+        }
+        _ => {
+            let m: FullIn = body(bytes)?;
+            (m.level0.expand()?, m.meta)
+        }
+    };
+    let m = FullModel { level0, meta };
     m.validate().map_err(DecodeError::Invalid)?;
     Ok(m)
 }

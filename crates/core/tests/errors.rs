@@ -1,5 +1,9 @@
 //! Every typed error of the core, triggered by bad input.
 
+mod common;
+
+use std::sync::Arc;
+
 use ndarray::{array, Array1, Array2};
 use stacking_core::dataset::{Dataset, DatasetError, WireLayout};
 use stacking_core::models::FitError;
@@ -244,17 +248,11 @@ fn small_full_model() -> FullModel {
         ((i * 7 + j * 3) % 11) as f64 + (i % 2) as f64 * 2.0
     });
     let y = Array1::from_shape_fn(40, |i| (i % 2) as f64);
-    let level0: Vec<_> = config::default_level0()
+    let level0 = config::default_level0()
         .iter()
-        .map(|s| s.fit(x.view(), y.view()).unwrap())
+        .map(|s| Arc::new(s.fit(x.view(), y.view()).unwrap()))
         .collect();
-    let preds: Vec<_> = level0
-        .iter()
-        .map(|m| m.predict(x.view()).unwrap())
-        .collect();
-    let meta = meta_features(&preds).unwrap();
-    let meta_model = config::default_meta().fit(meta.view(), y.view()).unwrap();
-    FullModel::new(level0, meta_model).unwrap()
+    common::stack_on(x.view(), y.view(), level0)
 }
 
 #[test]
@@ -300,7 +298,9 @@ fn decoding_garbage_truncated_or_foreign_bytes_is_an_error() {
 #[test]
 fn inconsistent_models_are_refused_on_decode() {
     let mut full = small_full_model();
-    if let stacking_core::models::FittedState::Forest(f) = &mut full.level0[2].state {
+    if let stacking_core::models::FittedState::Forest(f) =
+        &mut Arc::make_mut(&mut full.level0[2]).state
+    {
         f.trees[0].children_left[0] = 0; // a cycle
     } else {
         panic!("model 2 should be the forest");

@@ -2,11 +2,13 @@
 //! embedded `stacking run`: fetch inputs (inline or from the store), compute
 //! with the ML core on the blocking pool, hand results on.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
 use ndarray::Array1;
 use stacking_core::config::default_meta;
+use stacking_core::models::FittedModel;
 use stacking_core::stack::{meta_features, train_level0_threads, train_level1};
 use stacking_core::{npy, serial, Dataset, FullModel, ModelSpec, WireLayout};
 
@@ -231,15 +233,22 @@ pub async fn reduce(
     let (models_bytes, meta_bytes, compute_us) = ctx
         .compute(move || {
             let t = Instant::now();
-            let mut models = Vec::with_capacity(fetched.len());
+            let mut models: Vec<Arc<FittedModel>> = Vec::with_capacity(fetched.len());
             let mut preds = Vec::with_capacity(fetched.len());
             for (i, (model, pred, _)) in fetched.iter().enumerate() {
-                models.push(
-                    serial::decode_model(model).map_err(|source| StepError::Decode {
-                        what: format!("model of pair {i}"),
-                        source,
-                    })?,
-                );
+                // Trainers with the same configuration send the same bytes:
+                // decode those once and share the model.
+                let same = fetched[..i].iter().position(|(m, _, _)| m == model);
+                let decoded = match same {
+                    Some(j) => Arc::clone(&models[j]),
+                    None => Arc::new(serial::decode_model(model).map_err(|source| {
+                        StepError::Decode {
+                            what: format!("model of pair {i}"),
+                            source,
+                        }
+                    })?),
+                };
+                models.push(decoded);
                 preds.push(
                     npy::decode_f64_1d(pred)
                         .map_err(|e| StepError::bad(format!("predictions of pair {i}: {e}")))?,

@@ -220,3 +220,44 @@ async fn stored_full_model_reproduces_in_sample_probabilities() {
     let p = full.predict_proba(dataset.x().view()).unwrap();
     assert!(p.iter().all(|v| (0.0..=1.0).contains(v)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_trainers_store_each_repeated_model_once() {
+    let store = memory_store();
+    let mut sizes = Vec::new();
+    for trainers in [4, 16] {
+        let stack = start(StackOpts {
+            transfer: Transfer::S3,
+            store: Some(store.clone()),
+            keep_objects: true,
+            trainers,
+            ..Default::default()
+        })
+        .await;
+        let r: RunReport =
+            serde_json::from_str(&stack.say_hello().await.unwrap().report_json).unwrap();
+        stack.stop().await;
+        let get = |name: &str| {
+            let key = format!("{}/{name}", r.run_id);
+            let store = store.clone();
+            async move { store.get(&key).await.unwrap() }
+        };
+        let (list, full) = (get("models").await, get("model_full").await);
+        let models = serial::decode_models(&list).unwrap();
+        let full_model = serial::decode_full(&full).unwrap();
+        assert_eq!(models.len(), trainers);
+        assert_eq!(full_model.level0, models);
+        // Trainer i and trainer i + 4 fit the same configuration: one shared model.
+        for i in 4..trainers {
+            assert!(std::sync::Arc::ptr_eq(&models[i], &models[i - 4]), "{i}");
+        }
+        sizes.push((list.len(), full.len()));
+    }
+    // Twelve more trainers add only their indices to the stored objects.
+    let ((list4, full4), (list16, full16)) = (sizes[0], sizes[1]);
+    assert!(list16 < list4 + 64, "models: {list4} vs {list16} bytes");
+    assert!(
+        full16 < full4 + 512,
+        "model_full: {full4} vs {full16} bytes"
+    );
+}

@@ -54,3 +54,18 @@ pub fn max_abs_diff(a: &Array1<f64>, b: &Array1<f64>) -> f64 {
 pub fn dataset() -> (Array2<f64>, Array1<f64>) {
     (matrix("X.npy"), vector("y.npy"))
 }
+
+/// A full model over `level0`: the default meta model fitted on their
+/// in-sample predictions of `x`.
+pub fn stack_on(
+    x: ndarray::ArrayView2<f64>,
+    y: ndarray::ArrayView1<f64>,
+    level0: Vec<std::sync::Arc<stacking_core::models::FittedModel>>,
+) -> stacking_core::FullModel {
+    let preds: Vec<_> = level0.iter().map(|m| m.predict(x).unwrap()).collect();
+    let meta = stacking_core::stack::meta_features(&preds).unwrap();
+    let meta_model = stacking_core::config::default_meta()
+        .fit(meta.view(), y)
+        .unwrap();
+    stacking_core::FullModel::new(level0, meta_model).unwrap()
+}
