@@ -15,6 +15,13 @@
 //! (4 sequential), 1.6-2.1 s (16 concurrent), cold start 0.6-1.9 s, RSS
 //! 88-184 MiB idle and up to 300 MiB under load.
 //!
+//! S3 is measured twice: as deployed by default (payloads signed over plain
+//! HTTP) and with `AWS_UNSIGNED_PAYLOAD=true`. INLINE (every payload inside
+//! the gRPC messages between processes) is measured too; its overhead has no
+//! goal. Overheads pair each SayHello with an in-process run of the same
+//! compute right after it and take the median of the differences, so slow
+//! drift of this shared machine cancels out.
+//!
 //! It also replays one run's storage traffic (the same objects, sizes and
 //! order, no gRPC, no compute) straight against the store: the part of the
 //! S3 overhead that is the store's own time.
@@ -34,7 +41,7 @@ use stacking_service::local::{LocalOptions, LocalStack};
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
 use stacking_service::Transfer;
-use stacking_storage::s3::{self, S3Config};
+use stacking_storage::s3::{self, PayloadSigning, S3Config};
 use stacking_storage::{memory, BlobStore};
 use stacking_testkit::process::{free_port, wait_serving, Proc};
 use stacking_testkit::s3::{S3Server, ACCESS, BUCKET, SECRET};
@@ -176,27 +183,147 @@ async fn storage_replay_ms(store: &dyn BlobStore, data: &Bytes, trainers: usize)
     t.elapsed().as_secs_f64() * 1e3
 }
 
-async fn say_hello_ms(port: u16, runs: usize) -> Vec<f64> {
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect driver");
-    let mut client = GreeterClient::new(ch).max_decoding_message_size(256 << 20);
-    let mut v = Vec::new();
-    for i in 0..runs + 1 {
+/// A connection to a driver, for timed SayHello calls.
+struct Caller(GreeterClient<tonic::transport::Channel>);
+
+impl Caller {
+    async fn connect(port: u16) -> Self {
+        let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect driver");
+        let mut c = Self(GreeterClient::new(ch).max_decoding_message_size(256 << 20));
+        c.call_ms().await; // warm-up: connections downstream, first-call allocations
+        c
+    }
+
+    async fn call_ms(&mut self) -> f64 {
         let t = Instant::now();
-        client
+        self.0
             .say_hello(HelloRequest {
                 name: "bench".into(),
             })
             .await
             .expect("SayHello");
-        if i > 0 {
-            v.push(t.elapsed().as_secs_f64() * 1e3);
+        t.elapsed().as_secs_f64() * 1e3
+    }
+}
+
+/// Median SayHello time of the driver at `port`.
+async fn say_hello_ms(port: u16, runs: usize) -> f64 {
+    let mut c = Caller::connect(port).await;
+    let mut v = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        v.push(c.call_ms().await);
+    }
+    median(v)
+}
+
+/// A 4-trainer configuration measured against the compute of its steps:
+/// each SayHello is followed by one in-process run of the same compute, so
+/// both see the same machine state.
+struct Paired {
+    /// Median SayHello, ms.
+    end_to_end: f64,
+    /// Median of (SayHello - the compute run next to it), ms.
+    overhead: f64,
+    /// Median in-process compute, ms.
+    compute: f64,
+}
+
+async fn paired(port: u16, data: &Bytes, runs: usize) -> Paired {
+    let mut c = Caller::connect(port).await;
+    let (mut e2e, mut over, mut comp) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let e = c.call_ms().await;
+        let k = tokio::task::block_in_place(|| compute_only(data, 4));
+        e2e.push(e);
+        comp.push(k);
+        over.push(e - k);
+    }
+    Paired {
+        end_to_end: median(e2e),
+        overhead: median(over),
+        compute: median(comp),
+    }
+}
+
+/// The three worker processes of one configuration.
+struct Workers {
+    trainer: Function,
+    reducer: Function,
+    metatrainer: Function,
+}
+
+impl Workers {
+    async fn launch(env: &[(String, String)]) -> Self {
+        Self {
+            trainer: launch("trainer", &[], env).await.0,
+            reducer: launch("reducer", &[], env).await.0,
+            metatrainer: launch("metatrainer", &[], env).await.0,
         }
     }
-    v
+
+    fn driver_args(&self, n: usize) -> Vec<String> {
+        addr_args(&self.trainer, &self.reducer, &self.metatrainer, n)
+    }
+
+    fn roles(&self) -> [(&'static str, &Function); 3] {
+        [
+            ("trainer", &self.trainer),
+            ("reducer", &self.reducer),
+            ("metatrainer", &self.metatrainer),
+        ]
+    }
+}
+
+/// One transfer configuration, 4 sequential and 16 concurrent.
+struct Measured {
+    four: Paired,
+    sixteen: f64,
+    /// Peak RSS per role after the 16-concurrent calls, MiB.
+    peak: Vec<(&'static str, f64)>,
+}
+
+async fn measure(env: &[(String, String)], data: &Bytes, runs: usize) -> Measured {
+    let workers = Workers::launch(env).await;
+    let (driver, _) = launch("driver", &workers.driver_args(4), env).await;
+    let four = paired(driver.port, data, runs).await;
+    drop(driver);
+    let mut env16 = env.to_vec();
+    env16.push(("CONCURRENT_TRAINING".into(), "true".into()));
+    let (driver, _) = launch("driver", &workers.driver_args(16), &env16).await;
+    let sixteen = say_hello_ms(driver.port, runs.div_ceil(2)).await;
+    let mut peak = vec![("driver", driver.proc.peak_rss_mib())];
+    peak.extend(workers.roles().map(|(n, f)| (n, f.proc.peak_rss_mib())));
+    Measured {
+        four,
+        sixteen,
+        peak,
+    }
+}
+
+/// Cold start (median of 5 launches, launch to healthy) and idle RSS per role.
+async fn cold_and_idle(env: &[(String, String)]) -> Vec<(&'static str, f64, f64)> {
+    let workers = Workers::launch(env).await;
+    let mut out = Vec::new();
+    for role in ["trainer", "reducer", "metatrainer", "driver"] {
+        let extra = if role == "driver" {
+            workers.driver_args(4)
+        } else {
+            Vec::new()
+        };
+        let mut times = Vec::new();
+        let mut idle = 0.0;
+        for _ in 0..5 {
+            let (f, ms) = launch(role, &extra, env).await;
+            times.push(ms);
+            idle = f.proc.rss_mib();
+        }
+        out.push((role, median(times), idle));
+    }
+    out
 }
 
 /// The driver's flags pointing at the three worker processes.
@@ -235,7 +362,6 @@ async fn main() {
     let dataset = make_classification(&GeneratorParams::default()).expect("dataset");
     let data = Bytes::from(dataset.to_bytes());
     compute_only(&data, 4);
-    let compute_4 = median((0..runs).map(|_| compute_only(&data, 4)).collect());
 
     // Embedded store, all four in this process.
     let local = LocalStack::start(LocalOptions {
@@ -253,7 +379,7 @@ async fn main() {
     })
     .await
     .expect("local stack");
-    let embedded_4 = median(say_hello_ms(local.driver.port(), runs).await);
+    let embedded = paired(local.driver.port(), &data, runs).await;
     local.stop().await;
 
     // Separate processes with S3 on loopback: the S3-API server named by
@@ -284,22 +410,7 @@ async fn main() {
         }
     };
     let bucket = var("BUCKET_NAME", BUCKET);
-    let store = s3::open(&S3Config {
-        bucket: bucket.clone(),
-        access_key: Some(access.clone()),
-        secret_key: Some(secret.clone()),
-        endpoint: Some(endpoint.clone()),
-        region: "us-east-1".into(),
-        ..S3Config::from_env()
-    })
-    .expect("S3 store");
-    storage_replay_ms(&store, &data, 4).await;
-    let mut replays = Vec::new();
-    for _ in 0..runs {
-        replays.push(storage_replay_ms(&store, &data, 4).await);
-    }
-    let replay_4 = median(replays);
-    let env: Vec<(String, String)> = [
+    let s3_env: Vec<(String, String)> = [
         ("TRANSFER_TYPE", "S3"),
         ("AWS_ENDPOINT_URL", endpoint.as_str()),
         ("AWS_ACCESS_KEY", access.as_str()),
@@ -310,132 +421,123 @@ async fn main() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    let mut cold = Vec::new();
-    let (trainer, c) = launch("trainer", &[], &env).await;
-    cold.push(("trainer", c));
-    let (reducer, c) = launch("reducer", &[], &env).await;
-    cold.push(("reducer", c));
-    let (metatrainer, c) = launch("metatrainer", &[], &env).await;
-    cold.push(("metatrainer", c));
-    let addrs = |n: usize| addr_args(&trainer, &reducer, &metatrainer, n);
-    let (driver4, c) = launch("driver", &addrs(4), &env).await;
-    cold.push(("driver", c));
-    // More cold starts of each role for a median.
-    let mut cold_median = Vec::new();
-    for (role, first) in &cold {
-        let mut v = vec![*first];
-        for _ in 0..4 {
-            let extra = if *role == "driver" {
-                addrs(4)
-            } else {
-                Vec::new()
-            };
-            v.push(launch(role, &extra, &env).await.1);
-        }
-        cold_median.push((*role, median(v)));
-    }
-    let idle: Vec<(&str, f64)> = [
-        ("driver", &driver4),
-        ("trainer", &trainer),
-        ("reducer", &reducer),
-        ("metatrainer", &metatrainer),
-    ]
-    .iter()
-    .map(|(n, f)| (*n, f.proc.rss_mib()))
-    .collect();
-    let s3_4 = median(say_hello_ms(driver4.port, runs).await);
-    drop(driver4);
-    let mut env16 = env.clone();
-    env16.push(("CONCURRENT_TRAINING".into(), "true".into()));
-    let (driver16, _) = launch("driver", &addrs(16), &env16).await;
-    let s3_16 = median(say_hello_ms(driver16.port, runs.div_ceil(2)).await);
-    let peak: Vec<(&str, f64)> = [
-        ("driver", &driver16),
-        ("trainer", &trainer),
-        ("reducer", &reducer),
-        ("metatrainer", &metatrainer),
-    ]
-    .iter()
-    .map(|(n, f)| (*n, f.proc.peak_rss_mib()))
-    .collect();
+    let cold_idle = cold_and_idle(&s3_env).await;
 
-    drop(driver16);
-    drop((trainer, reducer, metatrainer));
+    // S3 as deployed by default (payloads signed over http), then with
+    // AWS_UNSIGNED_PAYLOAD=true.
+    let mut s3_modes = Vec::new();
+    for signing in [PayloadSigning::Auto, PayloadSigning::Unsigned] {
+        let store = s3::open(&S3Config {
+            payload_signing: signing,
+            ..S3Config::for_endpoint(&endpoint, &bucket, &access, &secret)
+        })
+        .expect("S3 store");
+        storage_replay_ms(&store, &data, 4).await;
+        let mut replays = Vec::new();
+        for _ in 0..runs {
+            replays.push(storage_replay_ms(&store, &data, 4).await);
+        }
+        let mut env = s3_env.clone();
+        if signing == PayloadSigning::Unsigned {
+            env.push(("AWS_UNSIGNED_PAYLOAD".into(), "true".into()));
+        }
+        s3_modes.push((signing, median(replays), measure(&env, &data, runs).await));
+    }
 
     // The same processes with INLINE transfer: no store in the path.
     let inline_env = vec![("TRANSFER_TYPE".to_string(), "INLINE".to_string())];
-    let (trainer, _) = launch("trainer", &[], &inline_env).await;
-    let (reducer, _) = launch("reducer", &[], &inline_env).await;
-    let (metatrainer, _) = launch("metatrainer", &[], &inline_env).await;
-    let addrs = |n: usize| addr_args(&trainer, &reducer, &metatrainer, n);
-    let (driver, _) = launch("driver", &addrs(4), &inline_env).await;
-    let inline_4 = median(say_hello_ms(driver.port, runs).await);
-    drop(driver);
-    let mut inline_env16 = inline_env.clone();
-    inline_env16.push(("CONCURRENT_TRAINING".into(), "true".into()));
-    let (driver, _) = launch("driver", &addrs(16), &inline_env16).await;
-    let inline_16 = median(say_hello_ms(driver.port, runs.div_ceil(2)).await);
+    let inline = measure(&inline_env, &data, runs).await;
 
     println!(
         "stacking services on loopback, 300 x 1024 dataset, {} cores, medians of {runs} calls",
         cpus()
     );
     println!("S3 server: {s3_name}");
-    println!("compute of the 4-trainer steps in-process: {compute_4:.1} ms");
+    println!(
+        "compute of the 4-trainer steps in-process: {:.1} ms (run after each SayHello; overheads are medians of the per-call differences)",
+        embedded.compute
+    );
+    for (signing, replay, m) in &s3_modes {
+        let mode = match signing {
+            PayloadSigning::Unsigned => "S3, AWS_UNSIGNED_PAYLOAD=true",
+            _ => "S3",
+        };
+        row(
+            &format!("SayHello, 4 trainers sequential, {mode}"),
+            m.four.end_to_end,
+            "ms",
+            100.0,
+        );
+        row(
+            &format!("SayHello, 16 trainers concurrent, {mode}"),
+            m.sixteen,
+            "ms",
+            250.0,
+        );
+        row(
+            &format!("orchestration overhead, {mode}"),
+            m.four.overhead,
+            "ms",
+            25.0,
+        );
+        println!(
+            "  of which the store's own time (one run's traffic replayed directly): {replay:.1} ms; beyond it: {:.1} ms",
+            m.four.overhead - replay
+        );
+    }
     row(
-        "SayHello, 4 trainers sequential, S3 (processes)",
-        s3_4,
+        "SayHello, 4 trainers sequential, INLINE",
+        inline.four.end_to_end,
         "ms",
         100.0,
     );
     row(
-        "SayHello, 16 trainers concurrent, S3 (processes)",
-        s3_16,
+        "SayHello, 16 trainers concurrent, INLINE",
+        inline.sixteen,
         "ms",
         250.0,
-    );
-    row(
-        "SayHello, 4 trainers sequential, INLINE (processes)",
-        inline_4,
-        "ms",
-        100.0,
-    );
-    row(
-        "SayHello, 16 trainers concurrent, INLINE (processes)",
-        inline_16,
-        "ms",
-        250.0,
-    );
-    row(
-        "orchestration overhead, INLINE (processes)",
-        inline_4 - compute_4,
-        "ms",
-        10.0,
     );
     row(
         "orchestration overhead, embedded store",
-        embedded_4 - compute_4,
+        embedded.overhead,
         "ms",
         10.0,
     );
-    row("orchestration overhead, S3", s3_4 - compute_4, "ms", 25.0);
     println!(
-        "  of which the store's own time (one run's traffic replayed directly): {replay_4:.1} ms; beyond it: {:.1} ms",
-        s3_4 - compute_4 - replay_4
+        "{:<52} {:>9.1} ms   (no goal: every payload crosses gRPC between processes)",
+        "orchestration overhead, INLINE", inline.four.overhead
     );
-    for (role, c) in &cold_median {
+    for (role, cold, _) in &cold_idle {
         row(
             &format!("cold start {role} (launch to healthy)"),
-            *c,
+            *cold,
             "ms",
             20.0,
         );
     }
-    for (role, m) in &idle {
-        row(&format!("idle RSS {role}"), *m, "MiB", 20.0);
+    for (role, _, idle) in &cold_idle {
+        row(&format!("idle RSS {role}"), *idle, "MiB", 20.0);
     }
-    for (role, m) in &peak {
-        row(&format!("peak RSS {role}, 16 concurrent"), *m, "MiB", 80.0);
+    if let Some((_, _, m)) = s3_modes.first() {
+        for (role, peak) in &m.peak {
+            row(
+                &format!("peak RSS {role}, 16 concurrent, S3"),
+                *peak,
+                "MiB",
+                80.0,
+            );
+        }
     }
-    println!("(embedded store, 4 sequential, end to end: {embedded_4:.1} ms)");
+    for (role, peak) in &inline.peak {
+        row(
+            &format!("peak RSS {role}, 16 concurrent, INLINE"),
+            *peak,
+            "MiB",
+            80.0,
+        );
+    }
+    println!(
+        "(embedded store, 4 sequential, end to end: {:.1} ms)",
+        embedded.end_to_end
+    );
 }

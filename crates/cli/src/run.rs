@@ -24,7 +24,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let store: Option<Arc<dyn BlobStore>> = match (transfer, args.store) {
         (Transfer::Inline, _) => None,
         (Transfer::S3, StoreArg::Memory) => Some(Arc::new(memory::open())),
-        (Transfer::S3, StoreArg::S3) => Some(Arc::new(s3::open(&S3Config::from_env())?)),
+        (Transfer::S3, StoreArg::S3) => Some(Arc::new(s3::open(&S3Config::from_env()?)?)),
     };
     let store_name = store
         .as_ref()

@@ -22,7 +22,7 @@ pub fn cpus() -> usize {
 /// The object store a distributed function uses: S3 when TRANSFER_TYPE=S3.
 pub fn store_for(settings: &CommonSettings) -> Result<Option<Arc<dyn BlobStore>>> {
     Ok(match settings.transfer {
-        Transfer::S3 => Some(Arc::new(s3::open(&S3Config::from_env())?) as Arc<dyn BlobStore>),
+        Transfer::S3 => Some(Arc::new(s3::open(&S3Config::from_env()?)?) as Arc<dyn BlobStore>),
         Transfer::Inline => None,
     })
 }

@@ -17,6 +17,7 @@ fn stacking() -> Command {
         "CONCURRENT_TRAINING",
         "ENABLE_TRACING",
         "KEEP_OBJECTS",
+        "AWS_UNSIGNED_PAYLOAD",
     ] {
         c.env_remove(var);
     }
@@ -150,6 +151,16 @@ fn bad_environment_names_the_variable() {
         .env("TrainersNum", "0"));
     assert!(!o.status.success());
     assert!(text(&o).contains("TrainersNum"), "{}", text(&o));
+    let o = run(stacking()
+        .args(["check-config", "trainer"])
+        .env("TRANSFER_TYPE", "S3")
+        .env("AWS_UNSIGNED_PAYLOAD", "sometimes"));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("AWS_UNSIGNED_PAYLOAD=\"sometimes\""),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
@@ -178,6 +189,7 @@ fn original_flags_pass_the_config_check() {
         "CONCURRENT_TRAINING",
         "MAX_SERVER_THREADS",
         "ENABLE_TRACING",
+        "AWS_UNSIGNED_PAYLOAD",
     ] {
         assert!(help.contains(var), "--help lacks {var}");
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use stacking_storage::s3::{self, S3Config};
+use stacking_storage::s3::{self, PayloadSigning, S3Config};
 use stacking_storage::{fs, memory, BlobStore, StorageError};
 use stacking_testkit::s3::{S3Server, ACCESS, BUCKET, SECRET};
 
@@ -76,17 +76,36 @@ async fn directory_store_keeps_the_contract() {
     contract(&fs::open(dir.path()).unwrap(), "run-fs").await;
 }
 
+fn testkit_config(server: &S3Server, secret: &str, signing: PayloadSigning) -> S3Config {
+    S3Config {
+        payload_signing: signing,
+        ..S3Config::for_endpoint(server.endpoint(), BUCKET, ACCESS, secret)
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_store_keeps_the_contract_over_http() {
     let server = S3Server::start().unwrap();
-    let store = s3::open(&S3Config::for_endpoint(
-        server.endpoint(),
-        BUCKET,
-        ACCESS,
-        SECRET,
-    ))
-    .unwrap();
+    let store = s3::open(&testkit_config(&server, SECRET, PayloadSigning::Auto)).unwrap();
     contract(&store, "run-s3").await;
+    assert_eq!(server.object_count(), 0);
+    // Over plain HTTP the default signs every payload.
+    assert_eq!(server.unsigned_put_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_store_with_unsigned_payloads_keeps_the_contract() {
+    let server = S3Server::start().unwrap();
+    let store = s3::open(&testkit_config(&server, SECRET, PayloadSigning::Unsigned)).unwrap();
+    contract(&store, "run-s3-unsigned").await;
+    assert_eq!(server.object_count(), 0);
+    assert!(server.unsigned_put_count() > 0);
+    // The headers are still signed: a wrong secret is refused.
+    let wrong = s3::open(&testkit_config(&server, "wrong", PayloadSigning::Unsigned)).unwrap();
+    match wrong.put("run-x/a", Bytes::from_static(b"a")).await {
+        Err(StorageError::PermissionDenied { .. }) => {}
+        other => panic!("a bad signature gave {other:?}"),
+    }
     assert_eq!(server.object_count(), 0);
 }
 
@@ -94,15 +113,8 @@ async fn s3_store_keeps_the_contract_over_http() {
 async fn s3_listing_and_bulk_delete_span_pages() {
     // S3 pages listings and bulk deletes at 1000 keys.
     let server = S3Server::start().unwrap();
-    let store: Arc<dyn BlobStore> = Arc::new(
-        s3::open(&S3Config::for_endpoint(
-            server.endpoint(),
-            BUCKET,
-            ACCESS,
-            SECRET,
-        ))
-        .unwrap(),
-    );
+    let store: Arc<dyn BlobStore> =
+        Arc::new(s3::open(&testkit_config(&server, SECRET, PayloadSigning::Auto)).unwrap());
     let keys: Vec<String> = (0..1_005).map(|i| format!("run-many/k{i:04}")).collect();
     let puts = keys.iter().map(|k| store.put(k, Bytes::from_static(b"x")));
     for r in futures::future::join_all(puts).await {
@@ -116,13 +128,7 @@ async fn s3_listing_and_bulk_delete_span_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_wrong_secret_is_permission_denied() {
     let server = S3Server::start().unwrap();
-    let store = s3::open(&S3Config::for_endpoint(
-        server.endpoint(),
-        BUCKET,
-        ACCESS,
-        "wrong",
-    ))
-    .unwrap();
+    let store = s3::open(&testkit_config(&server, "wrong", PayloadSigning::Auto)).unwrap();
     match store.put("run-x/a", Bytes::from_static(b"a")).await {
         Err(StorageError::PermissionDenied { .. }) => {}
         other => panic!("a bad signature gave {other:?}"),
@@ -142,13 +148,18 @@ async fn external_s3_server_keeps_the_contract() {
         return;
     };
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.into());
-    let store = s3::open(&S3Config::for_endpoint(
-        &endpoint,
-        &env("BUCKET_NAME", BUCKET),
-        &env("AWS_ACCESS_KEY", "testing"),
-        &env("AWS_SECRET_KEY", "testing"),
-    ))
-    .unwrap();
-    let prefix = format!("contract-{}", std::process::id());
-    contract(&store, &prefix).await;
+    for signing in [PayloadSigning::Auto, PayloadSigning::Unsigned] {
+        let store = s3::open(&S3Config {
+            payload_signing: signing,
+            ..S3Config::for_endpoint(
+                &endpoint,
+                &env("BUCKET_NAME", BUCKET),
+                &env("AWS_ACCESS_KEY", "testing"),
+                &env("AWS_SECRET_KEY", "testing"),
+            )
+        })
+        .unwrap();
+        let prefix = format!("contract-{}-{signing:?}", std::process::id());
+        contract(&store, &prefix).await;
+    }
 }

@@ -15,6 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -46,6 +47,9 @@ type Bucket = BTreeMap<String, Stored>;
 #[derive(Debug, Default, Clone)]
 pub struct MemoryS3 {
     buckets: Arc<Mutex<HashMap<String, Bucket>>>,
+    /// PUTs whose signature did not cover the payload, so tests can check
+    /// what a client sent.
+    unsigned_puts: Arc<AtomicUsize>,
 }
 
 impl MemoryS3 {
@@ -120,6 +124,13 @@ impl S3 for MemoryS3 {
         &self,
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
+        if req
+            .headers
+            .get("x-amz-content-sha256")
+            .is_some_and(|v| v == "UNSIGNED-PAYLOAD")
+        {
+            self.unsigned_puts.fetch_add(1, Ordering::Relaxed);
+        }
         let input = req.input;
         self.with_bucket(&input.bucket, |_| ())?;
         let body = input.body.ok_or_else(|| s3_error!(IncompleteBody))?;
@@ -389,6 +400,11 @@ impl S3Server {
     /// Objects currently stored, over all buckets.
     pub fn object_count(&self) -> usize {
         self.state.object_count()
+    }
+
+    /// PUTs so far sent with `x-amz-content-sha256: UNSIGNED-PAYLOAD`.
+    pub fn unsigned_put_count(&self) -> usize {
+        self.state.unsigned_puts.load(Ordering::Relaxed)
     }
 }
 
