@@ -18,6 +18,7 @@ pub struct Context {
     /// How this function hands its results on.
     pub transfer: Transfer,
     compute: Arc<Semaphore>,
+    max_jobs: usize,
     threads_per_job: usize,
     /// Where this function's spans go (`ENABLE_TRACING`), if anywhere.
     pub tracer: Option<Arc<Tracer>>,
@@ -51,6 +52,7 @@ impl Context {
             store,
             transfer,
             compute: Arc::new(Semaphore::new(max_jobs.max(1))),
+            max_jobs: max_jobs.max(1),
             threads_per_job: threads_per_job.max(1),
             tracer: None,
         }
@@ -70,6 +72,11 @@ impl Context {
             Some(Kind::Server),
             crate::trace::extract(md),
         )
+    }
+
+    /// Requests computed at once (`MAX_SERVER_THREADS`).
+    pub fn max_jobs(&self) -> usize {
+        self.max_jobs
     }
 
     pub fn threads_per_job(&self) -> usize {

@@ -161,6 +161,41 @@ fn us_to_ms(us: u64) -> f64 {
     us as f64 / 1e3
 }
 
+/// Retries a unary call the server refused before processing it: HTTP/2
+/// `REFUSED_STREAM`, which RFC 9113 (8.7) makes safe to retry. The workers
+/// cap open streams per connection; a burst of calls on a new connection is
+/// sent before the server's SETTINGS frame says so, and the excess is refused.
+/// Once the limit is known the client queues calls itself.
+async fn retry_refused<T, F, Fut>(mut call: F) -> Result<T, Status>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, Status>>,
+{
+    const MAX_RETRIES: u32 = 8;
+    let mut retries = 0;
+    loop {
+        match call().await {
+            Err(status) if retries < MAX_RETRIES && was_refused(&status) => {
+                retries += 1;
+                tracing::debug!(retries, "stream refused before processing; retrying");
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether `status` comes from an HTTP/2 `REFUSED_STREAM` reset.
+fn was_refused(status: &Status) -> bool {
+    let mut source = std::error::Error::source(status);
+    while let Some(e) = source {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
+        }
+        source = e.source();
+    }
+    false
+}
+
 fn downstream(context: String) -> impl FnOnce(Status) -> StepError {
     move |status| StepError::Downstream { context, status }
 }
@@ -320,7 +355,7 @@ impl Driver {
         // 2. the trainers
         let t = Instant::now();
         let call = |i: usize| {
-            let mut client = self.trainer.clone();
+            let client = self.trainer.clone();
             let spec = self.cfg.stack.model_for_trainer(i);
             let req = TrainRequest {
                 dataset: dataset_inline.clone(),
@@ -331,17 +366,19 @@ impl Driver {
             };
             let addr = self.cfg.trainer_addr.clone();
             let span = root.child(format!("Train {i}"), Some(Kind::Client));
-            let mut req = tonic::Request::new(req);
-            span.inject(req.metadata_mut());
             async move {
-                let _span = span;
                 let t0 = Instant::now();
                 let start_ms = ms(t0.duration_since(t));
-                let reply = client
-                    .train(req)
-                    .await
-                    .map_err(downstream(format!("Train on trainer {i} ({addr})")))?
-                    .into_inner();
+                let reply = retry_refused(|| {
+                    let mut req = tonic::Request::new(req.clone());
+                    span.inject(req.metadata_mut());
+                    let mut client = client.clone();
+                    async move { client.train(req).await }
+                })
+                .await
+                .map_err(downstream(format!("Train on trainer {i} ({addr})")))?
+                .into_inner();
+                drop(span);
                 Ok::<_, StepError>((reply, ms(t0.elapsed()), start_ms))
             }
         };
@@ -398,15 +435,15 @@ impl Driver {
             .map(|t| (t.model.len() + t.predictions.len()) as u64)
             .sum::<u64>();
         let span = root.child("Reduce", Some(Kind::Client));
-        let mut reduce_req = tonic::Request::new(reduce_req);
-        span.inject(reduce_req.metadata_mut());
-        let reduced = self
-            .reducer
-            .clone()
-            .reduce(reduce_req)
-            .await
-            .map_err(downstream(format!("Reduce ({})", self.cfg.reducer_addr)))?
-            .into_inner();
+        let reduced = retry_refused(|| {
+            let mut req = tonic::Request::new(reduce_req.clone());
+            span.inject(req.metadata_mut());
+            let mut client = self.reducer.clone();
+            async move { client.reduce(req).await }
+        })
+        .await
+        .map_err(downstream(format!("Reduce ({})", self.cfg.reducer_addr)))?
+        .into_inner();
         drop(span);
         stages.reduce = ms(t.elapsed());
         keys.push(reduced.models_key.clone());
@@ -430,18 +467,18 @@ impl Driver {
         bytes.inline_sent +=
             (meta_req.dataset.len() + meta_req.models.len() + meta_req.meta_features.len()) as u64;
         let span = root.child("Metatrain", Some(Kind::Client));
-        let mut meta_req = tonic::Request::new(meta_req);
-        span.inject(meta_req.metadata_mut());
-        let meta = self
-            .metatrainer
-            .clone()
-            .metatrain(meta_req)
-            .await
-            .map_err(downstream(format!(
-                "Metatrain ({})",
-                self.cfg.metatrainer_addr
-            )))?
-            .into_inner();
+        let meta = retry_refused(|| {
+            let mut req = tonic::Request::new(meta_req.clone());
+            span.inject(req.metadata_mut());
+            let mut client = self.metatrainer.clone();
+            async move { client.metatrain(req).await }
+        })
+        .await
+        .map_err(downstream(format!(
+            "Metatrain ({})",
+            self.cfg.metatrainer_addr
+        )))?
+        .into_inner();
         drop(span);
         stages.metatrain = ms(t.elapsed());
         keys.push(meta.model_full_key.clone());

@@ -261,3 +261,20 @@ async fn sixteen_trainers_store_each_repeated_model_once() {
         "model_full: {full4} vs {full16} bytes"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_workers_stream_limit_on_a_new_connection_succeeds() {
+    // One job at a time: each worker allows 2 open streams per connection.
+    // The driver's first 16 concurrent Train calls go out before the
+    // trainer's SETTINGS arrive; the refused ones are retried.
+    for _ in 0..3 {
+        let r = one_run(StackOpts {
+            trainers: 16,
+            concurrent: true,
+            max_jobs: 1,
+            ..Default::default()
+        })
+        .await;
+        check_models(&r, 16);
+    }
+}

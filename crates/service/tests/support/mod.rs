@@ -72,6 +72,8 @@ pub struct StackOpts {
     pub keep_objects: bool,
     pub dataset: Dataset,
     pub max_message_bytes: usize,
+    /// Requests each function computes at once (`MAX_SERVER_THREADS`).
+    pub max_jobs: usize,
 }
 
 impl Default for StackOpts {
@@ -84,6 +86,7 @@ impl Default for StackOpts {
             keep_objects: false,
             dataset: small_dataset(),
             max_message_bytes: 64 << 20,
+            max_jobs: 2,
         }
     }
 }
@@ -98,7 +101,7 @@ pub async fn start(o: StackOpts) -> LocalStack {
         stack: StackConfig::default(),
         dataset: o.dataset,
         max_message_bytes: o.max_message_bytes,
-        max_jobs: 2,
+        max_jobs: o.max_jobs,
         threads_per_job: 2,
         spans: None,
     })
