@@ -334,8 +334,8 @@ fn generate(p: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> 
         per_cluster[i % n_clusters] += 1;
     }
 
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     let mut rng = NumpyRandomState::new(p.seed);
-    let mut x = Array2::<f64>::zeros((n, p.n_features));
     let mut y = Array1::<f64>::zeros(n);
     // Hypercube vertices: sample_without_replacement(4, 4) draws nothing and
     // yields 0..4, whose two low bits are the vertex coordinates.
@@ -345,11 +345,10 @@ fn generate(p: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> 
             [bit(1), bit(0)]
         })
         .collect();
-    for i in 0..n {
-        for j in 0..N_INFORMATIVE {
-            x[[i, j]] = rng.standard_normal();
-        }
-    }
+    // The informative columns (row-major, n x 2), then the useless ones
+    // (n x (n_features - 2)), in the order scikit-learn draws them.
+    let mut informative = vec![0.0; n * N_INFORMATIVE];
+    rng.fill_standard_normal(&mut informative, threads);
     let mut stop = 0;
     for (k, centroid) in centroids.iter().enumerate() {
         let start = stop;
@@ -362,17 +361,16 @@ fn generate(p: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> 
         }
         for i in start..stop {
             y[i] = (k % N_CLASSES) as f64;
-            let (x0, x1) = (x[[i, 0]], x[[i, 1]]);
-            for j in 0..N_INFORMATIVE {
-                x[[i, j]] = x0 * a[0][j] + x1 * a[1][j] + centroid[j];
+            let row = &mut informative[i * N_INFORMATIVE..(i + 1) * N_INFORMATIVE];
+            let (x0, x1) = (row[0], row[1]);
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = x0 * a[0][j] + x1 * a[1][j] + centroid[j];
             }
         }
     }
-    for i in 0..n {
-        for j in N_INFORMATIVE..p.n_features {
-            x[[i, j]] = rng.standard_normal();
-        }
-    }
+    let n_useless = p.n_features - N_INFORMATIVE;
+    let mut useless = vec![0.0; n * n_useless];
+    rng.fill_standard_normal(&mut useless, threads);
     // The mask is drawn even when flip_y is 0, as scikit-learn does.
     let flip: Vec<bool> = (0..n).map(|_| rng.uniform() < p.flip_y).collect();
     for (i, _) in flip.iter().enumerate().filter(|(_, &f)| f) {
@@ -383,7 +381,18 @@ fn generate(p: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> 
     let mut cols: Vec<usize> = (0..p.n_features).collect();
     rng.shuffle(&mut cols);
     // One gather instead of a row select followed by a column select.
-    let x = Array2::from_shape_fn((n, p.n_features), |(i, j)| x[[rows[i], cols[j]]]);
+    let mut x = Array2::<f64>::zeros((n, p.n_features));
+    for (mut out, &r) in x.outer_iter_mut().zip(&rows) {
+        let inf = &informative[r * N_INFORMATIVE..(r + 1) * N_INFORMATIVE];
+        let rest = &useless[r * n_useless..(r + 1) * n_useless];
+        for (v, &c) in out.iter_mut().zip(&cols) {
+            *v = if c < N_INFORMATIVE {
+                inf[c]
+            } else {
+                rest[c - N_INFORMATIVE]
+            };
+        }
+    }
     let y = y.select(Axis(0), &rows);
     Ok((Dataset::new(x, y)?, cols))
 }
