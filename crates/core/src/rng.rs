@@ -73,37 +73,45 @@ impl NumpyRandomState {
                 out
             }
         };
-        let mut pairs: Vec<[f64; 3]> = Vec::with_capacity(rest.len().div_ceil(2));
-        while pairs.len() < pairs.capacity() {
-            let x1 = 2.0 * self.uniform() - 1.0;
-            let x2 = 2.0 * self.uniform() - 1.0;
-            let r2 = x1 * x1 + x2 * x2;
-            if r2 < 1.0 && r2 != 0.0 {
-                pairs.push([x1, x2, r2]);
-            }
-        }
-        if rest.len() % 2 == 1 {
-            // The last pair's second value waits in the cache, as one call would leave it.
-            if let Some([x1, _, r2]) = pairs.last() {
-                self.cached_gauss = Some(polar_factor(*r2) * x1);
-            }
-        }
-        let fill = |out: &mut [f64], pairs: &[[f64; 3]]| {
-            for (two, [x1, x2, r2]) in out.chunks_mut(2).zip(pairs) {
-                let f = polar_factor(*r2);
-                two[0] = f * x2;
-                if let Some(second) = two.get_mut(1) {
-                    *second = f * x1;
+        // Accepted pairs go straight into `out` (x2 then x1, the order the
+        // values are returned in), their squared radii beside them; the
+        // transform then scales each pair in place.
+        let mut radii: Vec<f64> = Vec::with_capacity(rest.len().div_ceil(2));
+        let mut odd_x1 = None;
+        for two in rest.chunks_mut(2) {
+            let (x1, x2, r2) = loop {
+                let x1 = 2.0 * self.uniform() - 1.0;
+                let x2 = 2.0 * self.uniform() - 1.0;
+                let r2 = x1 * x1 + x2 * x2;
+                if r2 < 1.0 && r2 != 0.0 {
+                    break (x1, x2, r2);
                 }
+            };
+            two[0] = x2;
+            match two.get_mut(1) {
+                Some(second) => *second = x1,
+                None => odd_x1 = Some(x1),
             }
-        };
-        let per_thread = pairs.len().div_ceil(threads.max(1)).max(4096);
+            radii.push(r2);
+        }
+        if let (Some(x1), Some(r2)) = (odd_x1, radii.last()) {
+            // The last pair's second value waits in the cache, as one call would leave it.
+            self.cached_gauss = Some(polar_factor(*r2) * x1);
+        }
+        let per_thread = radii.len().div_ceil(threads.max(1)).max(4096);
         std::thread::scope(|scope| {
-            for (out, pairs) in rest
+            for (out, radii) in rest
                 .chunks_mut(2 * per_thread)
-                .zip(pairs.chunks(per_thread))
+                .zip(radii.chunks(per_thread))
             {
-                scope.spawn(move || fill(out, pairs));
+                scope.spawn(move || {
+                    for (two, r2) in out.chunks_mut(2).zip(radii) {
+                        let f = polar_factor(*r2);
+                        for v in two {
+                            *v *= f;
+                        }
+                    }
+                });
             }
         });
     }
