@@ -350,8 +350,19 @@ fn row(name: &str, value: f64, unit: &str, goal: f64) {
     println!("{name:<52} {value:>9.1} {unit:<4} goal <= {goal:>5} {unit:<4} {verdict}");
 }
 
-#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-async fn main() {
+fn main() {
+    // The same allocator tuning as the functions, so the in-process
+    // reference (compute, storage replay) is measured on equal terms.
+    stacking_service::malloc::tune_for_requests();
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(bench());
+}
+
+async fn bench() {
     let args: Vec<String> = std::env::args().collect();
     let runs = args
         .iter()

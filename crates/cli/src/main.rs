@@ -116,24 +116,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-/// glibc gives every thread that allocates its own arena, up to 8 per core,
-/// and each keeps the pages it freed. The blocking pool runs fits on changing
-/// threads, so under 16 concurrent Train calls a trainer peaked at 83 MiB
-/// (services bench); two arenas, one per core, bound that. An explicit
-/// `MALLOC_ARENA_MAX` in the environment still wins.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only changes allocator tuning; called before any
-        // other thread exists.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
-
 fn main() -> std::process::ExitCode {
-    limit_malloc_arenas();
+    stacking_service::malloc::tune_for_requests();
     let cli = match parse(std::env::args().collect()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),

@@ -117,6 +117,8 @@ pub fn driver_from_args(
                 bytes: Bytes::from(d.to_bytes()),
             })
             .map_err(|e| e.to_string());
+        // The generator's scratch is free now; give it back before SERVING.
+        stacking_service::malloc::release_free_memory();
         let _ = tx.send(made);
     });
     Ok(Driver::new_pending(cfg, ctx, rx)?)

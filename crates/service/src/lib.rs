@@ -10,6 +10,7 @@
 //!   orchestrates one run over gRPC.
 //! - [`server`]: serving a role with health, reflection, message limits and
 //!   graceful shutdown.
+//! - [`malloc`]: allocator tuning for multi-MiB per-request buffers.
 //! - [`context`], [`settings`], [`error`]: transfer (inline bytes or object
 //!   store), run-scoped keys, environment settings and status codes.
 
@@ -17,6 +18,7 @@ pub mod context;
 pub mod driver;
 pub mod error;
 pub mod local;
+pub mod malloc;
 pub mod pb;
 pub mod server;
 pub mod services;
