@@ -34,7 +34,7 @@ TRANSFER_TYPE        INLINE (default) or S3; XDT is refused\n  \
 BUCKET_NAME          S3 bucket (default vhive-stacking)\n  \
 AWS_ACCESS_KEY, AWS_SECRET_KEY, AWS_REGION   S3 credentials and region\n  \
 AWS_ENDPOINT_URL     S3-compatible server, e.g. http://127.0.0.1:9000\n  \
-AWS_UNSIGNED_PAYLOAD auto (default: sign S3 payloads over http only), true, false\n  \
+AWS_UNSIGNED_PAYLOAD auto (default: sign S3 payloads only over http to another host), true, false\n  \
 TrainersNum          number of trainers (driver; overrides -trainersNum)\n  \
 CONCURRENT_TRAINING  true: call all trainers at once (driver)\n  \
 ENABLE_TRACING       true/false\n  \

@@ -84,19 +84,19 @@ fn testkit_config(server: &S3Server, secret: &str, signing: PayloadSigning) -> S
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn s3_store_keeps_the_contract_over_http() {
+async fn s3_store_with_signed_payloads_keeps_the_contract() {
     let server = S3Server::start().unwrap();
-    let store = s3::open(&testkit_config(&server, SECRET, PayloadSigning::Auto)).unwrap();
+    let store = s3::open(&testkit_config(&server, SECRET, PayloadSigning::Signed)).unwrap();
     contract(&store, "run-s3").await;
     assert_eq!(server.object_count(), 0);
-    // Over plain HTTP the default signs every payload.
     assert_eq!(server.unsigned_put_count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_store_with_unsigned_payloads_keeps_the_contract() {
     let server = S3Server::start().unwrap();
-    let store = s3::open(&testkit_config(&server, SECRET, PayloadSigning::Unsigned)).unwrap();
+    // The default, to a loopback endpoint, leaves payloads unsigned.
+    let store = s3::open(&testkit_config(&server, SECRET, PayloadSigning::Auto)).unwrap();
     contract(&store, "run-s3-unsigned").await;
     assert_eq!(server.object_count(), 0);
     assert!(server.unsigned_put_count() > 0);
@@ -128,7 +128,7 @@ async fn s3_listing_and_bulk_delete_span_pages() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_wrong_secret_is_permission_denied() {
     let server = S3Server::start().unwrap();
-    let store = s3::open(&testkit_config(&server, "wrong", PayloadSigning::Auto)).unwrap();
+    let store = s3::open(&testkit_config(&server, "wrong", PayloadSigning::Signed)).unwrap();
     match store.put("run-x/a", Bytes::from_static(b"a")).await {
         Err(StorageError::PermissionDenied { .. }) => {}
         other => panic!("a bad signature gave {other:?}"),
@@ -148,7 +148,7 @@ async fn external_s3_server_keeps_the_contract() {
         return;
     };
     let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.into());
-    for signing in [PayloadSigning::Auto, PayloadSigning::Unsigned] {
+    for signing in [PayloadSigning::Signed, PayloadSigning::Unsigned] {
         let store = s3::open(&S3Config {
             payload_signing: signing,
             ..S3Config::for_endpoint(
