@@ -159,6 +159,15 @@ fn share<'a, M: Borrow<FittedModel>>(models: &'a [M]) -> SharedListOut<'a> {
 }
 
 impl SharedListIn {
+    /// A version-1 list: every model written out, in order.
+    fn in_order(models: Vec<FittedModel>) -> Self {
+        let order = (0..models.len()).collect();
+        Self {
+            unique: models,
+            order,
+        }
+    }
+
     /// Checks every model and expands `order`, sharing (not copying) repeats.
     fn expand(self) -> Result<Vec<Arc<FittedModel>>, DecodeError> {
         let unique: Vec<Arc<FittedModel>> = self.unique.into_iter().map(Arc::new).collect();
@@ -195,19 +204,11 @@ pub fn encode_models<M: Borrow<FittedModel>>(models: &[M]) -> Vec<u8> {
 }
 
 pub fn decode_models(bytes: &[u8]) -> Result<Vec<Arc<FittedModel>>, DecodeError> {
-    match check_envelope(bytes, "level0-list")? {
-        1 => {
-            let models: Vec<FittedModel> = body(bytes)?;
-            for m in &models {
-                m.validate().map_err(DecodeError::Invalid)?;
-            }
-            Ok(models.into_iter().map(Arc::new).collect())
-        }
-        _ => {
-            let list: SharedListIn = body(bytes)?;
-            list.expand()
-        }
-    }
+    let list = match check_envelope(bytes, "level0-list")? {
+        1 => SharedListIn::in_order(body(bytes)?),
+        _ => body(bytes)?,
+    };
+    list.expand()
 }
 
 #[derive(Serialize)]
@@ -240,17 +241,20 @@ pub fn encode_full(model: &FullModel) -> Vec<u8> {
 }
 
 pub fn decode_full(bytes: &[u8]) -> Result<FullModel, DecodeError> {
-    let (level0, meta) = match check_envelope(bytes, "full")? {
+    let full: FullIn = match check_envelope(bytes, "full")? {
         1 => {
-            let m: FullInV1 = body(bytes)?;
-            (m.level0.into_iter().map(Arc::new).collect(), m.meta)
+            let v1: FullInV1 = body(bytes)?;
+            FullIn {
+                level0: SharedListIn::in_order(v1.level0),
+                meta: v1.meta,
+            }
         }
-        _ => {
-            let m: FullIn = body(bytes)?;
-            (m.level0.expand()?, m.meta)
-        }
+        _ => body(bytes)?,
     };
-    let m = FullModel { level0, meta };
+    let m = FullModel {
+        level0: full.level0.expand()?,
+        meta: full.meta,
+    };
     m.validate().map_err(DecodeError::Invalid)?;
     Ok(m)
 }
