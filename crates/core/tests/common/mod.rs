@@ -7,16 +7,13 @@ use ndarray::{Array1, Array2, ArrayD};
 use serde_json::Value;
 use stacking_core::npy;
 
-/// `STACKING_FIXTURES`, or `shared/fixtures/sklearn-reference` beside the repository.
+/// The scikit-learn reference data the repository carries
+/// (`tests/fixtures/sklearn-reference`, made by its `regenerate.sh`).
 pub fn fixture_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("STACKING_FIXTURES") {
-        return PathBuf::from(dir);
-    }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = repo.join("../shared/fixtures/sklearn-reference");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sklearn-reference");
     assert!(
         dir.join("reference.json").exists(),
-        "scikit-learn fixtures not found at {} (set STACKING_FIXTURES)",
+        "scikit-learn fixtures missing at {}",
         dir.display()
     );
     dir
