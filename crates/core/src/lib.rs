@@ -5,7 +5,9 @@
 //!
 //! - [`dataset`]: validated datasets, scikit-learn's `make_classification`
 //!   (bit-identical on the default parameters), and `.npy` loading.
-//! - [`config`]: model configuration in scikit-learn's names, checked before fitting.
+//! - [`config`]: the stack's configuration; [`params`]: reading one model's
+//!   parameters, each model checking its own (names, defaults, bounds).
+//! - [`stop`]: cooperative cancellation that every solver loop checks.
 //! - [`models`]: LinearSVR, Lasso, LinearRegression, RandomForestRegressor,
 //!   KNeighborsRegressor, LogisticRegression (why hand-written: see that module).
 //! - [`cv`], [`metrics`]: scikit-learn's folds and ROC AUC.
@@ -18,11 +20,14 @@ pub mod dataset;
 pub mod metrics;
 pub mod models;
 pub mod npy;
+pub mod params;
 pub mod rng;
 pub mod serial;
 pub mod stack;
+pub mod stop;
 
 pub use config::{ConfigError, ModelSpec, StackConfig};
 pub use dataset::{Dataset, DatasetError, GeneratorParams, WireLayout};
 pub use models::{FitError, FittedModel};
 pub use stack::{FullModel, Level0Output, Level1Output, StackError};
+pub use stop::{Stop, StopReason};

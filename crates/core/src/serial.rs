@@ -20,6 +20,8 @@ use thiserror::Error;
 use crate::models::FittedModel;
 use crate::stack::FullModel;
 
+pub mod budget;
+
 pub const FORMAT: &str = "stacking-model";
 /// Version 2 stores repeated level-0 models once in lists and full models.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -27,6 +29,8 @@ pub const SCHEMA_VERSION: u32 = 2;
 pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 /// Largest encoded model accepted (a KNN model holds its training rows).
 pub const MAX_MODEL_BYTES: usize = 1 << 30;
+/// The most level-0 models a model list or full model may hold.
+pub const MAX_LIST_MODELS: usize = 65_536;
 
 #[derive(Debug, Error)]
 pub enum DecodeError {
@@ -104,10 +108,11 @@ fn check_envelope(bytes: &[u8], kind: &'static str) -> Result<u32, DecodeError> 
     Ok(header.schema_version)
 }
 
-/// The body of an envelope already checked by [`check_envelope`].
+/// The body of an envelope already checked by [`check_envelope`], decoded
+/// within the memory budget of [`budget`].
 fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeError> {
-    let env: Envelope<T> =
-        rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))?;
+    let env: Envelope<T> = budget::with_budget(bytes.len(), || rmp_serde::from_slice(bytes))
+        .map_err(|e| DecodeError::Malformed(e.to_string()))?;
     Ok(env.body)
 }
 
@@ -136,7 +141,9 @@ struct SharedListOut<'a> {
 
 #[derive(Deserialize)]
 struct SharedListIn {
+    #[serde(deserialize_with = "budget::vec")]
     unique: Vec<FittedModel>,
+    #[serde(deserialize_with = "budget::vec")]
     order: Vec<usize>,
 }
 
@@ -170,6 +177,12 @@ impl SharedListIn {
 
     /// Checks every model and expands `order`, sharing (not copying) repeats.
     fn expand(self) -> Result<Vec<Arc<FittedModel>>, DecodeError> {
+        if self.order.len() > MAX_LIST_MODELS {
+            return Err(DecodeError::Invalid(format!(
+                "model list holds {} models; the limit is {MAX_LIST_MODELS}",
+                self.order.len()
+            )));
+        }
         let unique: Vec<Arc<FittedModel>> = self.unique.into_iter().map(Arc::new).collect();
         for m in &unique {
             m.validate().map_err(DecodeError::Invalid)?;
@@ -198,6 +211,11 @@ impl SharedListIn {
     }
 }
 
+/// A version-1 model list: every model written out.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct V1List(#[serde(deserialize_with = "budget::vec")] Vec<FittedModel>);
+
 /// A list of level-0 models (the reducer's output).
 pub fn encode_models<M: Borrow<FittedModel>>(models: &[M]) -> Vec<u8> {
     encode("level0-list", &share(models))
@@ -205,7 +223,7 @@ pub fn encode_models<M: Borrow<FittedModel>>(models: &[M]) -> Vec<u8> {
 
 pub fn decode_models(bytes: &[u8]) -> Result<Vec<Arc<FittedModel>>, DecodeError> {
     let list = match check_envelope(bytes, "level0-list")? {
-        1 => SharedListIn::in_order(body(bytes)?),
+        1 => SharedListIn::in_order(body::<V1List>(bytes)?.0),
         _ => body(bytes)?,
     };
     list.expand()
@@ -226,6 +244,7 @@ struct FullIn {
 /// Schema version 1 wrote every level-0 model in full.
 #[derive(Deserialize)]
 struct FullInV1 {
+    #[serde(deserialize_with = "budget::vec")]
     level0: Vec<FittedModel>,
     meta: FittedModel,
 }

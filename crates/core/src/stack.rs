@@ -8,10 +8,10 @@ use std::sync::Arc;
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, Axis};
 use thiserror::Error;
 
-use crate::config::ModelSpec;
 use crate::cv::{kfold, stratified_kfold, Fold, FoldError};
 use crate::metrics::{roc_auc, MetricError};
-use crate::models::{FitError, FittedModel, PredictError};
+use crate::models::{FitError, FittedModel, ModelSpec, PredictError};
+use crate::stop::Stop;
 
 /// Folds used by `cross_val_predict(cv=5)`.
 pub const N_FOLDS: usize = 5;
@@ -54,13 +54,25 @@ pub fn cross_val_predict(
     y: ArrayView1<f64>,
     folds: &[Fold],
 ) -> Result<Array1<f64>, StackError> {
+    cross_val_predict_until(spec, x, y, folds, &Stop::never())
+}
+
+/// [`cross_val_predict`], ending early once `stop` is set.
+pub fn cross_val_predict_until(
+    spec: &ModelSpec,
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    folds: &[Fold],
+    stop: &Stop,
+) -> Result<Array1<f64>, StackError> {
     let mut oof = Array1::zeros(x.nrows());
     for fold in folds {
-        let model = spec.fit(
+        let model = spec.fit_until(
             x.select(Axis(0), &fold.train).view(),
             y.select(Axis(0), &fold.train).view(),
+            stop,
         )?;
-        let pred = model.predict(x.select(Axis(0), &fold.test).view())?;
+        let pred = model.predict_until(x.select(Axis(0), &fold.test).view(), stop)?;
         for (&i, p) in fold.test.iter().zip(pred) {
             oof[i] = p;
         }
@@ -96,23 +108,36 @@ pub fn train_level0_threads(
     y: ArrayView1<f64>,
     threads: usize,
 ) -> Result<Level0Output, StackError> {
-    if spec.is_classifier() {
-        return Err(StackError::Level0NotRegressor(spec.name()));
-    }
+    train_level0_until(spec, x, y, threads, &Stop::never())
+}
+
+/// [`train_level0_threads`], ending early with a [`FitError::Stopped`] once
+/// `stop` is set: every fold job, solver epoch, tree node and block of
+/// neighbour queries checks it.
+pub fn train_level0_until(
+    spec: &ModelSpec,
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    threads: usize,
+    stop: &Stop,
+) -> Result<Level0Output, StackError> {
+    spec.check_level0()?;
     let folds = kfold(x.nrows(), N_FOLDS)?;
     let prepared = spec.prepare(x);
     let all_rows: Vec<usize> = (0..x.nrows()).collect();
     // Job k < N_FOLDS fits fold k and predicts its test rows; the last job is the full fit.
     let job = |k: usize| -> Result<FoldJob, StackError> {
+        stop.check().map_err(FitError::from)?;
         match folds.get(k) {
             Some(fold) => {
-                let model = spec.fit_rows(&prepared, x, y, &fold.train)?;
-                Ok(FoldJob::Oof(
-                    model.predict(x.select(Axis(0), &fold.test).view())?,
-                ))
+                let model = spec.fit_rows(&prepared, x, y, &fold.train, stop)?;
+                Ok(FoldJob::Oof(model.predict_until(
+                    x.select(Axis(0), &fold.test).view(),
+                    stop,
+                )?))
             }
             None => Ok(FoldJob::Full(Box::new(
-                spec.fit_rows(&prepared, x, y, &all_rows)?,
+                spec.fit_rows(&prepared, x, y, &all_rows, stop)?,
             ))),
         }
     };
@@ -222,9 +247,17 @@ pub fn train_level1(
     meta: ArrayView2<f64>,
     y: ArrayView1<f64>,
 ) -> Result<Level1Output, StackError> {
-    if !spec.is_classifier() {
-        return Err(StackError::MetaNotClassifier(spec.name()));
-    }
+    train_level1_until(spec, meta, y, &Stop::never())
+}
+
+/// [`train_level1`], ending early once `stop` is set.
+pub fn train_level1_until(
+    spec: &ModelSpec,
+    meta: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    stop: &Stop,
+) -> Result<Level1Output, StackError> {
+    spec.check_meta()?;
     if meta.nrows() != y.len() {
         return Err(StackError::MetaRows {
             rows: meta.nrows(),
@@ -233,8 +266,8 @@ pub fn train_level1(
     }
     let y_vec = y.to_vec();
     let folds = stratified_kfold(&y_vec, N_FOLDS)?;
-    let oof_proba = cross_val_predict(spec, meta, y, &folds)?;
-    let model = spec.fit(meta, y)?;
+    let oof_proba = cross_val_predict_until(spec, meta, y, &folds, stop)?;
+    let model = spec.fit_until(meta, y, stop)?;
     let proba = oof_proba.to_vec();
     let auc = roc_auc(&y_vec, &proba)?;
     let hard: Vec<f64> = proba
@@ -276,9 +309,7 @@ impl FullModel {
                 meta_inputs: self.meta.n_features,
             });
         }
-        if !self.meta.spec.is_classifier() {
-            return Err(StackError::MetaNotClassifier(self.meta.name()));
-        }
+        self.meta.spec.check_meta()?;
         Ok(())
     }
 

@@ -5,27 +5,84 @@
 
 use ndarray::{ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
 use super::linalg::{axpy, dot};
 use super::{FitError, LinearModel};
+use crate::params::{non_negative, tolerance, ConfigError, ParamReader, SOLVER_ITER};
+use crate::stop::Stop;
 
-/// Checked `Lasso` parameters.
+/// Checked `Lasso` parameters: built only by [`LassoParams::parse`] (or
+/// [`Default`]), so every value is within its documented bound.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LassoParams {
-    pub alpha: f64,
-    pub fit_intercept: bool,
-    pub max_iter: usize,
-    pub tol: f64,
+    alpha: f64,
+    fit_intercept: bool,
+    max_iter: usize,
+    tol: f64,
 }
 
 impl Default for LassoParams {
     fn default() -> Self {
-        Self {
-            alpha: 1.0,
-            fit_intercept: true,
-            max_iter: 1000,
-            tol: 1e-4,
-        }
+        Self::DEFAULT
+    }
+}
+
+impl LassoParams {
+    pub const NAME: &'static str = "Lasso";
+
+    /// scikit-learn's defaults.
+    const DEFAULT: Self = Self {
+        alpha: 1.0,
+        fit_intercept: true,
+        max_iter: 1000,
+        tol: 1e-4,
+    };
+
+    const KNOWN: &'static [&'static str] = &[
+        "alpha",
+        "fit_intercept",
+        "max_iter",
+        "tol",
+        "precompute",
+        "copy_X",
+        "warm_start",
+        "positive",
+        "selection",
+        "random_state",
+    ];
+
+    /// Reads and checks the JSON `params` object.
+    pub fn parse(p: &Map<String, Value>) -> Result<Self, ConfigError> {
+        let r = ParamReader::new(Self::NAME, p, Self::KNOWN)?;
+        r.ignored(&["copy_X", "random_state"]);
+        r.must_be_false("precompute", "false (the Gram matrix is never precomputed)")?;
+        r.must_be_false("warm_start", "false (every fit starts from zero)")?;
+        r.must_be_false(
+            "positive",
+            "false (positive-only coefficients are not implemented)",
+        )?;
+        r.choice(
+            "selection",
+            "cyclic",
+            &["cyclic"],
+            "\"cyclic\" (random selection is not implemented)",
+        )?;
+        let d = Self::DEFAULT;
+        Ok(Self {
+            alpha: r.float("alpha", d.alpha, non_negative, ">= 0")?,
+            fit_intercept: r.bool("fit_intercept", d.fit_intercept)?,
+            max_iter: r.count("max_iter", d.max_iter, SOLVER_ITER)?,
+            tol: r.float("tol", d.tol, tolerance, ">= 1e-15")?,
+        })
+    }
+
+    /// Every parameter, defaults filled in, in scikit-learn's names.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "alpha": self.alpha, "fit_intercept": self.fit_intercept,
+            "max_iter": self.max_iter, "tol": self.tol,
+        })
     }
 }
 
@@ -49,7 +106,12 @@ pub(crate) fn centred_columns(x: ArrayView2<f64>, centre: bool) -> (Vec<f64>, Ve
 }
 
 impl LassoParams {
-    pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<LinearModel, FitError> {
+    pub fn fit(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        stop: &Stop,
+    ) -> Result<LinearModel, FitError> {
         let (n, p) = x.dim();
         let (cols, x_mean) = centred_columns(x, self.fit_intercept);
         let y_mean = if self.fit_intercept {
@@ -69,6 +131,7 @@ impl LassoParams {
         let gap_tol = self.tol * dot(&yc, &yc);
         let mut n_iter = 0;
         for it in 0..self.max_iter {
+            stop.check()?;
             n_iter = it + 1;
             let mut w_max = 0.0f64;
             let mut d_w_max = 0.0f64;

@@ -10,20 +10,51 @@
 
 use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
 use super::{FitError, LinearModel};
+use crate::params::{ConfigError, ParamReader};
+use crate::stop::Stop;
 
-/// Checked `LinearRegression` parameters.
+/// Checked `LinearRegression` parameters, built only by
+/// [`LinearRegressionParams::parse`] or [`Default`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearRegressionParams {
-    pub fit_intercept: bool,
+    fit_intercept: bool,
 }
 
 impl Default for LinearRegressionParams {
     fn default() -> Self {
-        Self {
-            fit_intercept: true,
-        }
+        Self::DEFAULT
+    }
+}
+
+impl LinearRegressionParams {
+    pub const NAME: &'static str = "LinearRegression";
+
+    /// scikit-learn's defaults.
+    const DEFAULT: Self = Self {
+        fit_intercept: true,
+    };
+
+    const KNOWN: &'static [&'static str] = &["fit_intercept", "copy_X", "n_jobs", "positive"];
+
+    /// Reads and checks the JSON `params` object.
+    pub fn parse(p: &Map<String, Value>) -> Result<Self, ConfigError> {
+        let r = ParamReader::new(Self::NAME, p, Self::KNOWN)?;
+        r.ignored(&["copy_X", "n_jobs"]);
+        r.must_be_false(
+            "positive",
+            "false (non-negative least squares is not implemented)",
+        )?;
+        Ok(Self {
+            fit_intercept: r.bool("fit_intercept", Self::DEFAULT.fit_intercept)?,
+        })
+    }
+
+    /// Every parameter, defaults filled in, in scikit-learn's names.
+    pub fn to_json(&self) -> Value {
+        json!({"fit_intercept": self.fit_intercept})
     }
 }
 
@@ -31,7 +62,15 @@ impl Default for LinearRegressionParams {
 const EIGEN_CUTOFF: f64 = 1e-12;
 
 impl LinearRegressionParams {
-    pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<LinearModel, FitError> {
+    /// One decomposition of the smaller Gram matrix: not interruptible
+    /// inside, so `stop` is checked before and after it.
+    pub fn fit(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        stop: &Stop,
+    ) -> Result<LinearModel, FitError> {
+        stop.check()?;
         let (n, p) = x.dim();
         let (x_mean, y_mean) = if self.fit_intercept {
             (
@@ -58,6 +97,7 @@ impl LinearRegressionParams {
             let rhs = xc.t().dot(&yc);
             ndarray::Array1::from(pseudo_solve(&gram, rhs.to_vec())?)
         };
+        stop.check()?;
         if coef.iter().any(|v| !v.is_finite()) {
             return Err(FitError::Numerical {
                 model: "LinearRegression",

@@ -5,10 +5,13 @@
 
 use ndarray::{ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
 use super::linalg::{axpy, dot};
 use super::{FitError, LinearModel};
+use crate::params::{non_negative, positive, tolerance, ConfigError, ParamReader, SOLVER_ITER};
 use crate::rng::NumpyRandomState;
+use crate::stop::Stop;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -17,38 +20,125 @@ pub enum SvrLoss {
     SquaredEpsilonInsensitive,
 }
 
-/// Checked `LinearSVR` parameters (scikit-learn names and defaults).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LinearSvrParams {
-    pub epsilon: f64,
-    #[serde(rename = "C")]
-    pub c: f64,
-    pub tol: f64,
-    pub loss: SvrLoss,
-    pub fit_intercept: bool,
-    pub intercept_scaling: f64,
-    pub max_iter: usize,
-    /// Seeds the order in which dual variables are visited.
-    pub random_state: u32,
-}
-
-impl Default for LinearSvrParams {
-    fn default() -> Self {
-        Self {
-            epsilon: 0.0,
-            c: 1.0,
-            tol: 1e-4,
-            loss: SvrLoss::EpsilonInsensitive,
-            fit_intercept: true,
-            intercept_scaling: 1.0,
-            max_iter: 1000,
-            random_state: 0,
+impl SvrLoss {
+    fn as_str(self) -> &'static str {
+        match self {
+            SvrLoss::EpsilonInsensitive => "epsilon_insensitive",
+            SvrLoss::SquaredEpsilonInsensitive => "squared_epsilon_insensitive",
         }
     }
 }
 
+/// Checked `LinearSVR` parameters (scikit-learn names and defaults), built
+/// only by [`LinearSvrParams::parse`] or [`Default`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearSvrParams {
+    epsilon: f64,
+    #[serde(rename = "C")]
+    c: f64,
+    tol: f64,
+    loss: SvrLoss,
+    fit_intercept: bool,
+    intercept_scaling: f64,
+    max_iter: usize,
+    /// Seeds the order in which dual variables are visited.
+    random_state: u32,
+}
+
+impl Default for LinearSvrParams {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
 impl LinearSvrParams {
-    pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<LinearModel, FitError> {
+    pub const NAME: &'static str = "LinearSVR";
+
+    /// scikit-learn's defaults.
+    const DEFAULT: Self = Self {
+        epsilon: 0.0,
+        c: 1.0,
+        tol: 1e-4,
+        loss: SvrLoss::EpsilonInsensitive,
+        fit_intercept: true,
+        intercept_scaling: 1.0,
+        max_iter: 1000,
+        random_state: 0,
+    };
+
+    const KNOWN: &'static [&'static str] = &[
+        "epsilon",
+        "C",
+        "tol",
+        "loss",
+        "fit_intercept",
+        "intercept_scaling",
+        "max_iter",
+        "random_state",
+        "dual",
+        "verbose",
+    ];
+
+    /// Reads and checks the JSON `params` object.
+    pub fn parse(p: &Map<String, Value>) -> Result<Self, ConfigError> {
+        let r = ParamReader::new(Self::NAME, p, Self::KNOWN)?;
+        r.ignored(&["verbose"]);
+        match r.get("dual") {
+            None | Some(Value::Bool(true)) => {}
+            Some(Value::String(s)) if s == "auto" => {}
+            Some(v @ Value::Bool(false)) => {
+                return Err(r.range(
+                    "dual",
+                    v.to_string(),
+                    "true or \"auto\" (only the dual solver is implemented)",
+                ))
+            }
+            Some(v) => return Err(r.wrong("dual", "true, false or \"auto\"", v)),
+        }
+        let d = Self::DEFAULT;
+        let loss = match r.choice(
+            "loss",
+            d.loss.as_str(),
+            &["epsilon_insensitive", "squared_epsilon_insensitive"],
+            "\"epsilon_insensitive\" or \"squared_epsilon_insensitive\"",
+        )? {
+            "squared_epsilon_insensitive" => SvrLoss::SquaredEpsilonInsensitive,
+            _ => SvrLoss::EpsilonInsensitive,
+        };
+        Ok(Self {
+            epsilon: r.float("epsilon", d.epsilon, non_negative, ">= 0")?,
+            c: r.float("C", d.c, positive, "> 0")?,
+            tol: r.float("tol", d.tol, tolerance, ">= 1e-15")?,
+            loss,
+            fit_intercept: r.bool("fit_intercept", d.fit_intercept)?,
+            intercept_scaling: r.float(
+                "intercept_scaling",
+                d.intercept_scaling,
+                positive,
+                "> 0",
+            )?,
+            max_iter: r.count("max_iter", d.max_iter, SOLVER_ITER)?,
+            random_state: r.seed()?,
+        })
+    }
+
+    /// Every parameter, defaults filled in, in scikit-learn's names.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "epsilon": self.epsilon, "C": self.c, "tol": self.tol, "loss": self.loss.as_str(),
+            "fit_intercept": self.fit_intercept, "intercept_scaling": self.intercept_scaling,
+            "max_iter": self.max_iter, "random_state": self.random_state,
+        })
+    }
+}
+
+impl LinearSvrParams {
+    pub fn fit(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        stop: &Stop,
+    ) -> Result<LinearModel, FitError> {
         let x = x.as_standard_layout();
         let (n, p) = x.dim();
         let rows = x.as_slice().ok_or(FitError::Numerical {
@@ -76,6 +166,7 @@ impl LinearSvrParams {
         let mut gnorm1_init = -1.0;
         let mut iter = 0;
         while iter < self.max_iter {
+            stop.check()?;
             let mut gmax_new = 0.0f64;
             let mut gnorm1_new = 0.0f64;
             for i in 0..active {

@@ -11,27 +11,73 @@ use faer::linalg::solvers::Solve;
 use faer::{Col, Mat, Side};
 use ndarray::{ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
 use super::{FitError, LinearModel};
+use crate::params::{positive, tolerance, ConfigError, ParamReader, SOLVER_ITER};
+use crate::stop::Stop;
 
-/// Checked `LogisticRegression` parameters.
+/// Checked `LogisticRegression` parameters, built only by
+/// [`LogisticParams::parse`] or [`Default`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogisticParams {
     #[serde(rename = "C")]
-    pub c: f64,
-    pub fit_intercept: bool,
-    pub tol: f64,
-    pub max_iter: usize,
+    c: f64,
+    fit_intercept: bool,
+    tol: f64,
+    max_iter: usize,
 }
 
 impl Default for LogisticParams {
     fn default() -> Self {
-        Self {
-            c: 1.0,
-            fit_intercept: true,
-            tol: 1e-4,
-            max_iter: 100,
-        }
+        Self::DEFAULT
+    }
+}
+
+impl LogisticParams {
+    pub const NAME: &'static str = "LogisticRegression";
+
+    /// scikit-learn's defaults.
+    const DEFAULT: Self = Self {
+        c: 1.0,
+        fit_intercept: true,
+        tol: 1e-4,
+        max_iter: 100,
+    };
+
+    const KNOWN: &'static [&'static str] = &[
+        "C",
+        "fit_intercept",
+        "tol",
+        "max_iter",
+        "penalty",
+        "solver",
+        "random_state",
+        "n_jobs",
+        "verbose",
+        "warm_start",
+    ];
+
+    /// Reads and checks the JSON `params` object.
+    pub fn parse(p: &Map<String, Value>) -> Result<Self, ConfigError> {
+        let r = ParamReader::new(Self::NAME, p, Self::KNOWN)?;
+        r.ignored(&["random_state", "n_jobs", "verbose", "solver"]);
+        r.choice("penalty", "l2", &["l2"], "\"l2\"")?;
+        r.must_be_false("warm_start", "false")?;
+        let d = Self::DEFAULT;
+        Ok(Self {
+            c: r.float("C", d.c, positive, "> 0")?,
+            fit_intercept: r.bool("fit_intercept", d.fit_intercept)?,
+            tol: r.float("tol", d.tol, tolerance, ">= 1e-15")?,
+            max_iter: r.count("max_iter", d.max_iter, SOLVER_ITER)?,
+        })
+    }
+
+    /// Every parameter, defaults filled in, in scikit-learn's names.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "C": self.c, "fit_intercept": self.fit_intercept, "tol": self.tol, "max_iter": self.max_iter,
+        })
     }
 }
 
@@ -54,7 +100,12 @@ fn log1p_exp(z: f64) -> f64 {
 }
 
 impl LogisticParams {
-    pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<LinearModel, FitError> {
+    pub fn fit(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        stop: &Stop,
+    ) -> Result<LinearModel, FitError> {
         let (n, p) = x.dim();
         let positives = y.iter().filter(|&&v| v > 0.5).count();
         if positives == 0 || positives == n {
@@ -76,8 +127,9 @@ impl LogisticParams {
         let mut theta = Col::<f64>::zeros(d);
         let mut f = objective(&theta);
         let mut n_iter = 0;
-        let stop = self.tol * 1e-4 * n as f64;
+        let converged = self.tol * 1e-4 * n as f64;
         for it in 0..self.max_iter {
+            stop.check()?;
             n_iter = it + 1;
             let mut grad = Col::<f64>::zeros(d);
             let mut hess = Mat::<f64>::zeros(d, d);
@@ -104,7 +156,7 @@ impl LogisticParams {
                 }
             }
             let grad_max = (0..d).map(|j| grad[j].abs()).fold(0.0, f64::max);
-            if grad_max <= stop {
+            if grad_max <= converged {
                 break;
             }
             let chol = hess.llt(Side::Lower).map_err(|_| FitError::Numerical {

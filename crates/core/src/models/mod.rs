@@ -18,13 +18,16 @@ pub mod linear_regression;
 pub mod linear_svr;
 pub mod logistic;
 pub mod random_forest;
+pub mod spec;
 pub mod tree;
 
 use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::config::ModelSpec;
+pub use spec::{ModelSpec, Prepared, MODEL_NAMES};
+
+use crate::stop::{Stop, StopReason};
 
 /// Why a model could not be fitted.
 #[derive(Debug, Error, PartialEq)]
@@ -50,11 +53,20 @@ pub enum FitError {
         model: &'static str,
         reason: &'static str,
     },
+    #[error("{model} is too large: {what}")]
+    TooLarge {
+        model: &'static str,
+        what: &'static str,
+    },
+    #[error("fit stopped: {0}")]
+    Stopped(#[from] StopReason),
 }
 
 /// Why a fitted model could not predict.
 #[derive(Debug, Error, PartialEq)]
 pub enum PredictError {
+    #[error("prediction stopped: {0}")]
+    Stopped(#[from] StopReason),
     #[error("{model} was fitted on {expected} features but X has {found}")]
     FeatureMismatch {
         model: &'static str,
@@ -67,6 +79,7 @@ pub enum PredictError {
 /// and the decision function of LogisticRegression).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearModel {
+    #[serde(deserialize_with = "crate::serial::budget::vec")]
     pub coef: Vec<f64>,
     pub intercept: f64,
     /// Solver iterations (epochs for coordinate descent, Newton steps for logistic).
@@ -136,67 +149,6 @@ pub(crate) fn check_features(
     Ok(())
 }
 
-/// Work a model can do once on the whole matrix and reuse for every fold.
-pub enum Prepared {
-    Nothing,
-    /// The forest's sorted columns.
-    Sorted(tree::SortedColumns),
-}
-
-impl ModelSpec {
-    /// Precomputes what [`ModelSpec::fit_rows`] can share between folds.
-    pub fn prepare(&self, x: ArrayView2<f64>) -> Prepared {
-        match self {
-            ModelSpec::RandomForestRegressor(_) => Prepared::Sorted(tree::SortedColumns::new(x)),
-            _ => Prepared::Nothing,
-        }
-    }
-
-    /// Fits on the rows `rows` of `x` and `y`; the same model as fitting on
-    /// `x.select(rows)`, `y.select(rows)`, faster where `prepared` helps.
-    pub fn fit_rows(
-        &self,
-        prepared: &Prepared,
-        x: ArrayView2<f64>,
-        y: ArrayView1<f64>,
-        rows: &[usize],
-    ) -> Result<FittedModel, FitError> {
-        match (self, prepared) {
-            (ModelSpec::RandomForestRegressor(p), Prepared::Sorted(data))
-                if !rows.is_empty() && y.len() == x.nrows() =>
-            {
-                Ok(FittedModel {
-                    spec: self.clone(),
-                    n_features: x.ncols(),
-                    state: FittedState::Forest(p.fit_rows(data, y, rows)),
-                })
-            }
-            _ => self.fit(
-                x.select(ndarray::Axis(0), rows).view(),
-                y.select(ndarray::Axis(0), rows).view(),
-            ),
-        }
-    }
-
-    /// Fits the model on `x` and 0/1 (or real-valued) targets `y`.
-    pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<FittedModel, FitError> {
-        check_fit_input(self.name(), x, y)?;
-        let state = match self {
-            ModelSpec::LinearSvr(p) => FittedState::Linear(p.fit(x, y)?),
-            ModelSpec::Lasso(p) => FittedState::Linear(p.fit(x, y)?),
-            ModelSpec::LinearRegression(p) => FittedState::Linear(p.fit(x, y)?),
-            ModelSpec::RandomForestRegressor(p) => FittedState::Forest(p.fit(x, y)?),
-            ModelSpec::KNeighborsRegressor(p) => FittedState::Neighbours(p.fit(x, y)?),
-            ModelSpec::LogisticRegression(p) => FittedState::Linear(p.fit(x, y)?),
-        };
-        Ok(FittedModel {
-            spec: self.clone(),
-            n_features: x.ncols(),
-            state,
-        })
-    }
-}
-
 impl FittedModel {
     pub fn name(&self) -> &'static str {
         self.spec.name()
@@ -204,6 +156,15 @@ impl FittedModel {
 
     /// Regressors: the prediction. Classifiers: the probability of class 1.
     pub fn predict(&self, x: ArrayView2<f64>) -> Result<Array1<f64>, PredictError> {
+        self.predict_until(x, &Stop::never())
+    }
+
+    /// [`FittedModel::predict`], ending early once `stop` is set.
+    pub fn predict_until(
+        &self,
+        x: ArrayView2<f64>,
+        stop: &Stop,
+    ) -> Result<Array1<f64>, PredictError> {
         check_features(self.name(), self.n_features, x)?;
         match &self.state {
             FittedState::Linear(m) => {
@@ -215,13 +176,34 @@ impl FittedModel {
                 })
             }
             FittedState::Forest(f) => Ok(f.predict(x)),
-            FittedState::Neighbours(n) => Ok(n.predict(x)),
+            FittedState::Neighbours(n) => Ok(n.predict(x, stop)?),
         }
     }
 
     /// Checks the internal consistency of a decoded model, so that a crafted
     /// model can never index out of bounds or loop while predicting.
     pub fn validate(&self) -> Result<(), String> {
+        let kind_fits = matches!(
+            (&self.spec, &self.state),
+            (ModelSpec::RandomForestRegressor(_), FittedState::Forest(_))
+                | (
+                    ModelSpec::KNeighborsRegressor(_),
+                    FittedState::Neighbours(_)
+                )
+                | (
+                    ModelSpec::LinearSvr(_)
+                        | ModelSpec::Lasso(_)
+                        | ModelSpec::LinearRegression(_)
+                        | ModelSpec::LogisticRegression(_),
+                    FittedState::Linear(_)
+                )
+        );
+        if !kind_fits {
+            return Err(format!(
+                "{} cannot hold the fitted state of another kind of model",
+                self.name()
+            ));
+        }
         match &self.state {
             FittedState::Linear(m) => {
                 if m.coef.len() != self.n_features {
@@ -234,7 +216,20 @@ impl FittedModel {
                 }
                 Ok(())
             }
-            FittedState::Forest(f) => f.validate(self.n_features),
+            FittedState::Forest(f) => {
+                let expected = match &self.spec {
+                    ModelSpec::RandomForestRegressor(p) => p.n_estimators(),
+                    _ => f.trees.len(),
+                };
+                if f.trees.len() != expected {
+                    return Err(format!(
+                        "{} has {} trees but its parameters say n_estimators = {expected}",
+                        self.name(),
+                        f.trees.len()
+                    ));
+                }
+                f.validate(self.n_features)
+            }
             FittedState::Neighbours(n) => n.validate(self.n_features),
         }
     }

@@ -6,10 +6,21 @@
 
 use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
 
-use super::tree::{grow, SortedColumns, Tree, TreeLimits};
+use super::tree::{grow, Growth, SortedColumns, Tree, TreeLimits};
 use super::FitError;
+use crate::params::{ConfigError, IntRange, ParamReader};
 use crate::rng::{NumpyRandomState, RAND_R_MAX};
+use crate::stop::Stop;
+
+/// The most trees a forest may be asked for.
+pub const MAX_ESTIMATORS: u64 = 10_000;
+/// The deepest a tree may be asked to grow.
+pub const MAX_DEPTH: u64 = 10_000;
+/// The most nodes one fit may grow over all its trees (about 48 bytes each,
+/// so 96 MiB); a fit that would pass it stops with [`FitError::TooLarge`].
+pub const MAX_FOREST_NODES: usize = 2_000_000;
 
 /// How many features each split considers (scikit-learn's `max_features`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -35,35 +46,137 @@ impl MaxFeatures {
     }
 }
 
-/// Checked `RandomForestRegressor` parameters.
+/// Checked `RandomForestRegressor` parameters, built only by
+/// [`RandomForestParams::parse`] or [`Default`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RandomForestParams {
-    pub n_estimators: usize,
-    pub max_depth: Option<usize>,
-    pub min_samples_split: usize,
-    pub min_samples_leaf: usize,
-    pub max_features: MaxFeatures,
-    pub bootstrap: bool,
-    pub random_state: u32,
+    n_estimators: usize,
+    max_depth: Option<usize>,
+    min_samples_split: usize,
+    min_samples_leaf: usize,
+    max_features: MaxFeatures,
+    bootstrap: bool,
+    random_state: u32,
 }
 
 impl Default for RandomForestParams {
     fn default() -> Self {
-        Self {
-            n_estimators: 100,
-            max_depth: None,
-            min_samples_split: 2,
-            min_samples_leaf: 1,
-            max_features: MaxFeatures::All,
-            bootstrap: true,
-            random_state: 0,
-        }
+        Self::DEFAULT
+    }
+}
+
+impl RandomForestParams {
+    pub const NAME: &'static str = "RandomForestRegressor";
+
+    /// scikit-learn's defaults.
+    const DEFAULT: Self = Self {
+        n_estimators: 100,
+        max_depth: None,
+        min_samples_split: 2,
+        min_samples_leaf: 1,
+        max_features: MaxFeatures::All,
+        bootstrap: true,
+        random_state: 0,
+    };
+
+    const KNOWN: &'static [&'static str] = &[
+        "n_estimators",
+        "criterion",
+        "max_depth",
+        "min_samples_split",
+        "min_samples_leaf",
+        "max_features",
+        "bootstrap",
+        "random_state",
+        "n_jobs",
+        "verbose",
+    ];
+
+    /// Reads and checks the JSON `params` object.
+    pub fn parse(p: &Map<String, Value>) -> Result<Self, ConfigError> {
+        const ESTIMATORS: IntRange = IntRange {
+            min: 1,
+            max: MAX_ESTIMATORS,
+            expected: "an integer in 1..=10000",
+        };
+        const DEPTH: IntRange = IntRange {
+            min: 1,
+            max: MAX_DEPTH,
+            expected: "an integer in 1..=10000, or null",
+        };
+        // Row counts: beyond 2^31 they only mean "never split".
+        const SPLIT: IntRange = IntRange {
+            min: 2,
+            max: 1 << 31,
+            expected: "an integer in 2..=2147483648",
+        };
+        const LEAF: IntRange = IntRange {
+            min: 1,
+            max: 1 << 31,
+            expected: "an integer in 1..=2147483648",
+        };
+        const FEATURES: &str =
+            "an integer in 1..=2147483648, a fraction in (0, 1], \"sqrt\" or \"log2\"";
+        let r = ParamReader::new(Self::NAME, p, Self::KNOWN)?;
+        r.ignored(&["n_jobs", "verbose"]);
+        r.choice(
+            "criterion",
+            "squared_error",
+            &["squared_error"],
+            "\"squared_error\"",
+        )?;
+        let max_features = match r.get("max_features") {
+            None => MaxFeatures::All,
+            Some(Value::String(s)) if s == "sqrt" => MaxFeatures::Sqrt,
+            Some(Value::String(s)) if s == "log2" => MaxFeatures::Log2,
+            Some(v @ Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
+                (Some(k), _) if (1..=1 << 31).contains(&k) => MaxFeatures::Count(k as usize),
+                (None, Some(f)) if f > 0.0 && f <= 1.0 => MaxFeatures::Fraction(f),
+                _ => return Err(r.range("max_features", v.to_string(), FEATURES)),
+            },
+            Some(v) => {
+                return Err(r.wrong("max_features", "a number, \"sqrt\", \"log2\" or null", v))
+            }
+        };
+        let d = Self::DEFAULT;
+        Ok(Self {
+            n_estimators: r.count("n_estimators", d.n_estimators, ESTIMATORS)?,
+            max_depth: r.opt_count("max_depth", DEPTH)?,
+            min_samples_split: r.count("min_samples_split", d.min_samples_split, SPLIT)?,
+            min_samples_leaf: r.count("min_samples_leaf", d.min_samples_leaf, LEAF)?,
+            max_features,
+            bootstrap: r.bool("bootstrap", d.bootstrap)?,
+            random_state: r.seed()?,
+        })
+    }
+
+    /// Every parameter, defaults filled in, in scikit-learn's names.
+    pub fn to_json(&self) -> Value {
+        let max_features = match self.max_features {
+            MaxFeatures::All => Value::Null,
+            MaxFeatures::Sqrt => json!("sqrt"),
+            MaxFeatures::Log2 => json!("log2"),
+            MaxFeatures::Fraction(f) => json!(f),
+            MaxFeatures::Count(k) => json!(k),
+        };
+        json!({
+            "n_estimators": self.n_estimators, "max_depth": self.max_depth,
+            "min_samples_split": self.min_samples_split, "min_samples_leaf": self.min_samples_leaf,
+            "max_features": max_features, "bootstrap": self.bootstrap,
+            "random_state": self.random_state,
+        })
+    }
+
+    /// The number of trees every fit of these parameters grows.
+    pub fn n_estimators(&self) -> usize {
+        self.n_estimators
     }
 }
 
 /// The fitted forest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Forest {
+    #[serde(deserialize_with = "crate::serial::budget::vec")]
     pub trees: Vec<Tree>,
 }
 
@@ -74,7 +187,9 @@ impl RandomForestParams {
     fn limits(&self, p: usize) -> TreeLimits {
         TreeLimits {
             max_depth: self.max_depth.unwrap_or(usize::MAX),
-            min_samples_split: self.min_samples_split.max(2 * self.min_samples_leaf),
+            min_samples_split: self
+                .min_samples_split
+                .max(self.min_samples_leaf.saturating_mul(2)),
             min_samples_leaf: self.min_samples_leaf,
             max_features: self.max_features.resolve(p),
         }
@@ -98,7 +213,12 @@ impl RandomForestParams {
         counts
     }
 
-    pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<Forest, FitError> {
+    pub fn fit(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        stop: &Stop,
+    ) -> Result<Forest, FitError> {
         let n = x.nrows();
         let weights: Vec<Vec<f64>> = self
             .tree_seeds()
@@ -111,16 +231,26 @@ impl RandomForestParams {
                 }
             })
             .collect();
-        self.fit_weighted(x, y, &weights)
+        self.fit_weighted_until(x, y, &weights, stop)
     }
 
     /// Fits on the subset `rows` of the matrix `data` was sorted from, as if
     /// fitted on those rows alone: bootstrap draws are made over the subset's
     /// positions, and rows outside it get weight zero. Lets cross-validation
     /// sort the columns once for all folds.
-    pub fn fit_rows(&self, data: &SortedColumns, y: ArrayView1<f64>, rows: &[usize]) -> Forest {
+    pub fn fit_rows(
+        &self,
+        data: &SortedColumns,
+        y: ArrayView1<f64>,
+        rows: &[usize],
+        stop: &Stop,
+    ) -> Result<Forest, FitError> {
         let limits = self.limits(data.n_features());
         let y: Vec<f64> = y.to_vec();
+        let mut growth = Growth {
+            node_budget: MAX_FOREST_NODES,
+            stop,
+        };
         let trees = self
             .tree_seeds()
             .iter()
@@ -138,10 +268,10 @@ impl RandomForestParams {
                 }
                 let mut rs = NumpyRandomState::new(seed);
                 let rand_r_seed = rs.randint(0, i64::from(RAND_R_MAX)) as u32;
-                grow(data, &y, &weight, &limits, rand_r_seed)
+                grow(data, &y, &weight, &limits, rand_r_seed, &mut growth)
             })
-            .collect();
-        Forest { trees }
+            .collect::<Result<_, _>>()?;
+        Ok(Forest { trees })
     }
 
     /// Grows tree `k` on rows weighted by `weights[k]` (the bootstrap counts).
@@ -151,6 +281,16 @@ impl RandomForestParams {
         x: ArrayView2<f64>,
         y: ArrayView1<f64>,
         weights: &[Vec<f64>],
+    ) -> Result<Forest, FitError> {
+        self.fit_weighted_until(x, y, weights, &Stop::never())
+    }
+
+    fn fit_weighted_until(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        weights: &[Vec<f64>],
+        stop: &Stop,
     ) -> Result<Forest, FitError> {
         let (n, p) = x.dim();
         if weights.len() != self.n_estimators || weights.iter().any(|w| w.len() != n) {
@@ -163,6 +303,10 @@ impl RandomForestParams {
         let data = SortedColumns::new(x);
         let y: Vec<f64> = y.to_vec();
         let limits = self.limits(data.n_features().min(p));
+        let mut growth = Growth {
+            node_budget: MAX_FOREST_NODES,
+            stop,
+        };
         let trees = self
             .tree_seeds()
             .iter()
@@ -170,9 +314,9 @@ impl RandomForestParams {
             .map(|(&seed, w)| {
                 let mut rs = NumpyRandomState::new(seed);
                 let rand_r_seed = rs.randint(0, i64::from(RAND_R_MAX)) as u32;
-                grow(&data, &y, w, &limits, rand_r_seed)
+                grow(&data, &y, w, &limits, rand_r_seed, &mut growth)
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         Ok(Forest { trees })
     }
 }

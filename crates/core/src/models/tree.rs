@@ -16,7 +16,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::FitError;
 use crate::rng::SklearnRandR;
+use crate::serial::budget;
+use crate::stop::Stop;
 
 /// scikit-learn's `FEATURE_THRESHOLD`.
 const FEATURE_THRESHOLD: f64 = 1e-7;
@@ -28,11 +31,17 @@ pub const TREE_UNDEFINED: i64 = -2;
 /// A fitted tree in scikit-learn's array layout (`tree_.feature`, ...).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tree {
+    #[serde(deserialize_with = "budget::vec")]
     pub feature: Vec<i64>,
+    #[serde(deserialize_with = "budget::vec")]
     pub threshold: Vec<f64>,
+    #[serde(deserialize_with = "budget::vec")]
     pub children_left: Vec<i64>,
+    #[serde(deserialize_with = "budget::vec")]
     pub children_right: Vec<i64>,
+    #[serde(deserialize_with = "budget::vec")]
     pub value: Vec<f64>,
+    #[serde(deserialize_with = "budget::vec")]
     pub n_node_samples: Vec<u64>,
 }
 
@@ -173,14 +182,17 @@ struct Split {
     threshold: f64,
 }
 
-/// Grows one tree on the rows with non-zero `weight`.
+/// Grows one tree on the rows with non-zero `weight`, adding at most
+/// `*node_budget` nodes (and taking them off it), checking `stop` at every
+/// node.
 pub fn grow(
     data: &SortedColumns,
     y: &[f64],
     weight: &[f64],
     limits: &TreeLimits,
     rand_r_seed: u32,
-) -> Tree {
+    growth: &mut Growth<'_>,
+) -> Result<Tree, FitError> {
     let mut builder = Builder {
         data,
         y,
@@ -202,8 +214,15 @@ pub fn grow(
             n_node_samples: Vec::new(),
         },
     };
-    builder.run();
-    builder.tree
+    builder.run(growth)?;
+    Ok(builder.tree)
+}
+
+/// What bounds the growth of a forest's trees: the nodes it may still add
+/// (a cap on its memory), and the flag that stops it.
+pub struct Growth<'a> {
+    pub node_budget: usize,
+    pub stop: &'a Stop,
 }
 
 struct Builder<'a> {
@@ -238,12 +257,12 @@ fn impurity_of(sw: f64, swy: f64, swy2: f64) -> f64 {
 }
 
 impl Builder<'_> {
-    fn run(&mut self) {
+    fn run(&mut self, growth: &mut Growth<'_>) -> Result<(), FitError> {
         let rows: Vec<u32> = (0..self.data.n as u32)
             .filter(|&r| self.weight[r as usize] != 0.0)
             .collect();
         if rows.is_empty() {
-            return;
+            return Ok(());
         }
         let (sw, swy, swy2) = sums(&rows, self.y, self.weight);
         let mut stack = vec![NodeRecord {
@@ -254,6 +273,14 @@ impl Builder<'_> {
             n_constant_features: 0,
         }];
         while let Some(rec) = stack.pop() {
+            growth.stop.check()?;
+            growth.node_budget = growth
+                .node_budget
+                .checked_sub(1)
+                .ok_or(FitError::TooLarge {
+                    model: "RandomForestRegressor",
+                    what: "its trees would have more than MAX_FOREST_NODES nodes in all",
+                })?;
             let (sw, swy, _) = sums(&rec.rows, self.y, self.weight);
             let n_node = rec.rows.len();
             let limits = self.limits;
@@ -323,6 +350,7 @@ impl Builder<'_> {
                 }
             }
         }
+        Ok(())
     }
 
     /// scikit-learn's `node_split_best`. Returns the split (if any) and the

@@ -1,0 +1,239 @@
+//! [`ModelSpec`]: which model, with its checked parameters, and the one
+//! place that dispatches on the model kind. Parsing, defaults, bounds and the
+//! JSON form of each model's parameters live beside the model.
+
+use ndarray::{ArrayView1, ArrayView2, Axis};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::knn::KnnParams;
+use super::lasso::LassoParams;
+use super::linear_regression::LinearRegressionParams;
+use super::linear_svr::LinearSvrParams;
+use super::logistic::LogisticParams;
+use super::random_forest::RandomForestParams;
+use super::{check_fit_input, tree, FitError, FittedModel, FittedState};
+use crate::params::{excerpt, short, ConfigError, ECHO_LIMIT};
+use crate::stack::StackError;
+use crate::stop::Stop;
+
+/// The model names this core implements, as scikit-learn spells them.
+pub const MODEL_NAMES: [&str; 6] = [
+    LinearSvrParams::NAME,
+    LassoParams::NAME,
+    LinearRegressionParams::NAME,
+    RandomForestParams::NAME,
+    KnnParams::NAME,
+    LogisticParams::NAME,
+];
+
+/// A validated model specification, ready to fit. Serialised as its
+/// scikit-learn-style JSON form (`{"model": NAME, "params": {...}}`), and
+/// validated again when deserialised.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Value", into = "Value")]
+pub enum ModelSpec {
+    LinearSvr(LinearSvrParams),
+    Lasso(LassoParams),
+    LinearRegression(LinearRegressionParams),
+    RandomForestRegressor(RandomForestParams),
+    KNeighborsRegressor(KnnParams),
+    LogisticRegression(LogisticParams),
+}
+
+impl ModelSpec {
+    /// Parses and validates JSON bytes.
+    pub fn from_json_bytes(bytes: &[u8]) -> Result<Self, ConfigError> {
+        let value: Value =
+            serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;
+        Self::from_value(&value)
+    }
+
+    /// Validates an already-parsed JSON value.
+    pub fn from_value(value: &Value) -> Result<Self, ConfigError> {
+        let obj = value
+            .as_object()
+            .ok_or_else(|| ConfigError::NotAnObject(short(value)))?;
+        if let Some(key) = obj.keys().find(|k| *k != "model" && *k != "params") {
+            return Err(ConfigError::UnknownKey {
+                key: excerpt(key, ECHO_LIMIT),
+            });
+        }
+        let name = match obj.get("model") {
+            Some(Value::String(s)) => s.as_str(),
+            Some(other) => {
+                return Err(ConfigError::WrongType {
+                    model: "config",
+                    param: "model",
+                    expected: "a string",
+                    found: short(other),
+                })
+            }
+            None => return Err(ConfigError::MissingModel),
+        };
+        let empty = Map::new();
+        let params = match obj.get("params") {
+            None | Some(Value::Null) => &empty,
+            Some(Value::Object(m)) => m,
+            Some(other) => {
+                return Err(ConfigError::WrongType {
+                    model: "config",
+                    param: "params",
+                    expected: "an object",
+                    found: short(other),
+                })
+            }
+        };
+        Ok(match name {
+            LinearSvrParams::NAME => Self::LinearSvr(LinearSvrParams::parse(params)?),
+            LassoParams::NAME => Self::Lasso(LassoParams::parse(params)?),
+            LinearRegressionParams::NAME => {
+                Self::LinearRegression(LinearRegressionParams::parse(params)?)
+            }
+            RandomForestParams::NAME => {
+                Self::RandomForestRegressor(RandomForestParams::parse(params)?)
+            }
+            KnnParams::NAME => Self::KNeighborsRegressor(KnnParams::parse(params)?),
+            LogisticParams::NAME => Self::LogisticRegression(LogisticParams::parse(params)?),
+            other => {
+                return Err(ConfigError::UnknownModel {
+                    name: excerpt(other, ECHO_LIMIT),
+                    known: MODEL_NAMES.join(", "),
+                })
+            }
+        })
+    }
+
+    /// The scikit-learn class name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::LinearSvr(_) => LinearSvrParams::NAME,
+            Self::Lasso(_) => LassoParams::NAME,
+            Self::LinearRegression(_) => LinearRegressionParams::NAME,
+            Self::RandomForestRegressor(_) => RandomForestParams::NAME,
+            Self::KNeighborsRegressor(_) => KnnParams::NAME,
+            Self::LogisticRegression(_) => LogisticParams::NAME,
+        }
+    }
+
+    /// Classifiers are cross-validated with stratified folds and predict probabilities.
+    pub fn is_classifier(&self) -> bool {
+        matches!(self, Self::LogisticRegression(_))
+    }
+
+    /// The role guard for level 0: trainers fit regressors.
+    pub fn check_level0(&self) -> Result<(), StackError> {
+        if self.is_classifier() {
+            return Err(StackError::Level0NotRegressor(self.name()));
+        }
+        Ok(())
+    }
+
+    /// The role guard for level 1: the meta model is a classifier.
+    pub fn check_meta(&self) -> Result<(), StackError> {
+        if !self.is_classifier() {
+            return Err(StackError::MetaNotClassifier(self.name()));
+        }
+        Ok(())
+    }
+
+    /// The spec in the JSON form it is parsed from, every default filled in,
+    /// with scikit-learn's parameter names and values.
+    pub fn to_json(&self) -> Value {
+        let params = match self {
+            Self::LinearSvr(p) => p.to_json(),
+            Self::Lasso(p) => p.to_json(),
+            Self::LinearRegression(p) => p.to_json(),
+            Self::RandomForestRegressor(p) => p.to_json(),
+            Self::KNeighborsRegressor(p) => p.to_json(),
+            Self::LogisticRegression(p) => p.to_json(),
+        };
+        json!({"model": self.name(), "params": params})
+    }
+
+    /// Precomputes what [`ModelSpec::fit_rows`] can share between folds.
+    pub fn prepare(&self, x: ArrayView2<f64>) -> Prepared {
+        match self {
+            ModelSpec::RandomForestRegressor(_) => Prepared::Sorted(tree::SortedColumns::new(x)),
+            _ => Prepared::Nothing,
+        }
+    }
+
+    /// Fits on the rows `rows` of `x` and `y`; the same model as fitting on
+    /// `x.select(rows)`, `y.select(rows)`, faster where `prepared` helps.
+    pub fn fit_rows(
+        &self,
+        prepared: &Prepared,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        rows: &[usize],
+        stop: &Stop,
+    ) -> Result<FittedModel, FitError> {
+        match (self, prepared) {
+            (ModelSpec::RandomForestRegressor(p), Prepared::Sorted(data))
+                if !rows.is_empty() && y.len() == x.nrows() =>
+            {
+                Ok(FittedModel {
+                    spec: self.clone(),
+                    n_features: x.ncols(),
+                    state: FittedState::Forest(p.fit_rows(data, y, rows, stop)?),
+                })
+            }
+            _ => self.fit_until(
+                x.select(Axis(0), rows).view(),
+                y.select(Axis(0), rows).view(),
+                stop,
+            ),
+        }
+    }
+
+    /// Fits the model on `x` and 0/1 (or real-valued) targets `y`.
+    pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<FittedModel, FitError> {
+        self.fit_until(x, y, &Stop::never())
+    }
+
+    /// [`ModelSpec::fit`], ending early with [`FitError::Stopped`] once `stop` is set.
+    pub fn fit_until(
+        &self,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        stop: &Stop,
+    ) -> Result<FittedModel, FitError> {
+        check_fit_input(self.name(), x, y)?;
+        stop.check()?;
+        let state = match self {
+            ModelSpec::LinearSvr(p) => FittedState::Linear(p.fit(x, y, stop)?),
+            ModelSpec::Lasso(p) => FittedState::Linear(p.fit(x, y, stop)?),
+            ModelSpec::LinearRegression(p) => FittedState::Linear(p.fit(x, y, stop)?),
+            ModelSpec::RandomForestRegressor(p) => FittedState::Forest(p.fit(x, y, stop)?),
+            ModelSpec::KNeighborsRegressor(p) => FittedState::Neighbours(p.fit(x, y)?),
+            ModelSpec::LogisticRegression(p) => FittedState::Linear(p.fit(x, y, stop)?),
+        };
+        Ok(FittedModel {
+            spec: self.clone(),
+            n_features: x.ncols(),
+            state,
+        })
+    }
+}
+
+impl From<ModelSpec> for Value {
+    fn from(spec: ModelSpec) -> Self {
+        spec.to_json()
+    }
+}
+
+impl TryFrom<Value> for ModelSpec {
+    type Error = ConfigError;
+
+    fn try_from(value: Value) -> Result<Self, Self::Error> {
+        Self::from_value(&value)
+    }
+}
+
+/// Work a model can do once on the whole matrix and reuse for every fold.
+pub enum Prepared {
+    Nothing,
+    /// The forest's sorted columns.
+    Sorted(tree::SortedColumns),
+}

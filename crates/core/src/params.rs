@@ -1,0 +1,303 @@
+//! Reading one model's hyper-parameters off its JSON `params` object.
+//!
+//! Each model module owns its parameters: the names it knows, its defaults
+//! (once, as a `DEFAULT` constant), and the bounds of every value that scales
+//! work or memory. They all read through [`ParamReader`], which refuses
+//! unknown names, wrong types and values out of bounds with a
+//! [`ConfigError`] that names the parameter, and never echoes more than a
+//! short excerpt of the input.
+
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+/// Why a configuration was refused. Every variant names the offending item;
+/// values taken from the input are cut to [`ECHO_LIMIT`] characters.
+#[derive(Debug, Error, PartialEq)]
+pub enum ConfigError {
+    #[error("model config is not valid JSON: {0}")]
+    Json(String),
+    #[error("model config must be a JSON object like {{\"model\": \"Lasso\", \"params\": {{...}}}}, got {0}")]
+    NotAnObject(String),
+    #[error("model config has no \"model\" name")]
+    MissingModel,
+    #[error("unknown model {name:?}; known models: {known}")]
+    UnknownModel { name: String, known: String },
+    #[error("unknown key {key:?} in model config; allowed keys: \"model\", \"params\"")]
+    UnknownKey { key: String },
+    #[error("{model}: unknown parameter {param:?}; known parameters: {known}")]
+    UnknownParam {
+        model: &'static str,
+        param: String,
+        known: String,
+    },
+    #[error("{model}: parameter {param:?} must be {expected}, got {found}")]
+    WrongType {
+        model: &'static str,
+        param: &'static str,
+        expected: &'static str,
+        found: String,
+    },
+    #[error("{model}: parameter {param:?} = {value} is out of range: {expected}")]
+    OutOfRange {
+        model: &'static str,
+        param: &'static str,
+        value: String,
+        expected: &'static str,
+    },
+    #[error("stack config: {0}")]
+    Stack(String),
+}
+
+/// The most characters of an input value an error message repeats.
+pub const ECHO_LIMIT: usize = 60;
+
+/// `s` cut to `limit` characters, marked with `...` when cut.
+pub fn excerpt(s: &str, limit: usize) -> String {
+    match s.char_indices().nth(limit.saturating_sub(3)) {
+        Some((cut, _)) if s.chars().nth(limit).is_some() => format!("{}...", &s[..cut]),
+        _ => s.to_string(),
+    }
+}
+
+/// A JSON value as a short excerpt for an error message.
+pub fn short(v: &Value) -> String {
+    match v {
+        // A long string would otherwise be serialised whole first.
+        Value::String(s) => format!("{:?}", excerpt(s, ECHO_LIMIT)),
+        Value::Array(a) if a.len() > ECHO_LIMIT => format!("[{} items]", a.len()),
+        Value::Object(o) if o.len() > ECHO_LIMIT => format!("{{{} keys}}", o.len()),
+        other => excerpt(&other.to_string(), ECHO_LIMIT),
+    }
+}
+
+/// Reads parameters off a JSON object, checking each, and refuses leftovers.
+pub(crate) struct ParamReader<'a> {
+    model: &'static str,
+    params: &'a Map<String, Value>,
+    known: &'static [&'static str],
+}
+
+/// An integer parameter's accepted range and its wording in errors.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IntRange {
+    pub min: u64,
+    pub max: u64,
+    pub expected: &'static str,
+}
+
+impl<'a> ParamReader<'a> {
+    pub(crate) fn new(
+        model: &'static str,
+        params: &'a Map<String, Value>,
+        known: &'static [&'static str],
+    ) -> Result<Self, ConfigError> {
+        if let Some(param) = params.keys().find(|k| !known.contains(&k.as_str())) {
+            return Err(ConfigError::UnknownParam {
+                model,
+                param: excerpt(param, ECHO_LIMIT),
+                known: known.join(", "),
+            });
+        }
+        Ok(Self {
+            model,
+            params,
+            known,
+        })
+    }
+
+    pub(crate) fn get(&self, name: &'static str) -> Option<&'a Value> {
+        debug_assert!(self.known.contains(&name));
+        self.params.get(name).filter(|v| !v.is_null())
+    }
+
+    pub(crate) fn wrong(
+        &self,
+        param: &'static str,
+        expected: &'static str,
+        v: &Value,
+    ) -> ConfigError {
+        ConfigError::WrongType {
+            model: self.model,
+            param,
+            expected,
+            found: short(v),
+        }
+    }
+
+    pub(crate) fn range(
+        &self,
+        param: &'static str,
+        value: String,
+        expected: &'static str,
+    ) -> ConfigError {
+        ConfigError::OutOfRange {
+            model: self.model,
+            param,
+            value: excerpt(&value, ECHO_LIMIT),
+            expected,
+        }
+    }
+
+    /// A finite number accepted by `ok`, or `default` when absent.
+    pub(crate) fn float(
+        &self,
+        name: &'static str,
+        default: f64,
+        ok: impl Fn(f64) -> bool,
+        expected: &'static str,
+    ) -> Result<f64, ConfigError> {
+        let v = match self.get(name) {
+            None => return Ok(default),
+            Some(v) => v,
+        };
+        let x = v.as_f64().ok_or_else(|| self.wrong(name, "a number", v))?;
+        if !x.is_finite() || !ok(x) {
+            return Err(self.range(name, x.to_string(), expected));
+        }
+        Ok(x)
+    }
+
+    /// A whole number in `range` (written as an integer or an integral float),
+    /// or `default` when absent.
+    pub(crate) fn int(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: IntRange,
+    ) -> Result<u64, ConfigError> {
+        let v = match self.get(name) {
+            None => return Ok(default),
+            Some(v) => v,
+        };
+        let x = match (v.as_u64(), v.as_f64()) {
+            (Some(x), _) => x,
+            (None, Some(f)) if f.fract() != 0.0 || !f.is_finite() => {
+                return Err(self.wrong(name, "an integer", v))
+            }
+            (None, Some(f)) if f < 0.0 || f > u64::MAX as f64 => {
+                return Err(self.range(name, v.to_string(), range.expected))
+            }
+            (None, Some(f)) => f as u64,
+            (None, None) => return Err(self.wrong(name, "an integer", v)),
+        };
+        if x < range.min || x > range.max {
+            return Err(self.range(name, x.to_string(), range.expected));
+        }
+        Ok(x)
+    }
+
+    /// [`ParamReader::int`] as a `usize` (every bound fits one).
+    pub(crate) fn count(
+        &self,
+        name: &'static str,
+        default: usize,
+        range: IntRange,
+    ) -> Result<usize, ConfigError> {
+        let x = self.int(name, default as u64, range)?;
+        usize::try_from(x).map_err(|_| self.range(name, x.to_string(), range.expected))
+    }
+
+    pub(crate) fn opt_count(
+        &self,
+        name: &'static str,
+        range: IntRange,
+    ) -> Result<Option<usize>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(_) => self.count(name, 0, range).map(Some),
+        }
+    }
+
+    pub(crate) fn bool(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(v) => Err(self.wrong(name, "true or false", v)),
+        }
+    }
+
+    /// `name` must be absent or `false`: `why` says what is not implemented.
+    pub(crate) fn must_be_false(
+        &self,
+        name: &'static str,
+        why: &'static str,
+    ) -> Result<(), ConfigError> {
+        if self.bool(name, false)? {
+            return Err(self.range(name, "true".into(), why));
+        }
+        Ok(())
+    }
+
+    pub(crate) fn choice(
+        &self,
+        name: &'static str,
+        default: &'static str,
+        allowed: &'static [&'static str],
+        expected: &'static str,
+    ) -> Result<&'a str, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(s.as_str()),
+            Some(v @ Value::String(_)) => Err(self.range(name, short(v), expected)),
+            Some(v) => Err(self.wrong(name, "a string", v)),
+        }
+    }
+
+    /// `random_state`: an integer seed in 0..2^32, or null (seed 0, so runs stay reproducible).
+    pub(crate) fn seed(&self) -> Result<u32, ConfigError> {
+        const SEED: IntRange = IntRange {
+            min: 0,
+            max: u32::MAX as u64,
+            expected: "an integer in 0..4294967295",
+        };
+        Ok(self.int("random_state", 0, SEED)? as u32)
+    }
+
+    /// Parameters that only steer scikit-learn's logging or copying: accepted and ignored.
+    pub(crate) fn ignored(&self, _names: &[&'static str]) {}
+}
+
+pub(crate) fn positive(x: f64) -> bool {
+    x > 0.0
+}
+
+pub(crate) fn non_negative(x: f64) -> bool {
+    x >= 0.0
+}
+
+/// The smallest `tol` any solver accepts. Below it the stopping quantities
+/// are under the rounding of their own sums (relative 1e-16), so a smaller
+/// value only makes a solver spin to `max_iter`.
+pub const MIN_TOL: f64 = 1e-15;
+
+/// `tol` for a solver: at least [`MIN_TOL`].
+pub(crate) fn tolerance(x: f64) -> bool {
+    x >= MIN_TOL
+}
+
+/// Iterations (epochs) a coordinate-descent solver may be asked for.
+pub const MAX_SOLVER_ITER: u64 = 1_000_000;
+
+pub(crate) const SOLVER_ITER: IntRange = IntRange {
+    min: 1,
+    max: MAX_SOLVER_ITER,
+    expected: "an integer in 1..=1000000",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_cut_long_text_on_a_character_boundary() {
+        assert_eq!(excerpt("short", 10), "short");
+        assert_eq!(excerpt("0123456789", 10), "0123456789");
+        assert_eq!(excerpt("0123456789a", 10), "0123456...");
+        let long = "é".repeat(100);
+        assert_eq!(excerpt(&long, 10).chars().count(), 10);
+        let huge = Value::String("x".repeat(1 << 20));
+        assert!(short(&huge).len() < 80);
+        let many = Value::Array(vec![Value::Null; 1000]);
+        assert_eq!(short(&many), "[1000 items]");
+    }
+}
