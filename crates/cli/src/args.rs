@@ -75,6 +75,16 @@ pub enum Command {
         #[arg(long = "timeout", default_value_t = 2.0)]
         timeout: f64,
     },
+    /// Deletes the objects of runs whose driver died before cleaning up: every
+    /// `run-<id>/` prefix in BUCKET_NAME whose newest object is older than the age.
+    Gc {
+        /// Age after which a run is abandoned: 30s, 15m, 2h, 7d.
+        #[arg(long = "older-than")]
+        older_than: String,
+        /// Only report what would be deleted.
+        #[arg(long = "dry-run")]
+        dry_run: bool,
+    },
     /// Checks a configuration (flags and environment) and exits: 0 if valid.
     CheckConfig {
         /// The role whose configuration to check.

@@ -6,6 +6,7 @@
 //! flags and environment.
 
 mod args;
+mod gc;
 mod histogram;
 mod invoke;
 mod run;
@@ -99,6 +100,24 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::CheckConfig { role, args } => check_config(&role, args),
+        Command::Gc {
+            older_than,
+            dry_run,
+        } => {
+            let age = gc::parse_age(&older_than)?;
+            let cfg = stacking_storage::s3::S3Config::from_env()?;
+            let store = stacking_storage::s3::open(&cfg)?;
+            let done = gc::collect(&store, age, dry_run).await?;
+            println!(
+                "{} {} runs ({} objects) idle for {older_than} or more in {}; kept {} newer runs",
+                if dry_run { "would delete" } else { "deleted" },
+                done.runs_deleted,
+                done.objects_deleted,
+                stacking_storage::BlobStore::describe(&store),
+                done.runs_kept
+            );
+            Ok(())
+        }
         Command::Health {
             addr,
             service,
@@ -137,7 +156,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    let result = runtime.block_on(dispatch(cli));
+    // Work still on the blocking pool was told to stop; do not wait on it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");

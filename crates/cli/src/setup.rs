@@ -33,7 +33,8 @@ pub fn context_from_env(settings: &CommonSettings) -> Result<Context> {
         settings.transfer,
         settings.max_server_threads,
         cpus(),
-    ))
+    )
+    .with_limits(settings.limits))
 }
 
 /// The dataset: the user's `.npy` files, or the generator.

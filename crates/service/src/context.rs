@@ -3,11 +3,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use stacking_core::params::excerpt;
+use stacking_core::{Stop, StopReason};
 use stacking_storage::BlobStore;
 use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
 
 use crate::error::StepError;
-use crate::settings::Transfer;
+use crate::settings::{Limits, Transfer};
 use crate::trace::{Kind, Span, Tracer};
 
 /// Shared state of one function process.
@@ -22,6 +25,12 @@ pub struct Context {
     threads_per_job: usize,
     /// Where this function's spans go (`ENABLE_TRACING`), if anywhere.
     pub tracer: Option<Arc<Tracer>>,
+    limits: Limits,
+    /// Cancelled when draining on SIGTERM has run out of time: every fit in
+    /// flight stops, so the process can exit.
+    hard_stop: CancellationToken,
+    /// Computations running on the blocking pool, abandoned ones included.
+    running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// A result handed on: inline bytes or a key (the other one empty).
@@ -55,7 +64,30 @@ impl Context {
             max_jobs: max_jobs.max(1),
             threads_per_job: threads_per_job.max(1),
             tracer: None,
+            limits: Limits::default(),
+            hard_stop: CancellationToken::new(),
+            running: Arc::default(),
         }
+    }
+
+    /// Computations still running, including any whose caller went away:
+    /// zero soon after every caller has gone.
+    pub fn running_computations(&self) -> usize {
+        self.running.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Stops every fit in flight (after the drain timeout on SIGTERM).
+    pub fn stop_all_work(&self) {
+        self.hard_stop.cancel();
     }
 
     pub fn with_tracer(mut self, tracer: Option<Arc<Tracer>>) -> Self {
@@ -172,38 +204,93 @@ impl Context {
             .map_err(|_| StepError::Internal("request queue closed".into()))
     }
 
-    /// Runs CPU-bound work off the async runtime (call within [`Context::admit`]).
+    /// Runs CPU-bound work off the async runtime (call within
+    /// [`Context::admit`]). The work gets a [`Stop`] flag, set when
+    /// - this future is dropped: the caller went away or its deadline passed
+    ///   (tonic drops a request's future on `grpc-timeout`);
+    /// - the compute budget (`COMPUTE_BUDGET_S`) runs out;
+    /// - draining on SIGTERM runs out of time.
+    ///
+    /// A stopped fit ends within one solver step and its error becomes
+    /// [`StepError::Stopped`].
     pub async fn compute<T: Send + 'static>(
         &self,
-        work: impl FnOnce() -> Result<T, StepError> + Send + 'static,
+        work: impl FnOnce(&Stop) -> Result<T, StepError> + Send + 'static,
     ) -> Result<T, StepError> {
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| StepError::Internal(format!("compute task failed: {e}")))?
+        let stop = Stop::never();
+        let _stop_if_abandoned = StopOnDrop(stop.clone());
+        let worker_stop = stop.clone();
+        let running = Arc::clone(&self.running);
+        running.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut task = tokio::task::spawn_blocking(move || {
+            let out = work(&worker_stop);
+            running.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            out
+        });
+        let budget = tokio::time::sleep(self.limits.compute_budget);
+        tokio::pin!(budget);
+        let joined = tokio::select! {
+            joined = &mut task => joined,
+            () = &mut budget => {
+                stop.request(StopReason::BudgetExceeded);
+                (&mut task).await
+            }
+            () = self.hard_stop.cancelled() => {
+                stop.request(StopReason::ShuttingDown);
+                (&mut task).await
+            }
+        };
+        let result =
+            joined.map_err(|e| StepError::Internal(format!("compute task failed: {e}")))?;
+        match (result, stop.reason()) {
+            (Err(_), Some(reason)) => Err(StepError::Stopped(reason)),
+            (result, _) => result,
+        }
+    }
+}
+
+/// Sets its flag when dropped: a request future dropped before its work
+/// finished means nobody waits for that work any more.
+struct StopOnDrop(Stop);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.request(StopReason::Cancelled);
     }
 }
 
 /// Object keys of one invocation. With a run id every key lives under
-/// `<run_id>/`, so concurrent invocations never touch each other's objects;
-/// without one (an original driver calling us) keys are the original's.
+/// `<run_id>/`, so concurrent invocations never touch each other's objects,
+/// and a request may read only keys inside its own run. Without one (an
+/// original driver calling us) keys are the original's flat names: a request
+/// without a run id never writes into another run's prefix.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunScope {
     prefix: String,
 }
 
 impl RunScope {
-    /// From the request's run id, else the directory of a key it names.
-    pub fn new(run_id: &str, related_key: &str) -> Result<Self, StepError> {
-        let prefix = if !run_id.is_empty() {
-            check_segment("run_id", run_id)?;
-            format!("{run_id}/")
-        } else {
-            match related_key.rfind('/') {
-                Some(i) => related_key[..=i].to_string(),
-                None => String::new(),
-            }
+    /// From the request's run id; each key the request names must lie inside it.
+    pub fn new(run_id: &str, read_keys: &[&str]) -> Result<Self, StepError> {
+        if run_id.is_empty() {
+            return Ok(Self {
+                prefix: String::new(),
+            });
+        }
+        check_segment("run_id", run_id)?;
+        let scope = Self {
+            prefix: format!("{run_id}/"),
         };
-        Ok(Self { prefix })
+        if let Some(key) = read_keys
+            .iter()
+            .find(|k| !k.is_empty() && !k.starts_with(&scope.prefix))
+        {
+            return Err(StepError::bad(format!(
+                "key {:?} is outside run {run_id:?}: a request may read only its own run's objects",
+                excerpt(key, ECHO_KEY)
+            )));
+        }
+        Ok(scope)
     }
 
     pub fn key(&self, name: &str) -> String {
@@ -214,6 +301,9 @@ impl RunScope {
         &self.prefix
     }
 }
+
+/// The most characters of a key or id an error message repeats.
+const ECHO_KEY: usize = 200;
 
 /// Ids that become part of object keys: 1..=128 of `[A-Za-z0-9._-]`.
 pub fn check_segment(what: &str, id: &str) -> Result<(), StepError> {
@@ -228,7 +318,8 @@ pub fn check_segment(what: &str, id: &str) -> Result<(), StepError> {
         Ok(())
     } else {
         Err(StepError::bad(format!(
-            "{what} {id:?} is not allowed: use 1 to 128 letters, digits, '.', '_' or '-'"
+            "{what} {:?} is not allowed: use 1 to 128 letters, digits, '.', '_' or '-'",
+            excerpt(id, ECHO_KEY)
         )))
     }
 }

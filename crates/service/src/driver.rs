@@ -7,28 +7,41 @@
 //! 4. `Metatrainer.Metatrain` with the meta model's config;
 //! 5. read the full model and meta predictions back and check they decode;
 //! 6. delete the run's objects (unless asked to keep them) and reply.
+//!
+//! The whole invocation has one deadline (the caller's `grpc-timeout`, at
+//! most `INVOCATION_TIMEOUT_S`); each call downstream gets what remains of
+//! it ([`crate::rpc`]). Whatever happens — success, a failed stage, the
+//! caller cancelling, the deadline, SIGTERM — the run's objects are deleted
+//! by a task detached from the request: every key the run can write is known
+//! from its run id, and the run's prefix is listed as well. After a failed
+//! run a second sweep follows [`LATE_WRITE_GRACE`] later, for a write a
+//! worker had in flight when the run gave up.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
 use stacking_core::{npy, serial, StackConfig};
-use tonic::transport::{Channel, Endpoint};
-use tonic::{Request, Response, Status};
+use stacking_storage::BlobStore;
+use tokio_util::task::TaskTracker;
+use tonic::transport::Channel;
 
 use crate::context::{Context, Moved};
 use crate::error::StepError;
-use crate::pb::helloworld::greeter_server::Greeter;
-use crate::pb::helloworld::{HelloReply, HelloRequest};
 use crate::pb::stacking::metatrainer_client::MetatrainerClient;
 use crate::pb::stacking::reducer_client::ReducerClient;
 use crate::pb::stacking::trainer_client::TrainerClient;
 use crate::pb::stacking::{
-    MetaTrainRequest, ModelPredTuple, ReduceRequest, StepStats, TrainReply, TrainRequest,
+    MetaTrainReply, MetaTrainRequest, ModelPredTuple, ReduceReply, ReduceRequest, TrainReply,
+    TrainRequest,
 };
+pub use crate::report::{ByteCounts, RunReport, Stages, TrainerReport};
+use crate::rpc::{self, Deadline};
 use crate::settings::Transfer;
 use crate::trace::{Kind, Span};
+
+/// How long after a failed run its prefix is swept a second time.
+pub const LATE_WRITE_GRACE: Duration = Duration::from_secs(3);
 
 /// Everything the driver is configured with.
 #[derive(Debug, Clone)]
@@ -64,93 +77,8 @@ pub struct Driver {
     trainer: TrainerClient<Channel>,
     reducer: ReducerClient<Channel>,
     metatrainer: MetatrainerClient<Channel>,
-}
-
-/// What one run did, returned as JSON in `HelloReply.report_json`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RunReport {
-    pub run_id: String,
-    pub transfer: String,
-    pub concurrent: bool,
-    pub trainers: Vec<TrainerReport>,
-    pub ensemble_auc: f64,
-    /// `roc_auc(hard predictions, y)`: the original's swapped-argument value, for comparison only.
-    pub auc_as_reported_by_original: Option<f64>,
-    pub stages_ms: Stages,
-    /// Compute time reported by the functions (sum over the trainers when sequential).
-    pub compute_ms: f64,
-    pub bytes: ByteCounts,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct TrainerReport {
-    pub id: String,
-    pub model: String,
-    pub oof_auc: f64,
-    pub rpc_ms: f64,
-    pub server_ms: f64,
-    pub compute_ms: f64,
-    /// Start of the call, relative to the start of the run.
-    pub start_ms: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Stages {
-    pub upload: f64,
-    pub train: f64,
-    pub reduce: f64,
-    pub metatrain: f64,
-    pub readback: f64,
-    pub cleanup: f64,
-    pub total: f64,
-    pub reduce_compute: f64,
-    pub metatrain_compute: f64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ByteCounts {
-    pub inline_sent: u64,
-    pub inline_received: u64,
-    pub storage_read: u64,
-    pub storage_written: u64,
-}
-
-impl ByteCounts {
-    fn add_stats(&mut self, s: &Option<StepStats>) {
-        if let Some(s) = s {
-            self.storage_read += s.storage_read_bytes;
-            self.storage_written += s.storage_written_bytes;
-        }
-    }
-}
-
-impl RunReport {
-    /// The documented one-line summary in `HelloReply.message`.
-    pub fn summary(&self) -> String {
-        format!(
-            "run={} trainers={} auc={:.6} ms={:.1}",
-            self.run_id,
-            self.trainers.len(),
-            self.ensemble_auc,
-            self.stages_ms.total
-        )
-    }
-}
-
-fn endpoint(addr: &str, cfg: &DriverConfig) -> Result<Channel, StepError> {
-    let uri = if addr.contains("://") {
-        addr.to_string()
-    } else {
-        format!("http://{addr}")
-    };
-    let ep = Endpoint::from_shared(uri)
-        .map_err(|e| StepError::bad(format!("address {addr:?}: {e}")))?
-        .connect_timeout(Duration::from_secs(3))
-        .timeout(cfg.call_timeout)
-        .tcp_nodelay(true)
-        .initial_stream_window_size(Some(crate::server::STREAM_WINDOW))
-        .initial_connection_window_size(Some(crate::server::CONNECTION_WINDOW));
-    Ok(ep.connect_lazy())
+    /// Cleanup tasks still running; a draining driver waits for them.
+    cleanups: TaskTracker,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -161,43 +89,119 @@ fn us_to_ms(us: u64) -> f64 {
     us as f64 / 1e3
 }
 
-/// Retries a unary call the server refused before processing it: HTTP/2
-/// `REFUSED_STREAM`, which RFC 9113 (8.7) makes safe to retry. The workers
-/// cap open streams per connection; a burst of calls on a new connection is
-/// sent before the server's SETTINGS frame says so, and the excess is refused.
-/// Once the limit is known the client queues calls itself.
-async fn retry_refused<T, F, Fut>(mut call: F) -> Result<T, Status>
+/// One call downstream: a client span named `span_name`, the remaining
+/// budget as the call's `grpc-timeout`, transport failures retried; a
+/// failure becomes [`StepError::Downstream`] naming `what`.
+async fn call_stage<Req, Rep, F, Fut>(
+    root: &Span,
+    deadline: Deadline,
+    span_name: String,
+    what: String,
+    req: Req,
+    call: F,
+) -> Result<Rep, StepError>
 where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, Status>>,
+    Req: Clone,
+    F: Fn(tonic::Request<Req>) -> Fut,
+    Fut: std::future::Future<Output = Result<tonic::Response<Rep>, tonic::Status>>,
 {
-    const MAX_RETRIES: u32 = 8;
-    let mut retries = 0;
-    loop {
-        match call().await {
-            Err(status) if retries < MAX_RETRIES && was_refused(&status) => {
-                retries += 1;
-                tracing::debug!(retries, "stream refused before processing; retrying");
+    let span = root.child(span_name, Some(Kind::Client));
+    let reply = rpc::call_with_retry(&what, deadline, |remaining| {
+        let mut request = tonic::Request::new(req.clone());
+        request.set_timeout(remaining);
+        span.inject(request.metadata_mut());
+        call(request)
+    })
+    .await;
+    drop(span);
+    reply
+        .map(tonic::Response::into_inner)
+        .map_err(|status| StepError::Downstream {
+            context: what,
+            status,
+        })
+}
+
+/// Every key a run with this id can write, whether or not it got that far.
+fn run_keys(run_id: &str, trainers: usize) -> Vec<String> {
+    let fixed = [
+        "dataset",
+        "models",
+        "meta_features",
+        "model_full",
+        "meta_predictions",
+    ];
+    fixed
+        .iter()
+        .map(|name| format!("{run_id}/{name}"))
+        .chain(
+            (0..trainers)
+                .flat_map(|i| [format!("{run_id}/model_{i}"), format!("{run_id}/pred_{i}")]),
+        )
+        .collect()
+}
+
+/// Deletes a run's objects: its known keys and whatever its prefix lists.
+async fn delete_run(store: &dyn BlobStore, run_id: &str, known: &[String]) {
+    let prefix = format!("{run_id}/");
+    let mut keys = known.to_vec();
+    match store.list(&prefix).await {
+        Ok(listed) => keys.extend(listed.into_iter().filter(|k| !known.contains(k))),
+        Err(e) => tracing::warn!(error = %e, "could not list the run's objects"),
+    }
+    if let Err(e) = store.delete_many(&keys).await {
+        tracing::warn!(error = %e, "could not delete the run's objects");
+    }
+}
+
+/// Arms a run's cleanup: if the run's future is dropped (the caller went
+/// away or its deadline passed), the cleanup still runs, on its own task.
+struct CleanupGuard {
+    store: Option<Arc<dyn BlobStore>>,
+    run_id: String,
+    keys: Vec<String>,
+    tracker: TaskTracker,
+    armed: bool,
+}
+
+impl CleanupGuard {
+    /// Starts the cleanup now; `failed` adds the late sweep.
+    fn start(&mut self, failed: bool) -> Option<tokio::task::JoinHandle<()>> {
+        self.armed = false;
+        let store = self.store.clone()?;
+        let (run_id, keys) = (self.run_id.clone(), std::mem::take(&mut self.keys));
+        Some(self.tracker.spawn(async move {
+            delete_run(store.as_ref(), &run_id, &keys).await;
+            if failed {
+                tokio::time::sleep(LATE_WRITE_GRACE).await;
+                delete_run(store.as_ref(), &run_id, &keys).await;
             }
-            other => return other,
+        }))
+    }
+}
+
+impl Drop for CleanupGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            // Only on a runtime: a guard dropped by the runtime's own
+            // shutdown cannot spawn, and `spawn` would panic.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                drop(self.start(true));
+            }
         }
     }
 }
 
-/// Whether `status` comes from an HTTP/2 `REFUSED_STREAM` reset.
-fn was_refused(status: &Status) -> bool {
-    let mut source = std::error::Error::source(status);
-    while let Some(e) = source {
-        if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            return h2.reason() == Some(h2::Reason::REFUSED_STREAM);
-        }
-        source = e.source();
-    }
-    false
-}
-
-fn downstream(context: String) -> impl FnOnce(Status) -> StepError {
-    move |status| StepError::Downstream { context, status }
+/// What the stages of one run hand on to each other.
+struct RunState<'a> {
+    run_id: &'a str,
+    deadline: Deadline,
+    root: &'a Span,
+    dataset_inline: Bytes,
+    dataset_key: String,
+    n_samples: usize,
+    stages: Stages,
+    bytes: ByteCounts,
 }
 
 impl Driver {
@@ -266,13 +270,14 @@ impl Driver {
             return Err(StepError::bad("TRANSFER_TYPE=S3 needs an object store"));
         }
         let limit = cfg.max_message_bytes;
-        let trainer = TrainerClient::new(endpoint(&cfg.trainer_addr, &cfg)?)
+        let endpoint = |addr: &str| rpc::channel(addr, cfg.call_timeout);
+        let trainer = TrainerClient::new(endpoint(&cfg.trainer_addr)?)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
-        let reducer = ReducerClient::new(endpoint(&cfg.reducer_addr, &cfg)?)
+        let reducer = ReducerClient::new(endpoint(&cfg.reducer_addr)?)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
-        let metatrainer = MetatrainerClient::new(endpoint(&cfg.metatrainer_addr, &cfg)?)
+        let metatrainer = MetatrainerClient::new(endpoint(&cfg.metatrainer_addr)?)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
         Ok(Self {
@@ -283,6 +288,7 @@ impl Driver {
             trainer,
             reducer,
             metatrainer,
+            cleanups: TaskTracker::new(),
         })
     }
 
@@ -290,95 +296,160 @@ impl Driver {
         &self.cfg
     }
 
-    /// One complete invocation, untraced.
-    pub async fn run(&self) -> Result<RunReport, StepError> {
-        self.run_traced(&Span::none()).await
+    pub fn context(&self) -> &Context {
+        &self.ctx
     }
 
-    /// One complete invocation; its spans are children of `root`.
-    pub async fn run_traced(&self, root: &Span) -> Result<RunReport, StepError> {
+    /// Waits (at most `bound`) for cleanups still running, before the
+    /// process exits.
+    pub async fn wait_for_cleanups(&self, bound: Duration) {
+        self.cleanups.close();
+        let _ = tokio::time::timeout(bound, self.cleanups.wait()).await;
+    }
+
+    /// One complete invocation, untraced, within the default budget.
+    pub async fn run(&self) -> Result<RunReport, StepError> {
+        let budget = self.ctx.limits().invocation_timeout;
+        self.run_traced(&Span::none(), Deadline::after(budget))
+            .await
+    }
+
+    /// One complete invocation by `deadline`; its spans are children of `root`.
+    pub async fn run_traced(
+        &self,
+        root: &Span,
+        deadline: Deadline,
+    ) -> Result<RunReport, StepError> {
         let run_id = format!("run-{}", uuid::Uuid::new_v4().simple());
         let mut root_tags = root.child("run", None);
         root_tags.tag("run_id", &run_id);
         drop(root_tags);
-        let mut written_keys: Vec<String> = Vec::new();
-        let result = self.run_inner(&run_id, &mut written_keys, root).await;
-        if !self.cfg.keep_objects {
-            let _span = root.child("cleanup", None);
-            self.cleanup(&written_keys).await;
+        let mut cleanup = CleanupGuard {
+            store: self.ctx.store.clone().filter(|_| !self.cfg.keep_objects),
+            keys: run_keys(&run_id, self.cfg.trainers),
+            run_id: run_id.clone(),
+            tracker: self.cleanups.clone(),
+            armed: true,
+        };
+        let started = Instant::now();
+        let result = self.run_stages(&run_id, deadline, root).await;
+        if let Some(task) = cleanup.start(result.is_err()) {
+            if result.is_ok() {
+                let _span = root.child("cleanup", None);
+                let _ = task.await;
+            }
         }
-        result.map(|(mut report, started)| {
+        result.map(|mut report| {
             report.stages_ms.cleanup = ms(started.elapsed()) - report.stages_ms.total;
             report.stages_ms.total = ms(started.elapsed());
             report
         })
     }
 
-    /// Deletes the run's objects in one bulk request (S3 `DeleteObjects`).
-    async fn cleanup(&self, keys: &[String]) {
-        let keys: Vec<String> = keys.iter().filter(|k| !k.is_empty()).cloned().collect();
-        if let (Some(store), false) = (&self.ctx.store, keys.is_empty()) {
-            if let Err(e) = store.delete_many(&keys).await {
-                tracing::warn!(error = %e, "could not delete the run's objects");
-            }
-        }
-    }
-
-    async fn run_inner(
+    async fn run_stages(
         &self,
         run_id: &str,
-        keys: &mut Vec<String>,
+        deadline: Deadline,
         root: &Span,
-    ) -> Result<(RunReport, Instant), StepError> {
+    ) -> Result<RunReport, StepError> {
         let started = Instant::now();
-        let mut stages = Stages::default();
-        let mut bytes = ByteCounts::default();
-        let inline = self.ctx.transfer == Transfer::Inline;
         let LoadedDataset {
             bytes: dataset,
             n_samples,
         } = self.dataset().await?.clone();
-
-        // 1. the dataset
-        let dataset_key = format!("{run_id}/dataset");
-        let t = Instant::now();
-        let (dataset_inline, dataset_key) = if inline {
-            (dataset, String::new())
-        } else {
-            let emitted = self.ctx.emit(dataset_key, dataset, root).await?;
-            bytes.storage_written += emitted.written;
-            keys.push(emitted.key.clone());
-            (Bytes::new(), emitted.key)
+        let mut run = RunState {
+            run_id,
+            deadline,
+            root,
+            dataset_inline: Bytes::new(),
+            dataset_key: String::new(),
+            n_samples,
+            stages: Stages::default(),
+            bytes: ByteCounts::default(),
         };
-        stages.upload = ms(t.elapsed());
+        self.upload(&mut run, dataset).await?;
+        let (trainers, tuples) = self.train_all(&mut run).await?;
+        let reduced = self.reduce(&mut run, tuples).await?;
+        let meta = self.metatrain(&mut run, reduced).await?;
+        self.read_back(&mut run, &meta, trainers.len()).await?;
+        run.stages.total = ms(started.elapsed());
+        let ensemble_auc: f64 = meta.score.parse().map_err(|_| {
+            StepError::Internal(format!(
+                "metatrainer score {:?} is not a number",
+                stacking_core::params::excerpt(&meta.score, 40)
+            ))
+        })?;
+        let mut compute_ms: f64 = trainers.iter().map(|t| t.compute_ms).sum();
+        if self.cfg.concurrent {
+            compute_ms = trainers.iter().map(|t| t.compute_ms).fold(0.0, f64::max);
+        }
+        Ok(RunReport {
+            run_id: run_id.to_string(),
+            transfer: self.ctx.transfer.as_str().to_string(),
+            concurrent: self.cfg.concurrent,
+            trainers,
+            ensemble_auc,
+            auc_as_reported_by_original: meta.score_as_reported_by_original.parse().ok(),
+            compute_ms: compute_ms + run.stages.reduce_compute + run.stages.metatrain_compute,
+            stages_ms: run.stages,
+            bytes: run.bytes,
+        })
+    }
 
-        // 2. the trainers
+    /// Refuses up front, with `OUT_OF_RANGE`, an inline message over the limit.
+    fn check_inline_size(&self, what: &str, bytes: usize) -> Result<(), StepError> {
+        // Room for the message's other fields.
+        let limit = self.cfg.max_message_bytes.saturating_sub(64 << 10);
+        if bytes > limit {
+            return Err(StepError::TooLarge(format!(
+                "{what} would carry {bytes} bytes inline, over the {} MiB message limit; raise GRPC_MAX_MESSAGE_MB on every function or use TRANSFER_TYPE=S3",
+                self.cfg.max_message_bytes >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// 1. The dataset: stored under the run, or carried inline.
+    async fn upload(&self, run: &mut RunState<'_>, dataset: Bytes) -> Result<(), StepError> {
+        let t = Instant::now();
+        if self.ctx.transfer == Transfer::Inline {
+            self.check_inline_size("Train", dataset.len())?;
+            run.dataset_inline = dataset;
+        } else {
+            let key = format!("{}/dataset", run.run_id);
+            let emitted = self.ctx.emit(key, dataset, run.root).await?;
+            run.bytes.storage_written += emitted.written;
+            run.dataset_key = emitted.key;
+        }
+        run.stages.upload = ms(t.elapsed());
+        Ok(())
+    }
+
+    /// 2. Every trainer, one after another or all at once.
+    async fn train_all(
+        &self,
+        run: &mut RunState<'_>,
+    ) -> Result<(Vec<TrainerReport>, Vec<ModelPredTuple>), StepError> {
         let t = Instant::now();
         let call = |i: usize| {
-            let client = self.trainer.clone();
             let spec = self.cfg.stack.model_for_trainer(i);
             let req = TrainRequest {
-                dataset: dataset_inline.clone(),
-                dataset_key: dataset_key.clone(),
+                dataset: run.dataset_inline.clone(),
+                dataset_key: run.dataset_key.clone(),
                 model_config: Bytes::from(spec.to_json().to_string()),
                 trainer_id: i.to_string(),
-                run_id: run_id.to_string(),
+                run_id: run.run_id.to_string(),
             };
-            let addr = self.cfg.trainer_addr.clone();
-            let span = root.child(format!("Train {i}"), Some(Kind::Client));
+            let what = format!("Train on trainer {i} ({})", self.cfg.trainer_addr);
+            let (root, deadline) = (run.root, run.deadline);
             async move {
                 let t0 = Instant::now();
                 let start_ms = ms(t0.duration_since(t));
-                let reply = retry_refused(|| {
-                    let mut req = tonic::Request::new(req.clone());
-                    span.inject(req.metadata_mut());
-                    let mut client = client.clone();
-                    async move { client.train(req).await }
+                let reply = call_stage(root, deadline, format!("Train {i}"), what, req, |r| {
+                    let mut client = self.trainer.clone();
+                    async move { client.train(r).await }
                 })
-                .await
-                .map_err(downstream(format!("Train on trainer {i} ({addr})")))?
-                .into_inner();
-                drop(span);
+                .await?;
                 Ok::<_, StepError>((reply, ms(t0.elapsed()), start_ms))
             }
         };
@@ -391,18 +462,14 @@ impl Driver {
             }
             v
         };
-        stages.train = ms(t.elapsed());
+        run.stages.train = ms(t.elapsed());
         let mut trainers = Vec::with_capacity(replies.len());
         let mut tuples = Vec::with_capacity(replies.len());
-        let mut compute_ms = 0.0;
         for (i, (reply, rpc_ms, start_ms)) in replies.into_iter().enumerate() {
-            keys.push(reply.model_key.clone());
-            keys.push(reply.pred_key.clone());
-            bytes.add_stats(&reply.stats);
-            bytes.inline_sent += dataset_inline.len() as u64;
-            bytes.inline_received += (reply.model.len() + reply.predictions.len()) as u64;
+            run.bytes.add_stats(&reply.stats);
+            run.bytes.inline_sent += run.dataset_inline.len() as u64;
+            run.bytes.inline_received += (reply.model.len() + reply.predictions.len()) as u64;
             let stats = reply.stats.unwrap_or_default();
-            compute_ms += us_to_ms(stats.compute_us);
             trainers.push(TrainerReport {
                 id: i.to_string(),
                 model: reply.model_name,
@@ -419,77 +486,81 @@ impl Driver {
                 predictions: reply.predictions,
             });
         }
-        if self.cfg.concurrent {
-            compute_ms = trainers.iter().map(|t| t.compute_ms).fold(0.0, f64::max);
-        }
+        Ok((trainers, tuples))
+    }
 
-        // 3. the reducer
+    /// 3. The reducer.
+    async fn reduce(
+        &self,
+        run: &mut RunState<'_>,
+        tuples: Vec<ModelPredTuple>,
+    ) -> Result<ReduceReply, StepError> {
         let t = Instant::now();
-        let reduce_req = ReduceRequest {
-            model_pred_tuples: tuples,
-            run_id: run_id.to_string(),
-        };
-        bytes.inline_sent += reduce_req
-            .model_pred_tuples
+        let inline: usize = tuples
             .iter()
-            .map(|t| (t.model.len() + t.predictions.len()) as u64)
-            .sum::<u64>();
-        let span = root.child("Reduce", Some(Kind::Client));
-        let reduced = retry_refused(|| {
-            let mut req = tonic::Request::new(reduce_req.clone());
-            span.inject(req.metadata_mut());
+            .map(|t| t.model.len() + t.predictions.len())
+            .sum();
+        self.check_inline_size("Reduce", inline)?;
+        run.bytes.inline_sent += inline as u64;
+        let req = ReduceRequest {
+            model_pred_tuples: tuples,
+            run_id: run.run_id.to_string(),
+        };
+        let what = format!("Reduce ({})", self.cfg.reducer_addr);
+        let reduced = call_stage(run.root, run.deadline, "Reduce".into(), what, req, |r| {
             let mut client = self.reducer.clone();
-            async move { client.reduce(req).await }
+            async move { client.reduce(r).await }
         })
-        .await
-        .map_err(downstream(format!("Reduce ({})", self.cfg.reducer_addr)))?
-        .into_inner();
-        drop(span);
-        stages.reduce = ms(t.elapsed());
-        keys.push(reduced.models_key.clone());
-        keys.push(reduced.meta_features_key.clone());
-        bytes.add_stats(&reduced.stats);
-        bytes.inline_received += (reduced.models.len() + reduced.meta_features.len()) as u64;
-        stages.reduce_compute = us_to_ms(reduced.stats.map_or(0, |s| s.compute_us));
+        .await?;
+        run.stages.reduce = ms(t.elapsed());
+        run.bytes.add_stats(&reduced.stats);
+        run.bytes.inline_received += (reduced.models.len() + reduced.meta_features.len()) as u64;
+        run.stages.reduce_compute = us_to_ms(reduced.stats.map_or(0, |s| s.compute_us));
+        Ok(reduced)
+    }
 
-        // 4. the metatrainer
+    /// 4. The metatrainer.
+    async fn metatrain(
+        &self,
+        run: &mut RunState<'_>,
+        reduced: ReduceReply,
+    ) -> Result<MetaTrainReply, StepError> {
         let t = Instant::now();
-        let meta_req = MetaTrainRequest {
-            dataset: dataset_inline.clone(),
-            dataset_key: dataset_key.clone(),
+        let req = MetaTrainRequest {
+            dataset: run.dataset_inline.clone(),
+            dataset_key: run.dataset_key.clone(),
             models: reduced.models,
             models_key: reduced.models_key,
             meta_features: reduced.meta_features,
             meta_features_key: reduced.meta_features_key,
             model_config: Bytes::from(self.cfg.stack.meta_model.to_json().to_string()),
-            run_id: run_id.to_string(),
+            run_id: run.run_id.to_string(),
         };
-        bytes.inline_sent +=
-            (meta_req.dataset.len() + meta_req.models.len() + meta_req.meta_features.len()) as u64;
-        let span = root.child("Metatrain", Some(Kind::Client));
-        let meta = retry_refused(|| {
-            let mut req = tonic::Request::new(meta_req.clone());
-            span.inject(req.metadata_mut());
+        let inline = req.dataset.len() + req.models.len() + req.meta_features.len();
+        self.check_inline_size("Metatrain", inline)?;
+        run.bytes.inline_sent += inline as u64;
+        let what = format!("Metatrain ({})", self.cfg.metatrainer_addr);
+        let meta = call_stage(run.root, run.deadline, "Metatrain".into(), what, req, |r| {
             let mut client = self.metatrainer.clone();
-            async move { client.metatrain(req).await }
+            async move { client.metatrain(r).await }
         })
-        .await
-        .map_err(downstream(format!(
-            "Metatrain ({})",
-            self.cfg.metatrainer_addr
-        )))?
-        .into_inner();
-        drop(span);
-        stages.metatrain = ms(t.elapsed());
-        keys.push(meta.model_full_key.clone());
-        keys.push(meta.meta_predictions_key.clone());
-        bytes.add_stats(&meta.stats);
-        bytes.inline_received += (meta.model_full.len() + meta.meta_predictions.len()) as u64;
-        stages.metatrain_compute = us_to_ms(meta.stats.map_or(0, |s| s.compute_us));
+        .await?;
+        run.stages.metatrain = ms(t.elapsed());
+        run.bytes.add_stats(&meta.stats);
+        run.bytes.inline_received += (meta.model_full.len() + meta.meta_predictions.len()) as u64;
+        run.stages.metatrain_compute = us_to_ms(meta.stats.map_or(0, |s| s.compute_us));
+        Ok(meta)
+    }
 
-        // 5. read back and check
+    /// 5. Reads the full model and the meta predictions back and checks them.
+    async fn read_back(
+        &self,
+        run: &mut RunState<'_>,
+        meta: &MetaTrainReply,
+        n_models: usize,
+    ) -> Result<(), StepError> {
         let t = Instant::now();
-        let readback = root.child("read back", None);
+        let readback = run.root.child("read back", None);
         let (mut moved_full, mut moved_preds) = (Moved::default(), Moved::default());
         let (full, preds) = tokio::try_join!(
             self.ctx.fetch(
@@ -507,11 +578,11 @@ impl Driver {
                 &readback
             ),
         )?;
-        bytes.storage_read += moved_full.read + moved_preds.read;
-        let n_models = trainers.len();
+        run.bytes.storage_read += moved_full.read + moved_preds.read;
+        let n_samples = run.n_samples;
         let _admitted = self.ctx.admit().await?;
         self.ctx
-            .compute(move || {
+            .compute(move |_| {
                 let model = serial::decode_full(&full).map_err(|e| {
                     StepError::Internal(format!("the stored full model does not decode: {e}"))
                 })?;
@@ -533,55 +604,7 @@ impl Driver {
                 Ok(())
             })
             .await?;
-        stages.readback = ms(t.elapsed());
-        stages.total = ms(started.elapsed());
-
-        let ensemble_auc: f64 = meta.score.parse().map_err(|_| {
-            StepError::Internal(format!(
-                "metatrainer score {:?} is not a number",
-                meta.score
-            ))
-        })?;
-        let report = RunReport {
-            run_id: run_id.to_string(),
-            transfer: self.ctx.transfer.as_str().to_string(),
-            concurrent: self.cfg.concurrent,
-            trainers,
-            ensemble_auc,
-            auc_as_reported_by_original: meta.score_as_reported_by_original.parse().ok(),
-            compute_ms: compute_ms + stages.reduce_compute + stages.metatrain_compute,
-            stages_ms: stages,
-            bytes,
-        };
-        Ok((report, started))
-    }
-}
-
-/// The `Greeter` service around a shared [`Driver`].
-#[derive(Debug, Clone)]
-pub struct DriverService(pub Arc<Driver>);
-
-#[tonic::async_trait]
-impl Greeter for DriverService {
-    async fn say_hello(
-        &self,
-        request: Request<HelloRequest>,
-    ) -> Result<Response<HelloReply>, Status> {
-        let root = self.0.ctx.server_span("SayHello", request.metadata());
-        let name = request.into_inner().name;
-        match self.0.run_traced(&root).await {
-            Ok(report) => {
-                let message = report.summary();
-                tracing::info!(%name, %message, "run finished");
-                Ok(Response::new(HelloReply {
-                    message,
-                    report_json: serde_json::to_string(&report).unwrap_or_default(),
-                }))
-            }
-            Err(e) => {
-                tracing::warn!(code = ?e.code(), error = %e, "run failed");
-                Err(e.into())
-            }
-        }
+        run.stages.readback = ms(t.elapsed());
+        Ok(())
     }
 }

@@ -2,10 +2,13 @@
 //! the service answers the next request as usual.
 
 use stacking_core::serial::DecodeError;
-use stacking_core::{ConfigError, DatasetError, StackError};
+use stacking_core::{ConfigError, DatasetError, StackError, StopReason};
 use stacking_storage::StorageError;
 use thiserror::Error;
 use tonic::{Code, Status};
+
+/// The longest status message sent, in characters.
+pub const MAX_STATUS_MESSAGE: usize = 1024;
 
 #[derive(Debug, Error)]
 pub enum StepError {
@@ -33,6 +36,11 @@ pub enum StepError {
     Downstream { context: String, status: Status },
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("stopped: {0}")]
+    Stopped(StopReason),
+    /// A message or payload over a configured size limit.
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl StepError {
@@ -58,6 +66,10 @@ impl StepError {
             },
             StepError::Downstream { status, .. } => status.code(),
             StepError::Internal(_) => Code::Internal,
+            StepError::TooLarge(_) => Code::OutOfRange,
+            StepError::Stopped(StopReason::Cancelled) => Code::Cancelled,
+            StepError::Stopped(StopReason::BudgetExceeded) => Code::DeadlineExceeded,
+            StepError::Stopped(StopReason::ShuttingDown) => Code::Unavailable,
         }
     }
 }
@@ -67,8 +79,16 @@ impl From<StepError> for Status {
         let code = e.code();
         let message = match &e {
             StepError::Downstream { context, status } => format!("{context}: {}", status.message()),
+            StepError::Stopped(StopReason::BudgetExceeded) => {
+                format!("{e} (COMPUTE_BUDGET_S sets it)")
+            }
             other => other.to_string(),
         };
-        Status::new(code, message)
+        // A message travels in the grpc-message trailer: keep it far below
+        // what clients accept in headers, whatever an error repeated.
+        Status::new(
+            code,
+            stacking_core::params::excerpt(&message, MAX_STATUS_MESSAGE),
+        )
     }
 }

@@ -7,7 +7,8 @@
 //!   protocol's messages; the gRPC services ([`services`]) only adapt tonic's
 //!   request and status types around them.
 //! - [`driver`]: the entry point (`helloworld.Greeter/SayHello`) that
-//!   orchestrates one run over gRPC.
+//!   orchestrates one run over gRPC; [`rpc`]: its channels, deadlines and
+//!   retries; [`report`]: what a run reports.
 //! - [`server`]: serving a role with health, reflection, message limits and
 //!   graceful shutdown.
 //! - [`malloc`]: allocator tuning for multi-MiB per-request buffers.
@@ -20,6 +21,8 @@ pub mod error;
 pub mod local;
 pub mod malloc;
 pub mod pb;
+pub mod report;
+pub mod rpc;
 pub mod server;
 pub mod services;
 pub mod settings;

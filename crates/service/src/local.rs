@@ -134,8 +134,8 @@ impl LocalStack {
             .map_err(|e| StepError::Internal(e.to_string()))?
             .connect_timeout(Duration::from_secs(3))
             .tcp_nodelay(true)
-            .initial_stream_window_size(Some(crate::server::STREAM_WINDOW))
-            .initial_connection_window_size(Some(crate::server::CONNECTION_WINDOW))
+            .initial_stream_window_size(Some(crate::rpc::STREAM_WINDOW))
+            .initial_connection_window_size(Some(crate::rpc::CONNECTION_WINDOW))
             .connect()
             .await?;
         let client = GreeterClient::new(channel)

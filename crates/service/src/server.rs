@@ -4,23 +4,21 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
-use crate::driver::{Driver, DriverService};
+use crate::driver::Driver;
 use crate::pb::helloworld::greeter_server::GreeterServer;
 use crate::pb::stacking::metatrainer_server::MetatrainerServer;
 use crate::pb::stacking::reducer_server::ReducerServer;
 use crate::pb::stacking::trainer_server::TrainerServer;
 use crate::pb::FILE_DESCRIPTOR_SET;
-use crate::services::{MetatrainerService, ReducerService, TrainerService};
+use crate::rpc::{CONNECTION_WINDOW, STREAM_WINDOW};
+use crate::services::{DriverService, MetatrainerService, ReducerService, TrainerService};
 use crate::Context;
-
-/// HTTP/2 flow-control windows for servers and clients.
-pub const STREAM_WINDOW: u32 = 16 << 20;
-pub const CONNECTION_WINDOW: u32 = 64 << 20;
 
 /// Which function a process serves.
 #[derive(Debug, Clone)]
@@ -48,6 +46,14 @@ impl Role {
         }
     }
 
+    /// The function's shared state.
+    pub fn context(&self) -> &Context {
+        match self {
+            Role::Driver(driver) => driver.context(),
+            Role::Trainer(ctx) | Role::Reducer(ctx) | Role::Metatrainer(ctx) => ctx,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Role::Driver(_) => "driver",
@@ -66,8 +72,17 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// How often a server pings an idle client connection, and how long the
+/// ping may go unanswered: a client that vanished without closing its
+/// connection is noticed, its requests dropped and their work stopped.
+const SERVER_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const SERVER_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// After the drain timeout, how long stopped work has to answer its callers.
+const STOPPED_WORK_GRACE: Duration = Duration::from_secs(2);
+
 /// Serves `role` on `listener` until `shutdown` completes, then drains
-/// in-flight requests and returns.
+/// in-flight requests for at most the drain timeout (`DRAIN_TIMEOUT_S`);
+/// work still running then is stopped, and this returns.
 pub async fn serve(
     listener: TcpListener,
     role: Role,
@@ -84,7 +99,22 @@ pub async fn serve(
     let reflection_v1alpha = reflection().build_v1alpha()?;
     // HTTP/2's default 64 KiB flow-control windows make a 2.4 MiB message
     // take dozens of round trips; inline transfer moves several per run.
+    let ctx = role.context().clone();
+    let limits = *ctx.limits();
+    // A request without a deadline of its own still ends: the driver's
+    // invocation, or a worker's compute budget, plus time to move its data.
+    let request_bound = match &role {
+        Role::Driver(_) => limits.invocation_timeout,
+        _ => limits.compute_budget,
+    } + Duration::from_secs(60);
+    let driver = match &role {
+        Role::Driver(driver) => Some(Arc::clone(driver)),
+        _ => None,
+    };
     let mut builder = Server::builder()
+        .timeout(request_bound)
+        .http2_keepalive_interval(Some(SERVER_KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(SERVER_KEEPALIVE_TIMEOUT))
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
@@ -149,11 +179,35 @@ pub async fn serve(
             )
         }
     };
-    router
-        .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
-            shutdown,
-        )
-        .await?;
+    let (signalled, on_signal) = tokio::sync::oneshot::channel::<()>();
+    let shutdown = async move {
+        shutdown.await;
+        let _ = signalled.send(());
+    };
+    let server = router.serve_with_incoming_shutdown(
+        TcpIncoming::from(listener).with_nodelay(Some(true)),
+        shutdown,
+    );
+    tokio::pin!(server);
+    let drain_bound = async {
+        match on_signal.await {
+            Ok(()) => tokio::time::sleep(limits.drain_timeout).await,
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        served = &mut server => served?,
+        () = drain_bound => {
+            tracing::warn!(
+                drain_s = limits.drain_timeout.as_secs(),
+                "in-flight requests did not finish within DRAIN_TIMEOUT_S; stopping their work"
+            );
+            ctx.stop_all_work();
+            let _ = tokio::time::timeout(STOPPED_WORK_GRACE, &mut server).await;
+        }
+    }
+    if let Some(driver) = driver {
+        driver.wait_for_cleanups(limits.drain_timeout).await;
+    }
     Ok(())
 }

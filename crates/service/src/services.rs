@@ -1,15 +1,21 @@
 //! Thin tonic adapters: unwrap the request, call the step, map the error.
 
+use std::sync::Arc;
+
 use tonic::{Request, Response, Status};
 
 use crate::context::Context;
+use crate::driver::Driver;
 use crate::error::StepError;
+use crate::pb::helloworld::greeter_server::Greeter;
+use crate::pb::helloworld::{HelloReply, HelloRequest};
 use crate::pb::stacking::metatrainer_server::Metatrainer;
 use crate::pb::stacking::reducer_server::Reducer;
 use crate::pb::stacking::trainer_server::Trainer;
 use crate::pb::stacking::{
     MetaTrainReply, MetaTrainRequest, ReduceReply, ReduceRequest, TrainReply, TrainRequest,
 };
+use crate::rpc::{parse_grpc_timeout, Deadline};
 use crate::steps;
 
 fn reply<T>(rpc: &str, result: Result<T, StepError>) -> Result<Response<T>, Status> {
@@ -65,5 +71,51 @@ impl Metatrainer for MetatrainerService {
             "Metatrain",
             steps::metatrain(&self.0, request.into_inner(), &span).await,
         )
+    }
+}
+
+/// The `Greeter` service around a shared [`Driver`].
+#[derive(Debug, Clone)]
+pub struct DriverService(pub Arc<Driver>);
+
+/// The most characters of `HelloRequest.name` a log line carries.
+const LOGGED_NAME: usize = 64;
+
+#[tonic::async_trait]
+impl Greeter for DriverService {
+    async fn say_hello(
+        &self,
+        request: Request<HelloRequest>,
+    ) -> Result<Response<HelloReply>, Status> {
+        let root = self.0.context().server_span("SayHello", request.metadata());
+        // The caller's deadline, if shorter than the driver's own budget.
+        let mut budget = self.0.context().limits().invocation_timeout;
+        if let Some(theirs) = request
+            .metadata()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+        {
+            budget = budget.min(theirs);
+        }
+        // Logged escaped and cut: a raw name could forge log lines or flood the log.
+        let name = request.into_inner().name;
+        let name = stacking_core::params::excerpt(&name.escape_debug().to_string(), LOGGED_NAME);
+        match self.0.run_traced(&root, Deadline::after(budget)).await {
+            Ok(report) => {
+                let message = report.summary();
+                tracing::info!(name = %name, %message, "run finished");
+                Ok(Response::new(HelloReply {
+                    message,
+                    report_json: serde_json::to_string(&report).map_err(|e| {
+                        Status::internal(format!("the run report does not serialise: {e}"))
+                    })?,
+                }))
+            }
+            Err(e) => {
+                tracing::warn!(name = %name, code = ?e.code(), error = %e, "run failed");
+                Err(e.into())
+            }
+        }
     }
 }

@@ -75,6 +75,72 @@ pub fn parse_positive(var: &'static str, value: &str) -> Result<usize, SettingsE
         })
 }
 
+/// Seconds from the environment: a positive whole number.
+pub fn parse_seconds(var: &'static str, value: &str) -> Result<Duration, SettingsError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .filter(|&n| (1..=86_400).contains(&n))
+        .map(Duration::from_secs)
+        .ok_or(SettingsError::Invalid {
+            var,
+            value: value.into(),
+            allowed: "a whole number of seconds from 1 to 86400",
+        })
+}
+
+/// What one request may use, and how long a function drains on SIGTERM.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// `COMPUTE_BUDGET_S`: CPU work one request may run before it is stopped
+    /// with `DEADLINE_EXCEEDED`.
+    pub compute_budget: Duration,
+    /// `MEMORY_BUDGET_MB`: bytes of request messages a function holds at once.
+    pub memory_budget_bytes: usize,
+    /// `DRAIN_TIMEOUT_S`: after SIGTERM, how long in-flight requests may
+    /// finish before their work is stopped and the process exits.
+    pub drain_timeout: Duration,
+    /// `INVOCATION_TIMEOUT_S`: the driver's budget for one SayHello when the
+    /// caller sets no shorter deadline.
+    pub invocation_timeout: Duration,
+}
+
+pub const DEFAULT_COMPUTE_BUDGET: Duration = Duration::from_secs(120);
+pub const DEFAULT_MEMORY_BUDGET_MB: usize = 1024;
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+pub const DEFAULT_INVOCATION_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            compute_budget: DEFAULT_COMPUTE_BUDGET,
+            memory_budget_bytes: DEFAULT_MEMORY_BUDGET_MB << 20,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            invocation_timeout: DEFAULT_INVOCATION_TIMEOUT,
+        }
+    }
+}
+
+impl Limits {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        let d = Self::default();
+        let seconds = |var: &'static str, default: Duration| match get(var) {
+            Some(v) => parse_seconds(var, &v),
+            None => Ok(default),
+        };
+        Ok(Self {
+            compute_budget: seconds("COMPUTE_BUDGET_S", d.compute_budget)?,
+            memory_budget_bytes: match get("MEMORY_BUDGET_MB") {
+                Some(v) => parse_positive("MEMORY_BUDGET_MB", &v)?.saturating_mul(1 << 20),
+                None => d.memory_budget_bytes,
+            },
+            drain_timeout: seconds("DRAIN_TIMEOUT_S", d.drain_timeout)?,
+            invocation_timeout: seconds("INVOCATION_TIMEOUT_S", d.invocation_timeout)?,
+        })
+    }
+}
+
 /// Environment-derived settings common to every function.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommonSettings {
@@ -85,6 +151,8 @@ pub struct CommonSettings {
     pub max_message_bytes: usize,
     /// `ENABLE_TRACING`.
     pub tracing: bool,
+    /// Budgets and timeouts.
+    pub limits: Limits,
 }
 
 pub const DEFAULT_MAX_MESSAGE_MB: usize = 256;
@@ -109,11 +177,13 @@ impl CommonSettings {
             Some(v) => parse_bool("ENABLE_TRACING", &v)?,
             None => false,
         };
+        let limits = Limits::from_lookup(&get)?;
         Ok(Self {
             transfer,
             max_server_threads,
             max_message_bytes,
             tracing,
+            limits,
         })
     }
 
@@ -122,7 +192,8 @@ impl CommonSettings {
     }
 }
 
-/// How long the driver waits for one downstream call before giving up.
+/// How long the driver waits for one downstream call before giving up (the
+/// invocation's own deadline is usually shorter, and wins).
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[cfg(test)]
@@ -163,5 +234,28 @@ mod tests {
         assert!(e.to_string().contains("MAX_SERVER_THREADS"));
         let e = CommonSettings::from_lookup(lookup(&[("ENABLE_TRACING", "maybe")])).unwrap_err();
         assert!(e.to_string().contains("ENABLE_TRACING"));
+        for var in [
+            "COMPUTE_BUDGET_S",
+            "DRAIN_TIMEOUT_S",
+            "INVOCATION_TIMEOUT_S",
+            "MEMORY_BUDGET_MB",
+        ] {
+            let e = CommonSettings::from_lookup(lookup(&[(var, "0")])).unwrap_err();
+            assert!(e.to_string().contains(var), "{e}");
+        }
+    }
+
+    #[test]
+    fn limits_have_documented_defaults_and_read_the_environment() {
+        let s = CommonSettings::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(s.limits, Limits::default());
+        assert_eq!(s.limits.compute_budget, Duration::from_secs(120));
+        let s = CommonSettings::from_lookup(lookup(&[
+            ("COMPUTE_BUDGET_S", "3"),
+            ("MEMORY_BUDGET_MB", "64"),
+        ]))
+        .unwrap();
+        assert_eq!(s.limits.compute_budget, Duration::from_secs(3));
+        assert_eq!(s.limits.memory_budget_bytes, 64 << 20);
     }
 }

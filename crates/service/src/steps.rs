@@ -9,7 +9,7 @@ use bytes::Bytes;
 use ndarray::Array1;
 use stacking_core::config::default_meta;
 use stacking_core::models::FittedModel;
-use stacking_core::stack::{meta_features, train_level0_threads, train_level1};
+use stacking_core::stack::{meta_features, train_level0_until, train_level1_until};
 use stacking_core::{npy, serial, Dataset, FullModel, ModelSpec, WireLayout};
 
 use crate::context::{check_segment, Context, Moved, RunScope};
@@ -139,14 +139,10 @@ pub async fn train(ctx: &Context, req: TrainRequest, span: &Span) -> Result<Trai
         ));
     }
     let spec = ModelSpec::from_json_bytes(&req.model_config)?;
-    if spec.is_classifier() {
-        return Err(StepError::bad(format!(
-            "model_config: trainers fit level-0 regressors; {} is the meta model",
-            spec.name()
-        )));
-    }
+    spec.check_level0()
+        .map_err(|e| StepError::bad(format!("model_config: {e}")))?;
     let name = spec.name();
-    let scope = RunScope::new(&req.run_id, &req.dataset_key)?;
+    let scope = RunScope::new(&req.run_id, &[&req.dataset_key])?;
     let _admitted = ctx.admit().await?;
     let data = ctx
         .fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved, span)
@@ -154,10 +150,10 @@ pub async fn train(ctx: &Context, req: TrainRequest, span: &Span) -> Result<Trai
     let threads = ctx.threads_per_job();
     let fit_span = span.child(format!("fit {name}"), None);
     let (model_bytes, pred_bytes, oof_auc, compute_us) = ctx
-        .compute(move || {
+        .compute(move |stop| {
             let t = Instant::now();
             let ds = parse_dataset(&data)?;
-            let out = train_level0_threads(&spec, ds.x().view(), ds.y().view(), threads)?;
+            let out = train_level0_until(&spec, ds.x().view(), ds.y().view(), threads, stop)?;
             let model = Bytes::from(serial::encode_model(&out.model));
             let preds = Bytes::from(npy::encode_f64_1d(&out.oof));
             Ok((model, preds, out.oof_auc, micros_since(t)))
@@ -195,11 +191,11 @@ pub async fn reduce(
             "no model/prediction pairs to reduce (zero trainers?)",
         ));
     }
-    let first_key = tuples
-        .first()
-        .map(|t| t.model_key.clone())
-        .unwrap_or_default();
-    let scope = RunScope::new(&req.run_id, &first_key)?;
+    let read_keys: Vec<&str> = tuples
+        .iter()
+        .flat_map(|t| [t.model_key.as_str(), t.pred_key.as_str()])
+        .collect();
+    let scope = RunScope::new(&req.run_id, &read_keys)?;
     let _admitted = ctx.admit().await?;
     let fetched =
         futures::future::try_join_all(tuples.iter().enumerate().map(|(i, t)| async move {
@@ -231,7 +227,7 @@ pub async fn reduce(
     }
     let stack_span = span.child("stack meta features", None);
     let (models_bytes, meta_bytes, compute_us) = ctx
-        .compute(move || {
+        .compute(move |_| {
             let t = Instant::now();
             let mut models: Vec<Arc<FittedModel>> = Vec::with_capacity(fetched.len());
             let mut preds = Vec::with_capacity(fetched.len());
@@ -249,10 +245,15 @@ pub async fn reduce(
                     })?),
                 };
                 models.push(decoded);
-                preds.push(
-                    npy::decode_f64_1d(pred)
-                        .map_err(|e| StepError::bad(format!("predictions of pair {i}: {e}")))?,
-                );
+                let pred = npy::decode_f64_1d(pred)
+                    .map_err(|e| StepError::bad(format!("predictions of pair {i}: {e}")))?;
+                if let Some(row) = pred.iter().position(|p| !p.is_finite()) {
+                    return Err(StepError::bad(format!(
+                        "predictions of pair {i}: row {row} is {}; predictions must be finite",
+                        pred[row]
+                    )));
+                }
+                preds.push(pred);
             }
             let meta = meta_features(&preds)?;
             let models = Bytes::from(serial::encode_models(&models));
@@ -288,13 +289,12 @@ pub async fn metatrain(
     } else {
         ModelSpec::from_json_bytes(&req.model_config)?
     };
-    if !spec.is_classifier() {
-        return Err(StepError::bad(format!(
-            "model_config: the meta model must be LogisticRegression, got {}",
-            spec.name()
-        )));
-    }
-    let scope = RunScope::new(&req.run_id, &req.models_key)?;
+    spec.check_meta()
+        .map_err(|e| StepError::bad(format!("model_config: {e}")))?;
+    let scope = RunScope::new(
+        &req.run_id,
+        &[&req.dataset_key, &req.models_key, &req.meta_features_key],
+    )?;
     let _admitted = ctx.admit().await?;
     let (labels, models, meta) = {
         let mut m1 = Moved::default();
@@ -315,7 +315,7 @@ pub async fn metatrain(
     };
     let fit_span = span.child(format!("fit {}", spec.name()), None);
     let (full_bytes, pred_bytes, auc, swapped, compute_us) = ctx
-        .compute(move || {
+        .compute(move |stop| {
             let t = Instant::now();
             let (shape, y) = labels.parse()?;
             let models = serial::decode_models(&models).map_err(|source| StepError::Decode {
@@ -341,7 +341,7 @@ pub async fn metatrain(
                     shape.n_features
                 )));
             }
-            let out = train_level1(&spec, meta.view(), y.view())?;
+            let out = train_level1_until(&spec, meta.view(), y.view(), stop)?;
             let full = FullModel::new(models, out.model.clone())?;
             let full = Bytes::from(serial::encode_full(&full));
             let preds = Bytes::from(npy::encode_f64_1d(&out.oof_proba));

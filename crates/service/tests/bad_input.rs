@@ -158,13 +158,13 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
     let (mut trainer, mut reducer, mut meta) = clients(&stack).await;
 
     let missing = TrainRequest {
-        dataset_key: "run-x/dataset".into(),
+        dataset_key: "run-test/dataset".into(),
         ..train_req(Bytes::new(), lasso())
     };
     expect(
         trainer.train(missing).await,
         Code::NotFound,
-        "run-x/dataset",
+        "run-test/dataset",
     )
     .await;
 
@@ -207,6 +207,11 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
         .put("run-z/dataset", Bytes::from(other.to_bytes()))
         .await
         .unwrap();
+    // The same other dataset inside run-y, for a metatrainer given run-y's models.
+    store
+        .put("run-y/other-dataset", Bytes::from(other.to_bytes()))
+        .await
+        .unwrap();
     let a = trainer
         .train(TrainRequest {
             dataset_key: "run-y/dataset".into(),
@@ -218,8 +223,8 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
         .into_inner();
     let b = trainer
         .train(TrainRequest {
-            dataset_key: "run-z/dataset".into(),
-            run_id: "run-z".into(),
+            dataset_key: "run-y/other-dataset".into(),
+            run_id: "run-y".into(),
             trainer_id: "1".into(),
             ..train_req(Bytes::new(), lasso())
         })
@@ -264,7 +269,7 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
         .unwrap()
         .into_inner();
     let req = MetaTrainRequest {
-        dataset_key: "run-z/dataset".into(),
+        dataset_key: "run-y/other-dataset".into(),
         models_key: one.models_key.clone(),
         meta_features_key: one.meta_features_key.clone(),
         run_id: "run-y".into(),
@@ -344,7 +349,7 @@ async fn storage_down_is_unavailable_within_bounded_time() {
     let mut trainer = TrainerClient::new(channel(stack.trainer).await);
     let status = trainer
         .train(TrainRequest {
-            dataset_key: "run-q/dataset".into(),
+            dataset_key: "run-test/dataset".into(),
             ..train_req(Bytes::new(), lasso())
         })
         .await

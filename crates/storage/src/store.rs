@@ -43,6 +43,11 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     async fn delete_many(&self, keys: &[String]) -> Result<(), StorageError>;
     /// Keys under `prefix` (a key prefix ending at a `/`).
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError>;
+    /// Keys under `prefix` with the time each was last written.
+    async fn list_modified(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, std::time::SystemTime)>, StorageError>;
     /// Human-readable description, e.g. `s3://bucket at http://127.0.0.1:9000`.
     fn describe(&self) -> String;
 }
@@ -191,6 +196,14 @@ impl BlobStore for ObjectStoreBackend {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let listed = self.list_modified(prefix).await?;
+        Ok(listed.into_iter().map(|(key, _)| key).collect())
+    }
+
+    async fn list_modified(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, std::time::SystemTime)>, StorageError> {
         let path = if prefix.is_empty() {
             None
         } else {
@@ -202,7 +215,10 @@ impl BlobStore for ObjectStoreBackend {
             .try_collect()
             .await
             .map_err(|e| self.map(prefix, e))?;
-        Ok(metas.into_iter().map(|m| m.location.to_string()).collect())
+        Ok(metas
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.last_modified.into()))
+            .collect())
     }
 
     fn describe(&self) -> String {

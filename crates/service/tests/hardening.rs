@@ -1,0 +1,322 @@
+//! Requests that would run away, callers that give up, peers that hang, and
+//! requests that reach outside their run: each ends in bounded time with the
+//! right status, stops its work, and leaves no objects behind. Real gRPC
+//! servers and a real S3-API server, all on loopback.
+
+mod support;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use stacking_core::StackConfig;
+use stacking_service::driver::{Driver, DriverConfig};
+use stacking_service::pb::helloworld::greeter_client::GreeterClient;
+use stacking_service::pb::helloworld::HelloRequest;
+use stacking_service::pb::stacking::reducer_client::ReducerClient;
+use stacking_service::pb::stacking::trainer_client::TrainerClient;
+use stacking_service::pb::stacking::{ModelPredTuple, ReduceRequest, TrainRequest};
+use stacking_service::server::{serve, Role};
+use stacking_service::settings::Limits;
+use stacking_service::{Context, Transfer};
+use support::*;
+use tokio::net::TcpListener;
+use tonic::Code;
+
+/// Many minutes of dual coordinate descent if nothing stops it.
+const RUNAWAY_SVR: &[u8] =
+    br#"{"model":"LinearSVR","params":{"max_iter":1000000,"tol":1e-15,"C":1000}}"#;
+
+fn medium_dataset() -> Bytes {
+    let ds = stacking_core::dataset::make_classification(&stacking_core::GeneratorParams {
+        n_samples: 300,
+        n_features: 256,
+        ..Default::default()
+    })
+    .unwrap();
+    Bytes::from(ds.to_bytes())
+}
+
+/// Serves `role` on a loopback port until the test ends.
+async fn serve_on_loopback(role: Role) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(serve(listener, role, 64 << 20, std::future::pending()));
+    addr
+}
+
+/// Polls `done` every 20 ms for at most `bound`; whether it became true.
+async fn eventually(bound: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let give_up = tokio::time::Instant::now() + bound;
+    while tokio::time::Instant::now() < give_up {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+fn runaway_train() -> TrainRequest {
+    TrainRequest {
+        dataset: medium_dataset(),
+        dataset_key: String::new(),
+        model_config: Bytes::from_static(RUNAWAY_SVR),
+        trainer_id: "0".into(),
+        run_id: "run-runaway".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_train_whose_deadline_passes_stops_its_work_and_frees_its_slot() {
+    let ctx = Context::new(None, Transfer::Inline, 1, 2);
+    let addr = serve_on_loopback(Role::Trainer(ctx.clone())).await;
+    let mut trainer = TrainerClient::new(channel(addr).await);
+    let mut req = tonic::Request::new(runaway_train());
+    req.set_timeout(Duration::from_millis(500));
+    let status = trainer.train(req).await.unwrap_err();
+    assert!(
+        matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+        "{status:?}"
+    );
+    // The abandoned fit ends within a solver step of its caller leaving.
+    assert!(
+        eventually(Duration::from_secs(10), || ctx.running_computations() == 0).await,
+        "the abandoned fit is still running"
+    );
+    // Its one admission slot is free: a normal Train goes through.
+    let ok = TrainRequest {
+        model_config: Bytes::from_static(br#"{"model":"Lasso","params":{"alpha":0.1}}"#),
+        ..runaway_train()
+    };
+    trainer
+        .train(ok)
+        .await
+        .expect("a normal Train after the runaway one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compute_budget_turns_into_deadline_exceeded() {
+    let limits = Limits {
+        compute_budget: Duration::from_secs(1),
+        ..Limits::default()
+    };
+    let ctx = Context::new(None, Transfer::Inline, 1, 2).with_limits(limits);
+    let addr = serve_on_loopback(Role::Trainer(ctx.clone())).await;
+    let mut trainer = TrainerClient::new(channel(addr).await);
+    let status = trainer.train(runaway_train()).await.unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status.message().contains("COMPUTE_BUDGET_S"),
+        "{}",
+        status.message()
+    );
+    assert!(eventually(Duration::from_secs(10), || ctx.running_computations() == 0).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_may_not_write_or_read_outside_their_own_run() {
+    let s3 = S3Server::start().await;
+    let store = s3.store();
+    let dataset = Bytes::from(small_dataset().to_bytes());
+    store
+        .put("run-other/dataset", dataset.clone())
+        .await
+        .unwrap();
+    let ctx = Context::new(Some(store.clone()), Transfer::S3, 2, 2);
+    let addr = serve_on_loopback(Role::Trainer(ctx)).await;
+    let mut trainer = TrainerClient::new(channel(addr).await);
+    let lasso = Bytes::from_static(br#"{"model":"Lasso","params":{"alpha":0.1}}"#);
+    // Without a run id the original's flat keys are written, never another run's.
+    let reply = trainer
+        .train(TrainRequest {
+            dataset: Bytes::new(),
+            dataset_key: "run-other/dataset".into(),
+            model_config: lasso.clone(),
+            trainer_id: "0".into(),
+            run_id: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(reply.model_key, "model_0");
+    assert_eq!(
+        store.list("run-other/").await.unwrap(),
+        vec!["run-other/dataset".to_string()]
+    );
+    // With a run id, a key of another run is refused.
+    let status = trainer
+        .train(TrainRequest {
+            dataset: Bytes::new(),
+            dataset_key: "run-other/dataset".into(),
+            model_config: lasso,
+            trainer_id: "0".into(),
+            run_id: "run-mine".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("outside run"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reducer_refuses_predictions_that_are_not_finite() {
+    let stack = start(StackOpts::default()).await;
+    let mut reducer = ReducerClient::new(channel(stack.reducer).await);
+    let model = {
+        let ds = small_dataset();
+        let spec = stacking_core::config::default_level0()[1].clone();
+        let fitted = spec.fit(ds.x().view(), ds.y().view()).unwrap();
+        Bytes::from(stacking_core::serial::encode_model(&fitted))
+    };
+    for bad in [f64::NAN, f64::INFINITY] {
+        let mut preds = ndarray::Array1::<f64>::zeros(120);
+        preds[7] = bad;
+        let status = reducer
+            .reduce(ReduceRequest {
+                model_pred_tuples: vec![ModelPredTuple {
+                    model_key: String::new(),
+                    pred_key: String::new(),
+                    model: model.clone(),
+                    predictions: Bytes::from(stacking_core::npy::encode_f64_1d(&preds)),
+                }],
+                run_id: "run-nan".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("row 7"), "{}", status.message());
+    }
+}
+
+/// A driver over S3 whose trainer, reducer and metatrainer are at the given
+/// addresses, serving on loopback; returns its address.
+async fn driver_with(
+    store: Arc<dyn stacking_storage::BlobStore>,
+    trainer: SocketAddr,
+    reducer: SocketAddr,
+    metatrainer: SocketAddr,
+    trainers: usize,
+) -> SocketAddr {
+    let cfg = DriverConfig {
+        trainer_addr: trainer.to_string(),
+        reducer_addr: reducer.to_string(),
+        metatrainer_addr: metatrainer.to_string(),
+        trainers,
+        concurrent: true,
+        keep_objects: false,
+        stack: StackConfig::default(),
+        call_timeout: Duration::from_secs(300),
+        max_message_bytes: 64 << 20,
+    };
+    let ds = default_dataset();
+    let ctx = Context::new(Some(store), Transfer::S3, 2, 2);
+    let driver = Driver::new(cfg, ctx, Bytes::from(ds.to_bytes()), ds.n_samples()).unwrap();
+    serve_on_loopback(Role::Driver(Arc::new(driver))).await
+}
+
+/// Runs `call` and fails the test if it takes longer than `bound`.
+async fn within<T>(bound: Duration, call: impl Future<Output = T>) -> T {
+    tokio::time::timeout(bound, call)
+        .await
+        .expect("the call did not end within its bound")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn say_hello_cancelled_by_short_deadlines_leaves_no_objects() {
+    let s3 = S3Server::start().await;
+    let stack = start(StackOpts {
+        transfer: Transfer::S3,
+        store: Some(s3.store()),
+        ..StackOpts::default()
+    })
+    .await;
+    let driver = driver_with(
+        s3.store(),
+        stack.trainer,
+        stack.reducer,
+        stack.metatrainer,
+        16,
+    )
+    .await;
+    let mut greeter = GreeterClient::new(channel(driver).await);
+    // 16 trainers on the default dataset take well over 50 ms here; the
+    // longer deadlines may cut the run anywhere, or let it finish.
+    for ms in [50, 150, 300] {
+        let mut req = tonic::Request::new(HelloRequest { name: "x".into() });
+        req.set_timeout(Duration::from_millis(ms));
+        match within(Duration::from_secs(30), greeter.say_hello(req)).await {
+            Err(status) => assert!(
+                matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+                "{ms} ms: {status:?}"
+            ),
+            Ok(_) => assert_ne!(ms, 50, "16 trainers finished within 50 ms"),
+        }
+    }
+    // Cleanup runs detached from the cancelled requests, then sweeps again.
+    let grace = stacking_service::driver::LATE_WRITE_GRACE + Duration::from_secs(10);
+    assert!(
+        eventually(grace, || s3.object_count() == 0).await,
+        "{} objects left",
+        s3.object_count()
+    );
+    // And a full run still works and cleans up after itself.
+    let reply = greeter
+        .say_hello(HelloRequest { name: "y".into() })
+        .await
+        .unwrap();
+    assert!(reply.into_inner().message.contains("trainers=16"));
+    assert_eq!(s3.object_count(), 0);
+}
+
+/// A peer that accepts connections and never says anything.
+async fn silent_peer() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_answers_is_unavailable_in_bounded_time() {
+    let s3 = S3Server::start().await;
+    let stack = start(StackOpts {
+        transfer: Transfer::S3,
+        store: Some(s3.store()),
+        ..StackOpts::default()
+    })
+    .await;
+    let silent = silent_peer().await;
+    let driver = driver_with(s3.store(), stack.trainer, stack.reducer, silent, 4).await;
+    let mut greeter = GreeterClient::new(channel(driver).await);
+    // Keepalive notices the silence in about 5 s; one retry, then UNAVAILABLE.
+    let status = within(
+        Duration::from_secs(60),
+        greeter.say_hello(HelloRequest { name: "x".into() }),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("Metatrain"),
+        "{}",
+        status.message()
+    );
+    let grace = stacking_service::driver::LATE_WRITE_GRACE + Duration::from_secs(10);
+    assert!(
+        eventually(grace, || s3.object_count() == 0).await,
+        "{} objects left",
+        s3.object_count()
+    );
+}
