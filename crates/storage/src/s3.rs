@@ -16,6 +16,13 @@ use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use crate::{ObjectStoreBackend, StorageError};
 
 pub const DEFAULT_BUCKET: &str = "vhive-stacking";
+/// TCP connect to the S3 endpoint.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// One request, body included: an endpoint that accepts and never answers
+/// fails here (it took 30 s before).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// No retry starts later than this after the first attempt.
+pub const RETRY_BUDGET: Duration = Duration::from_secs(5);
 pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// Whether a request's SigV4 signature covers its payload's SHA-256.
@@ -119,9 +126,9 @@ impl S3Config {
             access_key: var(&["AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID"]),
             secret_key: var(&["AWS_SECRET_KEY", "AWS_SECRET_ACCESS_KEY"]),
             endpoint: var(&["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(30),
-            give_up_after: Duration::from_secs(5),
+            connect_timeout: CONNECT_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
+            give_up_after: RETRY_BUDGET,
             payload_signing: PayloadSigning::parse(get(PayloadSigning::VAR).as_deref())?,
         })
     }
@@ -137,8 +144,8 @@ impl S3Config {
             access_key: Some(access_key.into()),
             secret_key: Some(secret_key.into()),
             endpoint: Some(endpoint.into()),
-            connect_timeout: Duration::from_secs(2),
-            request_timeout: Duration::from_secs(30),
+            connect_timeout: CONNECT_TIMEOUT,
+            request_timeout: REQUEST_TIMEOUT,
             give_up_after: Duration::from_secs(2),
             payload_signing: PayloadSigning::Auto,
         }
