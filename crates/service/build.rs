@@ -8,6 +8,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(["helloworld.proto", "stacking.proto"], ["proto"])?;
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR")?);
     std::fs::write(out.join("descriptor.bin"), fds.encode_to_vec())?;
-    tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
+    // Our codec answers a malformed message with INVALID_ARGUMENT, not INTERNAL.
+    tonic_prost_build::configure()
+        .bytes(".")
+        .codec_path("crate::codec::StrictCodec")
+        .compile_fds(fds)?;
     Ok(())
 }

@@ -10,11 +10,13 @@
 //!   orchestrates one run over gRPC; [`rpc`]: its channels, deadlines and
 //!   retries; [`report`]: what a run reports.
 //! - [`server`]: serving a role with health, reflection, message limits and
-//!   graceful shutdown.
+//!   graceful shutdown; [`admission`]: the memory budget of buffered requests.
 //! - [`malloc`]: allocator tuning for multi-MiB per-request buffers.
 //! - [`context`], [`settings`], [`error`]: transfer (inline bytes or object
 //!   store), run-scoped keys, environment settings and status codes.
 
+pub mod admission;
+pub mod codec;
 pub mod context;
 pub mod driver;
 pub mod error;

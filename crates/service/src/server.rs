@@ -111,6 +111,7 @@ pub async fn serve(
         Role::Driver(driver) => Some(Arc::clone(driver)),
         _ => None,
     };
+    let admission = crate::admission::MemoryBudgetLayer::new(limits.memory_budget_bytes);
     let mut builder = Server::builder()
         .timeout(request_bound)
         .http2_keepalive_interval(Some(SERVER_KEEPALIVE_INTERVAL))
@@ -118,7 +119,8 @@ pub async fn serve(
         .tcp_nodelay(true)
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
-        .max_concurrent_streams(role.max_streams_per_connection());
+        .max_concurrent_streams(role.max_streams_per_connection())
+        .layer(admission);
     let router = builder
         .add_service(health_service)
         .add_service(reflection_v1)

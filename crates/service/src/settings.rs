@@ -107,7 +107,7 @@ pub struct Limits {
 }
 
 pub const DEFAULT_COMPUTE_BUDGET: Duration = Duration::from_secs(120);
-pub const DEFAULT_MEMORY_BUDGET_MB: usize = 1024;
+pub const DEFAULT_MEMORY_BUDGET_MB: usize = 512;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_INVOCATION_TIMEOUT: Duration = Duration::from_secs(300);
 

@@ -320,3 +320,76 @@ async fn a_peer_that_never_answers_is_unavailable_in_bounded_time() {
         s3.object_count()
     );
 }
+
+fn dataset_bytes(rows: usize) -> Bytes {
+    let ds = stacking_core::dataset::make_classification(&stacking_core::GeneratorParams {
+        n_samples: rows,
+        n_features: 1024,
+        ..Default::default()
+    })
+    .unwrap();
+    Bytes::from(ds.to_bytes())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn buffered_requests_are_bounded_by_bytes_not_by_count() {
+    // Three computing slots, but room for only one 4.9 MB request at a time.
+    let limits = Limits {
+        memory_budget_bytes: 8 << 20,
+        ..Limits::default()
+    };
+    let ctx = Context::new(None, Transfer::Inline, 3, 1).with_limits(limits);
+    let addr = serve_on_loopback(Role::Trainer(ctx.clone())).await;
+    let trainer = TrainerClient::new(channel(addr).await);
+    let lasso = Bytes::from_static(br#"{"model":"Lasso","params":{"alpha":0.1}}"#);
+    let request = |dataset: Bytes, id: usize| TrainRequest {
+        dataset,
+        dataset_key: String::new(),
+        model_config: lasso.clone(),
+        trainer_id: id.to_string(),
+        run_id: "run-budget".into(),
+    };
+
+    // A message larger than the whole budget is refused before it is read.
+    let status = trainer
+        .clone()
+        .train(request(dataset_bytes(1100), 0))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("MEMORY_BUDGET_MB"),
+        "{}",
+        status.message()
+    );
+
+    // Three that fit one at a time all succeed, one after another.
+    let most_at_once = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let sampling = tokio::spawn({
+        let (ctx, most) = (ctx.clone(), Arc::clone(&most_at_once));
+        async move {
+            loop {
+                most.fetch_max(
+                    ctx.running_computations(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        }
+    });
+    let medium = dataset_bytes(600);
+    let calls = (1..=3).map(|id| {
+        let mut client = trainer.clone();
+        let req = request(medium.clone(), id);
+        async move { client.train(req).await }
+    });
+    for reply in futures::future::join_all(calls).await {
+        reply.expect("a request within the budget");
+    }
+    sampling.abort();
+    assert_eq!(
+        most_at_once.load(std::sync::atomic::Ordering::Relaxed),
+        1,
+        "requests over the memory budget computed at once"
+    );
+}
