@@ -87,6 +87,9 @@ pub enum Command {
     },
     /// Checks a configuration (flags and environment) and exits: 0 if valid.
     CheckConfig {
+        /// Skip contacting the object store (credentials are still required).
+        #[arg(long = "offline")]
+        offline: bool,
         /// The role whose configuration to check.
         role: String,
         /// The role's flags, as they would be passed.

@@ -34,20 +34,24 @@ fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
     Cli::try_parse_from(args::normalise_go_flags(argv))
 }
 
-/// Validates a role's flags and the environment exactly as serving would.
-fn check_config(role: &str, rest: Vec<String>) -> Result<()> {
+/// Validates a role's flags and the environment exactly as serving would,
+/// and (unless `offline`) that the object store answers and its bucket exists.
+async fn check_config(role: &str, rest: Vec<String>, offline: bool) -> Result<()> {
     let mut argv = vec!["stacking".to_string(), role.to_string()];
     argv.extend(rest);
     let cli = parse(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
     let settings = CommonSettings::from_env()?;
-    match cli.command {
-        Command::Driver(d) => {
-            setup::driver_from_args(&d, &settings, None)?;
-        }
+    let ctx = match cli.command {
+        Command::Driver(d) => setup::driver_from_args(&d, &settings, None)?
+            .context()
+            .clone(),
         Command::Trainer(_) | Command::Reducer(_) | Command::Metatrainer(_) => {
-            setup::context_from_env(&settings)?;
+            setup::context_from_env(&settings)?
         }
         _ => bail!("check-config takes a role: driver, trainer, reducer or metatrainer"),
+    };
+    if !offline {
+        setup::probe_store(&ctx).await?;
     }
     println!(
         "{role}: configuration OK (TRANSFER_TYPE={})",
@@ -60,6 +64,7 @@ async fn serve_worker(role: &'static str, args: &args::ServeArgs) -> Result<()> 
     let settings = CommonSettings::from_env()?;
     let tracer = serve::tracer(role, args, &settings);
     let ctx = setup::context_from_env(&settings)?.with_tracer(tracer.clone());
+    setup::probe_store(&ctx).await?;
     let role = match role {
         "trainer" => Role::Trainer(ctx),
         "reducer" => Role::Reducer(ctx),
@@ -99,7 +104,11 @@ async fn dispatch(cli: Cli) -> Result<()> {
             invoke::invoke(args).await?.print();
             Ok(())
         }
-        Command::CheckConfig { role, args } => check_config(&role, args),
+        Command::CheckConfig {
+            role,
+            args,
+            offline,
+        } => check_config(&role, args, offline).await,
         Command::Gc {
             older_than,
             dry_run,
@@ -127,6 +136,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             let settings = CommonSettings::from_env()?;
             let tracer = serve::tracer("driver", &d.serve, &settings);
             let driver = setup::driver_from_args(&d, &settings, tracer.clone())?;
+            setup::probe_store(driver.context()).await?;
             serve::serve_role(serve::driver_role(driver), &d.serve, &settings, tracer).await
         }
         Command::Trainer(s) => serve_worker("trainer", &s).await,

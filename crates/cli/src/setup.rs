@@ -27,6 +27,17 @@ pub fn store_for(settings: &CommonSettings) -> Result<Option<Arc<dyn BlobStore>>
     })
 }
 
+/// Stops start-up when the store does not answer or its bucket is missing.
+pub async fn probe_store(ctx: &Context) -> Result<()> {
+    if let Some(store) = &ctx.store {
+        store
+            .probe()
+            .await
+            .with_context(|| format!("checking {} at start-up", store.describe()))?;
+    }
+    Ok(())
+}
+
 pub fn context_from_env(settings: &CommonSettings) -> Result<Context> {
     Ok(Context::new(
         store_for(settings)?,

@@ -321,3 +321,52 @@ fn run_draws_a_timeline_from_its_spans() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn storage_mistakes_stop_start_up_with_a_clear_message() {
+    let s3 = stacking_testkit::s3::S3Server::start().unwrap();
+    let with_store = |cmd: &mut Command| {
+        cmd.env("TRANSFER_TYPE", "S3")
+            .env("AWS_ENDPOINT_URL", s3.endpoint())
+            .env("AWS_ACCESS_KEY", stacking_testkit::s3::ACCESS)
+            .env("AWS_SECRET_KEY", stacking_testkit::s3::SECRET)
+            .env("BUCKET_NAME", stacking_testkit::s3::BUCKET);
+    };
+    // A missing bucket: check-config and start-up both stop, naming it.
+    let mut check = stacking();
+    check.args(["check-config", "trainer"]);
+    with_store(&mut check);
+    let o = run(check.env("BUCKET_NAME", "no-such-bucket"));
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("no-such-bucket") && text(&o).contains("does not exist"),
+        "{}",
+        text(&o)
+    );
+    let mut serve = stacking();
+    serve.args(["trainer", "-sp", "0"]);
+    with_store(&mut serve);
+    let o = run(serve.env("BUCKET_NAME", "no-such-bucket"));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("no-such-bucket"), "{}", text(&o));
+    // The bucket that exists passes.
+    let mut check = stacking();
+    check.args(["check-config", "reducer"]);
+    with_store(&mut check);
+    let o = run(&mut check);
+    assert!(o.status.success(), "{}", text(&o));
+    // No credentials: the message names the variables, not 169.254.169.254.
+    let o = run(stacking()
+        .args(["check-config", "--offline", "metatrainer"])
+        .env("TRANSFER_TYPE", "S3")
+        .env_remove("AWS_ACCESS_KEY")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_KEY")
+        .env_remove("AWS_SECRET_ACCESS_KEY"));
+    assert!(!o.status.success());
+    let out = text(&o);
+    assert!(
+        out.contains("AWS_ACCESS_KEY and AWS_SECRET_KEY") && !out.contains("169.254"),
+        "{out}"
+    );
+}

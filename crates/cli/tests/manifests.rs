@@ -20,7 +20,7 @@ fn yaml(path: &Path) -> Value {
 /// Runs the config check for `args` (role first) under exactly `env`.
 fn check(args: &[String], env: &BTreeMap<String, String>, origin: &str) {
     let out = Command::new(env!("CARGO_BIN_EXE_stacking"))
-        .arg("check-config")
+        .args(["check-config", "--offline"])
         .args(args)
         .env_clear()
         .envs(env)

@@ -105,6 +105,9 @@ pub struct S3Config {
     /// Retries stop after this long from the first attempt.
     pub give_up_after: Duration,
     pub payload_signing: PayloadSigning,
+    /// Credentials come from a role (web identity or container credentials)
+    /// rather than keys in the environment.
+    pub role_credentials: bool,
 }
 
 impl S3Config {
@@ -130,6 +133,12 @@ impl S3Config {
             request_timeout: REQUEST_TIMEOUT,
             give_up_after: RETRY_BUDGET,
             payload_signing: PayloadSigning::parse(get(PayloadSigning::VAR).as_deref())?,
+            role_credentials: var(&[
+                "AWS_WEB_IDENTITY_TOKEN_FILE",
+                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+            ])
+            .is_some(),
         })
     }
 }
@@ -148,11 +157,26 @@ impl S3Config {
             request_timeout: REQUEST_TIMEOUT,
             give_up_after: Duration::from_secs(2),
             payload_signing: PayloadSigning::Auto,
+            role_credentials: false,
         }
     }
 }
 
+/// A client for the configured bucket. Without keys in the environment and
+/// without a role to take credentials from, this refuses to start (the
+/// client would otherwise ask the EC2 metadata address and report an error
+/// about `169.254.169.254` that never says "credentials").
 pub fn open(cfg: &S3Config) -> Result<ObjectStoreBackend, StorageError> {
+    if (cfg.access_key.is_none() || cfg.secret_key.is_none()) && !cfg.role_credentials {
+        let missing = match (&cfg.access_key, &cfg.secret_key) {
+            (None, None) => "AWS_ACCESS_KEY and AWS_SECRET_KEY",
+            (None, Some(_)) => "AWS_ACCESS_KEY",
+            _ => "AWS_SECRET_KEY",
+        };
+        return Err(StorageError::Config(format!(
+            "no S3 credentials: set {missing} (or AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY), or give the function a web-identity or container role"
+        )));
+    }
     let mut builder = AmazonS3Builder::new()
         .with_unsigned_payload(cfg.payload_signing.unsigned_for(cfg.endpoint.as_deref()))
         .with_bucket_name(&cfg.bucket)

@@ -48,6 +48,10 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
         &self,
         prefix: &str,
     ) -> Result<Vec<(String, std::time::SystemTime)>, StorageError>;
+    /// Checks that the store answers and its bucket exists (a listing that
+    /// matches nothing): for start-up, so that a missing bucket or bad
+    /// credentials stop a function before it reports healthy.
+    async fn probe(&self) -> Result<(), StorageError>;
     /// Human-readable description, e.g. `s3://bucket at http://127.0.0.1:9000`.
     fn describe(&self) -> String;
 }
@@ -219,6 +223,25 @@ impl BlobStore for ObjectStoreBackend {
             .into_iter()
             .map(|m| (m.location.to_string(), m.last_modified.into()))
             .collect())
+    }
+
+    async fn probe(&self) -> Result<(), StorageError> {
+        let nothing = Path::from(".stacking-start-up-probe");
+        let missing = || {
+            StorageError::Config(format!(
+                "{}: the bucket does not exist (set BUCKET_NAME to an existing bucket, or create it)",
+                self.name
+            ))
+        };
+        match self.inner.list_with_delimiter(Some(&nothing)).await {
+            Ok(_) => Ok(()),
+            // S3 answers a listing of a missing bucket with 404 NoSuchBucket.
+            Err(e) if error_chain(&e).contains("NoSuchBucket") => Err(missing()),
+            Err(e) => Err(match self.map("", e) {
+                StorageError::NotFound { .. } => missing(),
+                other => other,
+            }),
+        }
     }
 
     fn describe(&self) -> String {

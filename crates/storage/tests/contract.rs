@@ -12,6 +12,7 @@ use stacking_testkit::s3::{S3Server, ACCESS, BUCKET, SECRET};
 /// Checks every operation under a fresh prefix, leaving nothing behind.
 async fn contract(store: &dyn BlobStore, prefix: &str) {
     let name = store.describe();
+    store.probe().await.unwrap();
     let key = |k: &str| format!("{prefix}/{k}");
     let data = Bytes::from((0..10_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>());
 
@@ -162,4 +163,30 @@ async fn external_s3_server_keeps_the_contract() {
         let prefix = format!("contract-{}-{signing:?}", std::process::id());
         contract(&store, &prefix).await;
     }
+    let missing = s3::open(&S3Config::for_endpoint(
+        &endpoint,
+        "no-such-bucket-stacking",
+        &env("AWS_ACCESS_KEY", "testing"),
+        &env("AWS_SECRET_KEY", "testing"),
+    ))
+    .unwrap();
+    let e = missing.probe().await.unwrap_err();
+    assert!(e.to_string().contains("does not exist"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_bucket_fails_the_probe_naming_it() {
+    let server = S3Server::start().unwrap();
+    let store = s3::open(&S3Config::for_endpoint(
+        server.endpoint(),
+        "no-such-bucket",
+        ACCESS,
+        SECRET,
+    ))
+    .unwrap();
+    let e = store.probe().await.unwrap_err();
+    assert!(
+        matches!(e, StorageError::Config(_)) && e.to_string().contains("no-such-bucket"),
+        "{e}"
+    );
 }
