@@ -47,6 +47,12 @@ impl Proc {
         }
     }
 
+    /// Kills this process with SIGKILL (no chance to clean up) and reaps it.
+    pub fn sigkill(&mut self) -> std::io::Result<ExitStatus> {
+        self.child.kill()?;
+        self.child.wait()
+    }
+
     /// `VmRSS` in MiB (NaN once the process is gone).
     pub fn rss_mib(&self) -> f64 {
         self.status_kib("VmRSS:") / 1024.0

@@ -1,0 +1,166 @@
+//! Fault injection against the four functions as separate processes, with
+//! a real S3-API server (the testkit's, over HTTP on loopback): a trainer
+//! killed with SIGKILL or stopped with SIGTERM mid-run, with and without a
+//! restart. Every process is started here and stopped by its PID. Each run
+//! must end with the status the README promises and leave zero objects.
+
+use std::process::Command;
+use std::time::Duration;
+
+use stacking_service::pb::helloworld::greeter_client::GreeterClient;
+use stacking_service::pb::helloworld::HelloRequest;
+use stacking_testkit::process::{free_port, wait_serving, Proc};
+use stacking_testkit::s3::{S3Server, ACCESS, BUCKET, SECRET};
+use tonic::Code;
+
+struct Cluster {
+    s3: S3Server,
+    ports: [u16; 4],
+    env: Vec<(String, String)>,
+    trainer: Proc,
+    _others: Vec<Proc>,
+}
+
+fn stacking(env: &[(String, String)]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_stacking"));
+    c.env_clear().envs(env.iter().map(|(k, v)| (k, v)));
+    c
+}
+
+fn spawn_trainer(env: &[(String, String)], port: u16) -> Proc {
+    Proc::spawn(stacking(env).args(["trainer", "-host", "127.0.0.1", &format!("-sp={port}")]))
+        .expect("spawn trainer")
+}
+
+async fn serving(port: u16) {
+    wait_serving(port, Duration::from_secs(20), Duration::from_millis(10))
+        .await
+        .expect("serving");
+}
+
+/// Four functions over S3; `trainers` sequential Train calls per run.
+async fn cluster(trainers: usize, concurrent: bool) -> Cluster {
+    let s3 = S3Server::start().expect("S3 server");
+    let ports = [(); 4].map(|_| free_port().expect("port"));
+    let env: Vec<(String, String)> = [
+        ("TRANSFER_TYPE", "S3"),
+        ("AWS_ENDPOINT_URL", s3.endpoint()),
+        ("AWS_ACCESS_KEY", ACCESS),
+        ("AWS_SECRET_KEY", SECRET),
+        ("BUCKET_NAME", BUCKET),
+        (
+            "CONCURRENT_TRAINING",
+            if concurrent { "true" } else { "false" },
+        ),
+        ("TrainersNum", &trainers.to_string()),
+        ("DRAIN_TIMEOUT_S", "5"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
+    let sp = |i: usize| format!("-sp={}", ports[i]);
+    let trainer = spawn_trainer(&env, ports[1]);
+    let others = vec![
+        Proc::spawn(stacking(&env).args(["reducer", "-host", "127.0.0.1", &sp(2)])).unwrap(),
+        Proc::spawn(stacking(&env).args(["metatrainer", "-host", "127.0.0.1", &sp(3)])).unwrap(),
+        Proc::spawn(stacking(&env).args([
+            "driver",
+            "-host",
+            "127.0.0.1",
+            &sp(0),
+            "-tAddr",
+            &addr(1),
+            "-rAddr",
+            &addr(2),
+            "-mAddr",
+            &addr(3),
+        ]))
+        .unwrap(),
+    ];
+    for port in ports {
+        serving(port).await;
+    }
+    Cluster {
+        s3,
+        ports,
+        env,
+        trainer,
+        _others: others,
+    }
+}
+
+impl Cluster {
+    fn say_hello(&self) -> tokio::task::JoinHandle<Result<String, tonic::Status>> {
+        let url = format!("http://127.0.0.1:{}", self.ports[0]);
+        tokio::spawn(async move {
+            let channel = tonic::transport::Endpoint::from_shared(url)
+                .map_err(|e| tonic::Status::internal(e.to_string()))?
+                .connect()
+                .await
+                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+            let reply = GreeterClient::new(channel)
+                .say_hello(HelloRequest {
+                    name: "fault".into(),
+                })
+                .await?;
+            Ok(reply.into_inner().message)
+        })
+    }
+
+    /// Waits (bounded) for the bucket to be empty; the count left.
+    async fn objects_after_cleanup(&self) -> usize {
+        for _ in 0..500 {
+            if self.s3.object_count() == 0 {
+                return 0;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        self.s3.object_count()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trainer_killed_mid_run_and_restarted_does_not_fail_the_invocation() {
+    let mut c = cluster(16, false).await;
+    let call = c.say_hello();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    c.trainer.sigkill().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.trainer = spawn_trainer(&c.env, c.ports[1]);
+    let message = call
+        .await
+        .unwrap()
+        .expect("the invocation survives the restart");
+    assert!(message.contains("trainers=16"), "{message}");
+    assert_eq!(c.objects_after_cleanup().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trainer_killed_for_good_is_unavailable_and_leaves_no_objects() {
+    let mut c = cluster(16, false).await;
+    let call = c.say_hello();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    c.trainer.sigkill().unwrap();
+    let status = call.await.unwrap().unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("Train"), "{}", status.message());
+    assert_eq!(c.objects_after_cleanup().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trainer_stopped_by_sigterm_during_concurrent_trains_is_replaced_without_failing() {
+    // A rolling update: SIGTERM, the old trainer drains and exits, a new one starts.
+    let mut c = cluster(32, true).await;
+    let call = c.say_hello();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let exit = c.trainer.sigterm(Duration::from_secs(15)).unwrap();
+    assert!(exit.success(), "{exit:?}");
+    c.trainer = spawn_trainer(&c.env, c.ports[1]);
+    let message = call
+        .await
+        .unwrap()
+        .expect("the invocation survives the update");
+    assert!(message.contains("trainers=32"), "{message}");
+    assert_eq!(c.objects_after_cleanup().await, 0);
+}
