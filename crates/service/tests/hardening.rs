@@ -393,3 +393,41 @@ async fn buffered_requests_are_bounded_by_bytes_not_by_count() {
         "requests over the memory budget computed at once"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_disconnects_mid_call_leaves_no_objects_and_stops_the_work() {
+    let s3 = S3Server::start().await;
+    let ctx = Context::new(Some(s3.store()), Transfer::S3, 2, 2);
+    let trainer = serve_on_loopback(Role::Trainer(ctx.clone())).await;
+    let stack = start(StackOpts {
+        transfer: Transfer::S3,
+        store: Some(s3.store()),
+        ..StackOpts::default()
+    })
+    .await;
+    let driver = driver_with(s3.store(), trainer, stack.reducer, stack.metatrainer, 16).await;
+    for after_ms in [30, 120] {
+        // Its own connection, dropped with the call: the server sees it close.
+        let mut greeter = GreeterClient::new(channel(driver).await);
+        let call = tokio::spawn(async move {
+            greeter
+                .say_hello(HelloRequest {
+                    name: "gone".into(),
+                })
+                .await
+        });
+        tokio::time::sleep(Duration::from_millis(after_ms)).await;
+        call.abort();
+        let _ = call.await;
+    }
+    assert!(
+        eventually(Duration::from_secs(10), || ctx.running_computations() == 0).await,
+        "abandoned Train work is still running"
+    );
+    let grace = stacking_service::driver::LATE_WRITE_GRACE + Duration::from_secs(10);
+    assert!(
+        eventually(grace, || s3.object_count() == 0).await,
+        "{} objects left",
+        s3.object_count()
+    );
+}
