@@ -431,3 +431,33 @@ async fn a_client_that_disconnects_mid_call_leaves_no_objects_and_stops_the_work
         s3.object_count()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_run_too_large_for_one_message_is_refused_before_any_work() {
+    // Nothing listens at the workers' address: any call would be UNAVAILABLE.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let cfg = DriverConfig {
+        trainer_addr: closed.to_string(),
+        reducer_addr: closed.to_string(),
+        metatrainer_addr: closed.to_string(),
+        trainers: 512,
+        concurrent: true,
+        keep_objects: false,
+        stack: StackConfig::default(),
+        call_timeout: Duration::from_secs(300),
+        max_message_bytes: 256 << 20,
+    };
+    let ds = default_dataset();
+    let ctx = Context::new(None, Transfer::Inline, 2, 2);
+    let driver = Driver::new(cfg, ctx, Bytes::from(ds.to_bytes()), ds.n_samples()).unwrap();
+    let e = driver.run().await.unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange, "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("512 trainers") && message.contains("GRPC_MAX_MESSAGE_MB"),
+        "{message}"
+    );
+}
