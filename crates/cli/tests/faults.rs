@@ -164,3 +164,24 @@ async fn a_trainer_stopped_by_sigterm_during_concurrent_trains_is_replaced_witho
     assert!(message.contains("trainers=32"), "{message}");
     assert_eq!(c.objects_after_cleanup().await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_stopped_and_restarted_mid_run_leaves_no_objects() {
+    let mut c = cluster(16, false).await;
+    let call = c.say_hello();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    c.s3.stop_serving();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    c.s3.restart().unwrap();
+    // Storage calls are retried, and so are the Train calls they failed:
+    // the run survives an outage this short, or reports UNAVAILABLE.
+    match tokio::time::timeout(Duration::from_secs(60), call).await {
+        Ok(Ok(Ok(message))) => {
+            eprintln!("the run survived the outage: {message}");
+            assert!(message.contains("trainers=16"), "{message}")
+        }
+        Ok(Ok(Err(status))) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
+        other => panic!("the run did not end within 60 s: {other:?}"),
+    }
+    assert_eq!(c.objects_after_cleanup().await, 0);
+}

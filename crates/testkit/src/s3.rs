@@ -330,6 +330,8 @@ impl S3 for MemoryS3 {
 /// [`ACCESS`]/[`SECRET`]. Stopped (its thread joined) on drop.
 pub struct S3Server {
     endpoint: String,
+    addr: SocketAddr,
+    threads: usize,
     state: MemoryS3,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -340,51 +342,39 @@ impl S3Server {
     pub fn start_with_threads(threads: usize) -> std::io::Result<Self> {
         let state = MemoryS3::default();
         state.lock().insert(BUCKET.to_string(), Bucket::new());
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(threads.max(1))
-            .thread_name("s3-server")
-            .enable_all()
-            .build()?;
         let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        std_listener.set_nonblocking(true)?;
         let addr: SocketAddr = std_listener.local_addr()?;
-        let mut builder = s3s::service::S3ServiceBuilder::new(state.clone());
-        builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS, SECRET));
-        let service = builder.build();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let thread = std::thread::Builder::new()
-            .name("s3-server".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    let Ok(listener) = TcpListener::from_std(std_listener) else {
-                        return;
-                    };
-                    let accept = async {
-                        while let Ok((stream, _)) = listener.accept().await {
-                            let _ = stream.set_nodelay(true);
-                            let service = service.clone();
-                            tokio::spawn(async move {
-                                let _ = hyper_util::server::conn::auto::Builder::new(
-                                    TokioExecutor::new(),
-                                )
-                                .serve_connection(TokioIo::new(stream), service)
-                                .await;
-                            });
-                        }
-                    };
-                    tokio::select! {
-                        _ = accept => {}
-                        _ = stopped => {}
-                    }
-                });
-                runtime.shutdown_background();
-            })?;
+        let (stop, thread) = serve(state.clone(), std_listener, threads)?;
         Ok(Self {
             endpoint: format!("http://{addr}"),
+            addr,
+            threads,
             state,
             stop: Some(stop),
             thread: Some(thread),
         })
+    }
+
+    /// Stops serving, as a store that went down: the port is closed and
+    /// every open connection dropped. The objects are kept for
+    /// [`S3Server::restart`].
+    pub fn stop_serving(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Serves again on the same port, with the objects it had.
+    pub fn restart(&mut self) -> std::io::Result<()> {
+        self.stop_serving();
+        let listener = std::net::TcpListener::bind(self.addr)?;
+        let (stop, thread) = serve(self.state.clone(), listener, self.threads)?;
+        self.stop = Some(stop);
+        self.thread = Some(thread);
+        Ok(())
     }
 
     /// Starts with two runtime workers (the machine's core count here).
@@ -410,11 +400,53 @@ impl S3Server {
 
 impl Drop for S3Server {
     fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        self.stop_serving();
     }
+}
+
+/// Serves `state` on `listener` from a thread with its own runtime, until
+/// the returned sender fires.
+fn serve(
+    state: MemoryS3,
+    std_listener: std::net::TcpListener,
+    threads: usize,
+) -> std::io::Result<(oneshot::Sender<()>, std::thread::JoinHandle<()>)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name("s3-server")
+        .enable_all()
+        .build()?;
+    std_listener.set_nonblocking(true)?;
+    let mut builder = s3s::service::S3ServiceBuilder::new(state);
+    builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS, SECRET));
+    let service = builder.build();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let thread = std::thread::Builder::new()
+        .name("s3-server".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let Ok(listener) = TcpListener::from_std(std_listener) else {
+                    return;
+                };
+                let accept = async {
+                    while let Ok((stream, _)) = listener.accept().await {
+                        let _ = stream.set_nodelay(true);
+                        let service = service.clone();
+                        tokio::spawn(async move {
+                            let _ =
+                                hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                        });
+                    }
+                };
+                tokio::select! {
+                    _ = accept => {}
+                    _ = stopped => {}
+                }
+            });
+            // Drops every connection task with the runtime.
+            runtime.shutdown_background();
+        })?;
+    Ok((stop, thread))
 }
