@@ -38,10 +38,19 @@ async fn serving(port: u16) {
         .expect("serving");
 }
 
-/// Four functions over S3; `trainers` sequential Train calls per run.
+/// Four functions over S3; `trainers` Train calls per run.
 async fn cluster(trainers: usize, concurrent: bool) -> Cluster {
+    cluster_with(trainers, concurrent, None).await
+}
+
+/// [`cluster`], with the metatrainer replaced by whatever listens at
+/// `metatrainer` (a port of this test's own), if given.
+async fn cluster_with(trainers: usize, concurrent: bool, metatrainer: Option<u16>) -> Cluster {
     let s3 = S3Server::start().expect("S3 server");
-    let ports = [(); 4].map(|_| free_port().expect("port"));
+    let mut ports = [(); 4].map(|_| free_port().expect("port"));
+    if let Some(port) = metatrainer {
+        ports[3] = port;
+    }
     let env: Vec<(String, String)> = [
         ("TRANSFER_TYPE", "S3"),
         ("AWS_ENDPOINT_URL", s3.endpoint()),
@@ -61,9 +70,8 @@ async fn cluster(trainers: usize, concurrent: bool) -> Cluster {
     let addr = |i: usize| format!("127.0.0.1:{}", ports[i]);
     let sp = |i: usize| format!("-sp={}", ports[i]);
     let trainer = spawn_trainer(&env, ports[1]);
-    let others = vec![
+    let mut others = vec![
         Proc::spawn(stacking(&env).args(["reducer", "-host", "127.0.0.1", &sp(2)])).unwrap(),
-        Proc::spawn(stacking(&env).args(["metatrainer", "-host", "127.0.0.1", &sp(3)])).unwrap(),
         Proc::spawn(stacking(&env).args([
             "driver",
             "-host",
@@ -78,8 +86,16 @@ async fn cluster(trainers: usize, concurrent: bool) -> Cluster {
         ]))
         .unwrap(),
     ];
-    for port in ports {
-        serving(port).await;
+    if metatrainer.is_none() {
+        others.push(
+            Proc::spawn(stacking(&env).args(["metatrainer", "-host", "127.0.0.1", &sp(3)]))
+                .unwrap(),
+        );
+    }
+    for (i, port) in ports.into_iter().enumerate() {
+        if i != 3 || metatrainer.is_none() {
+            serving(port).await;
+        }
     }
     Cluster {
         s3,
@@ -183,5 +199,104 @@ async fn the_store_stopped_and_restarted_mid_run_leaves_no_objects() {
         Ok(Ok(Err(status))) => assert_eq!(status.code(), Code::Unavailable, "{status:?}"),
         other => panic!("the run did not end within 60 s: {other:?}"),
     }
+    assert_eq!(c.objects_after_cleanup().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn say_hello_cut_by_deadlines_leaves_no_objects() {
+    let c = cluster(16, false).await;
+    let url = format!("http://127.0.0.1:{}", c.ports[0]);
+    let channel = tonic::transport::Endpoint::from_shared(url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut greeter = GreeterClient::new(channel);
+    for ms in [50, 150, 300] {
+        let mut req = tonic::Request::new(HelloRequest { name: "x".into() });
+        req.set_timeout(Duration::from_millis(ms));
+        if let Err(status) = greeter.say_hello(req).await {
+            assert!(
+                matches!(status.code(), Code::Cancelled | Code::DeadlineExceeded),
+                "{ms} ms: {status:?}"
+            );
+        }
+    }
+    assert_eq!(c.objects_after_cleanup().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_exits_within_the_drain_bound_even_with_runaway_work() {
+    let port = free_port().unwrap();
+    let env: Vec<(String, String)> = vec![
+        ("TRANSFER_TYPE".into(), "INLINE".into()),
+        ("DRAIN_TIMEOUT_S".into(), "1".into()),
+    ];
+    let mut trainer = spawn_trainer(&env, port);
+    serving(port).await;
+    let ds = stacking_core::dataset::make_classification(&stacking_core::GeneratorParams {
+        n_samples: 300,
+        n_features: 256,
+        ..Default::default()
+    })
+    .unwrap();
+    let url = format!("http://127.0.0.1:{port}");
+    let call = tokio::spawn(async move {
+        let channel = tonic::transport::Endpoint::from_shared(url)
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        // No deadline: minutes of work unless something stops it.
+        stacking_service::pb::stacking::trainer_client::TrainerClient::new(channel)
+            .train(stacking_service::pb::stacking::TrainRequest {
+                dataset: bytes::Bytes::from(ds.to_bytes()),
+                model_config: bytes::Bytes::from_static(
+                    br#"{"model":"LinearSVR","params":{"max_iter":1000000,"tol":1e-15,"C":1000}}"#,
+                ),
+                trainer_id: "0".into(),
+                run_id: "run-term".into(),
+                ..Default::default()
+            })
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // DRAIN_TIMEOUT_S=1, then the work is stopped: well within 10 s.
+    let exit = trainer.sigterm(Duration::from_secs(10)).unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let status = call.await.unwrap().unwrap_err();
+    assert!(
+        matches!(status.code(), Code::Unavailable | Code::Cancelled),
+        "{status:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metatrainer_that_accepts_and_never_answers_is_unavailable_in_bounded_time() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = silent.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let c = cluster_with(4, false, Some(port)).await;
+    let started = std::time::Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(60), c.say_hello())
+        .await
+        .expect("bounded")
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("Metatrain"),
+        "{}",
+        status.message()
+    );
+    eprintln!(
+        "silent metatrainer: UNAVAILABLE after {:?}",
+        started.elapsed()
+    );
     assert_eq!(c.objects_after_cleanup().await, 0);
 }
