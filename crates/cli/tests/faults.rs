@@ -154,7 +154,8 @@ async fn a_trainer_killed_mid_run_and_restarted_does_not_fail_the_invocation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trainer_killed_for_good_is_unavailable_and_leaves_no_objects() {
-    let mut c = cluster(16, false).await;
+    // 32 sequential Trains: far longer than the 150 ms before the kill.
+    let mut c = cluster(32, false).await;
     let call = c.say_hello();
     tokio::time::sleep(Duration::from_millis(150)).await;
     c.trainer.sigkill().unwrap();
