@@ -274,14 +274,10 @@ async fn sigterm_exits_within_the_drain_bound_even_with_runaway_work() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metatrainer_that_accepts_and_never_answers_is_unavailable_in_bounded_time() {
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = silent.local_addr().unwrap().port();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = silent.accept().await {
-            held.push(socket);
-        }
-    });
+    let port = stacking_testkit::process::silent_peer()
+        .await
+        .unwrap()
+        .port();
     let c = cluster_with(4, false, Some(port)).await;
     let started = std::time::Instant::now();
     let status = tokio::time::timeout(Duration::from_secs(60), c.say_hello())

@@ -141,13 +141,16 @@ fn run_keys(run_id: &str, trainers: usize) -> Vec<String> {
         .collect()
 }
 
-/// Deletes a run's objects: its known keys and whatever its prefix lists.
-async fn delete_run(store: &dyn BlobStore, run_id: &str, known: &[String]) {
-    let prefix = format!("{run_id}/");
+/// Deletes a run's objects: its known keys and, with `list_prefix`, also
+/// whatever its prefix lists. A run that succeeded wrote only known keys, so
+/// only a failed one pays for the listing.
+async fn delete_run(store: &dyn BlobStore, run_id: &str, known: &[String], list_prefix: bool) {
     let mut keys = known.to_vec();
-    match store.list(&prefix).await {
-        Ok(listed) => keys.extend(listed.into_iter().filter(|k| !known.contains(k))),
-        Err(e) => tracing::warn!(error = %e, "could not list the run's objects"),
+    if list_prefix {
+        match store.list(&format!("{run_id}/")).await {
+            Ok(listed) => keys.extend(listed.into_iter().filter(|k| !known.contains(k))),
+            Err(e) => tracing::warn!(error = %e, "could not list the run's objects"),
+        }
     }
     if let Err(e) = store.delete_many(&keys).await {
         tracing::warn!(error = %e, "could not delete the run's objects");
@@ -171,10 +174,10 @@ impl CleanupGuard {
         let store = self.store.clone()?;
         let (run_id, keys) = (self.run_id.clone(), std::mem::take(&mut self.keys));
         Some(self.tracker.spawn(async move {
-            delete_run(store.as_ref(), &run_id, &keys).await;
+            delete_run(store.as_ref(), &run_id, &keys, failed).await;
             if failed {
                 tokio::time::sleep(LATE_WRITE_GRACE).await;
-                delete_run(store.as_ref(), &run_id, &keys).await;
+                delete_run(store.as_ref(), &run_id, &keys, true).await;
             }
         }))
     }

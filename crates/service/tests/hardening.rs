@@ -275,19 +275,6 @@ async fn say_hello_cancelled_by_short_deadlines_leaves_no_objects() {
     assert_eq!(s3.object_count(), 0);
 }
 
-/// A peer that accepts connections and never says anything.
-async fn silent_peer() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
-    addr
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_never_answers_is_unavailable_in_bounded_time() {
     let s3 = S3Server::start().await;
@@ -297,7 +284,7 @@ async fn a_peer_that_never_answers_is_unavailable_in_bounded_time() {
         ..StackOpts::default()
     })
     .await;
-    let silent = silent_peer().await;
+    let silent = stacking_testkit::process::silent_peer().await.unwrap();
     let driver = driver_with(s3.store(), stack.trainer, stack.reducer, silent, 4).await;
     let mut greeter = GreeterClient::new(channel(driver).await);
     // Keepalive notices the silence in about 5 s; one retry, then UNAVAILABLE.

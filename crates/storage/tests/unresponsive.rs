@@ -9,14 +9,8 @@ use stacking_storage::{BlobStore, StorageError};
 
 #[tokio::test]
 async fn a_silent_endpoint_is_unavailable_in_bounded_time() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let endpoint = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = listener.accept().await {
-            held.push(socket);
-        }
-    });
+    let silent = stacking_testkit::process::silent_peer().await.unwrap();
+    let endpoint = format!("http://{silent}");
     let env = [
         ("AWS_ENDPOINT_URL", endpoint.as_str()),
         ("AWS_ACCESS_KEY", "a"),

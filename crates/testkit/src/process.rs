@@ -124,3 +124,17 @@ pub async fn wait_serving(
         tokio::time::sleep(every).await;
     }
 }
+
+/// A loopback port that accepts connections and never says anything: a
+/// hung peer. Its connections are held open until the runtime ends.
+pub async fn silent_peer() -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    Ok(addr)
+}
