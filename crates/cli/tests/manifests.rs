@@ -158,3 +158,102 @@ fn compose_services_pass_the_config_check() {
         );
     }
 }
+
+/// The vSwarm route: `kn_deploy.sh` fills `${AWS_ACCESS_KEY}` and friends in,
+/// and the filled-in manifests pass the same config check.
+#[test]
+fn kn_deploy_fills_the_placeholders_and_refuses_unset_ones() {
+    let script = deploy().join("kn_deploy.sh");
+    let files: Vec<PathBuf> = ["driver", "trainer", "reducer", "metatrainer"]
+        .iter()
+        .map(|r| deploy().join(format!("knative/s3-envsubst/service-{r}.yaml")))
+        .collect();
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("--dry-run")
+        .args(&files)
+        .env("AWS_ACCESS_KEY", "AKIAEXAMPLE")
+        .env("AWS_SECRET_KEY", "secret$not-a-var")
+        .env("BUCKET_NAME", "my-bucket")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!text.contains("${"), "a placeholder is left: {text}");
+    let docs: Vec<Value> = text
+        .split("\n---\n")
+        .map(|d| d.trim_start_matches("---\n"))
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_yaml::from_str(d).unwrap())
+        .collect();
+    assert_eq!(docs.len(), 4);
+    for doc in &docs {
+        let container = &doc["spec"]["template"]["spec"]["containers"][0];
+        let mut env = BTreeMap::new();
+        for e in container["env"].as_sequence().unwrap() {
+            env.insert(
+                e["name"].as_str().unwrap().to_string(),
+                e["value"].as_str().unwrap().to_string(),
+            );
+        }
+        assert_eq!(env["AWS_ACCESS_KEY"], "AKIAEXAMPLE");
+        assert_eq!(env["AWS_SECRET_KEY"], "secret$not-a-var");
+        assert_eq!(env["BUCKET_NAME"], "my-bucket");
+        check(&strings(&container["args"]), &env, "kn_deploy.sh output");
+    }
+    let out = Command::new("bash")
+        .arg(&script)
+        .arg("--dry-run")
+        .args(&files)
+        .env("AWS_ACCESS_KEY", "AKIAEXAMPLE")
+        .env_remove("AWS_SECRET_KEY")
+        .env_remove("BUCKET_NAME")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("AWS_SECRET_KEY") && err.contains("BUCKET_NAME"),
+        "{err}"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "nothing printed or applied before the check"
+    );
+}
+
+#[test]
+fn compose_files_say_how_to_build_the_image_they_name() {
+    for file in ["docker-compose-s3.yml", "docker-compose-s3-tracing.yml"] {
+        let doc = yaml(&deploy().join("compose").join(file));
+        for (name, svc) in doc["services"].as_mapping().unwrap() {
+            let Some(image) = svc["image"].as_str() else {
+                continue;
+            };
+            if !image.contains("stacking") {
+                continue;
+            }
+            let build = &svc["build"];
+            let context = build["context"].as_str().unwrap_or_else(|| {
+                panic!(
+                    "{file}: {} names {image} but has no build section",
+                    name.as_str().unwrap()
+                )
+            });
+            let dockerfile = build["dockerfile"].as_str().unwrap();
+            let root = deploy().join("compose").join(context);
+            assert!(
+                root.join(dockerfile).is_file(),
+                "{file}: {dockerfile} missing under {context}"
+            );
+            assert!(
+                root.join("Cargo.toml").is_file(),
+                "{file}: context {context} is not the repository"
+            );
+        }
+    }
+}
