@@ -9,8 +9,8 @@ cd "$(dirname "$0")/../.."
 TAG=${1:-localhost/stacking:latest}
 TARGET=x86_64-unknown-linux-gnu
 
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --target "$TARGET" -p stacking
-BIN="${CARGO_TARGET_DIR:-target}/$TARGET/release/stacking"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile dist --target "$TARGET" -p stacking
+BIN="${CARGO_TARGET_DIR:-target}/$TARGET/dist/stacking"
 if ldd "$BIN" 2>&1 | grep -q "=>"; then
   echo "error: $BIN is dynamically linked" >&2
   exit 1

@@ -388,6 +388,8 @@ async fn bench() {
         max_jobs: cpus(),
         threads_per_job: cpus(),
         spans: None,
+        zipkin: None,
+        report: Default::default(),
     })
     .await
     .expect("local stack");

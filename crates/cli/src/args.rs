@@ -4,12 +4,26 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use stacking_service::Transfer;
 
 /// Rewrites single-dash long flags (`-tAddr`, `-sp=1`) to clap's `--tAddr`.
+/// The flags after `check-config ROLE` are left as typed: `check-config`
+/// parses them itself, and reports them as typed.
 pub fn normalise_go_flags(args: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut in_check_config = false;
+    let mut passthrough = false;
     args.into_iter()
         .enumerate()
         .map(|(i, a)| {
+            if passthrough {
+                return a;
+            }
+            if a == "check-config" {
+                in_check_config = true;
+            } else if in_check_config && !a.starts_with('-') {
+                passthrough = true;
+                return a;
+            }
             let single_dash_long = i > 0
                 && a.starts_with('-')
                 && !a.starts_with("--")
@@ -62,6 +76,8 @@ pub enum Command {
     Run(RunArgs),
     /// Open-loop load: SayHello at a fixed rate, latencies to a CSV (the original invoker's flags).
     Invoke(crate::invoke::InvokeArgs),
+    /// One call to a function, its reply and its time (vSwarm's test client: `-addr host:port`).
+    Client(crate::client::ClientArgs),
     /// Asks a function's standard gRPC health service; exits 0 when it is SERVING
     /// (for container health checks and readiness probes).
     Health {
@@ -115,21 +131,54 @@ pub struct ServeArgs {
     pub zipkin: String,
 }
 
+/// Named shapes of the generated dataset (`--size`), as other serverless
+/// suites offer test / small / large inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SizeArg {
+    /// 100 x 64 (51 KiB): a smoke test.
+    Test,
+    /// 300 x 256 (0.6 MiB).
+    Small,
+    /// 300 x 1024 (2.4 MiB): the original benchmark's dataset.
+    Default,
+    /// 3,000 x 1024 (24.6 MiB).
+    Large,
+    /// 30,000 x 1024 (245.8 MB): needs S3 transfer or a larger GRPC_MAX_MESSAGE_MB.
+    Huge,
+}
+
+impl SizeArg {
+    /// (rows, columns).
+    pub fn shape(self) -> (usize, usize) {
+        match self {
+            SizeArg::Test => (100, 64),
+            SizeArg::Small => (300, 256),
+            SizeArg::Default => (300, 1024),
+            SizeArg::Large => (3_000, 1024),
+            SizeArg::Huge => (30_000, 1024),
+        }
+    }
+}
+
 /// Where the dataset comes from and what models to stack.
 #[derive(Debug, Args, Clone)]
 pub struct DataArgs {
-    /// Features as a 2-d float64 .npy file (with --labels) instead of the generated dataset.
+    /// Features as a 2-d .npy file (with --labels) instead of the generated
+    /// dataset: any float or integer dtype, converted to float64.
     #[arg(long = "features", requires = "labels")]
     pub features: Option<PathBuf>,
-    /// Labels (0/1) as a 1-d .npy file.
+    /// Labels as a 1-d .npy file: any two distinct values (the smaller is class 0).
     #[arg(long = "labels", requires = "features")]
     pub labels: Option<PathBuf>,
-    /// Rows of the generated dataset.
-    #[arg(long = "n-samples", default_value_t = 300)]
-    pub n_samples: usize,
-    /// Columns of the generated dataset.
-    #[arg(long = "n-features", default_value_t = 1024)]
-    pub n_features: usize,
+    /// Shape of the generated dataset by name; --n-samples / --n-features override it.
+    #[arg(long = "size", value_enum, default_value_t = SizeArg::Default)]
+    pub size: SizeArg,
+    /// Rows of the generated dataset (default: from --size, 300).
+    #[arg(long = "n-samples")]
+    pub n_samples: Option<usize>,
+    /// Columns of the generated dataset (default: from --size, 1024).
+    #[arg(long = "n-features")]
+    pub n_features: Option<usize>,
     /// Seed of the generated dataset (scikit-learn's random_state).
     #[arg(long = "seed", default_value_t = 42)]
     pub seed: u32,
@@ -167,10 +216,9 @@ pub struct DriverArgs {
     pub data: DataArgs,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum TransferArg {
-    Inline,
-    S3,
+/// `--transfer inline|s3`, spelled as TRANSFER_TYPE is (any case).
+fn parse_transfer(value: &str) -> Result<Transfer, String> {
+    Transfer::parse("--transfer", value).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -183,25 +231,34 @@ pub enum StoreArg {
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// Number of trainers.
-    #[arg(long = "trainers", default_value_t = 4)]
-    pub trainers: usize,
-    /// Call all trainers at once.
-    #[arg(long = "concurrent")]
-    pub concurrent: bool,
-    /// How data moves between the functions.
-    #[arg(long = "transfer", value_enum, default_value_t = TransferArg::S3)]
-    pub transfer: TransferArg,
-    /// The object store used with --transfer s3.
-    #[arg(long = "store", value_enum, default_value_t = StoreArg::Memory)]
-    pub store: StoreArg,
+    /// Number of trainers [env: TrainersNum; default 4].
+    #[arg(long = "trainers")]
+    pub trainers: Option<usize>,
+    /// Call all trainers at once [env: CONCURRENT_TRAINING; default false].
+    #[arg(long = "concurrent", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub concurrent: Option<bool>,
+    /// How data moves between the functions: inline or s3 [env: TRANSFER_TYPE; default s3].
+    #[arg(long = "transfer", value_parser = parse_transfer)]
+    pub transfer: Option<Transfer>,
+    /// The object store used with --transfer s3 [default memory].
+    #[arg(long = "store", value_enum)]
+    pub store: Option<StoreArg>,
+    /// Send every function's spans to this Zipkin collector (also with
+    /// ENABLE_TRACING=true, to http://localhost:9411/api/v2/spans).
+    #[arg(long = "zipkin")]
+    pub zipkin: Option<String>,
+    /// Write the first invocation's results here: model_full.msgpack,
+    /// meta_predictions.npy, report.json.
+    #[arg(long = "output")]
+    pub output: Option<PathBuf>,
     /// How many SayHello calls to make, one after another.
     #[arg(long = "invocations", default_value_t = 1)]
     pub invocations: usize,
     /// Print the reports as JSON (one object per line) instead of tables.
     #[arg(long = "json")]
     pub json: bool,
-    /// Draw a Gantt picture (SVG) of the first invocation from its spans.
+    /// Draw a Gantt picture of the first invocation from its spans: SVG, or
+    /// PNG when the name ends in .png.
     #[arg(long = "timeline")]
     pub timeline: Option<std::path::PathBuf>,
     #[command(flatten)]
@@ -254,6 +311,16 @@ mod tests {
             cli.command,
             Command::Trainer(ServeArgs { sp: 7000, .. })
         ));
+    }
+
+    #[test]
+    fn check_config_passes_its_role_flags_through_as_typed() {
+        assert_eq!(
+            normalise_go_flags(
+                ["x", "check-config", "-offline", "driver", "-tAddr", "t:1"].map(String::from)
+            ),
+            vec!["x", "check-config", "--offline", "driver", "-tAddr", "t:1"]
+        );
     }
 
     #[test]

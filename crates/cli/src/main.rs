@@ -1,37 +1,112 @@
 //! `stacking`: one binary for every role of the stacking-training benchmark.
 //!
-//! `stacking driver | trainer | reducer | metatrainer` serve one function each
-//! (as the container image's entrypoint); `stacking run` runs all four here
-//! with an embedded store; `stacking check-config` validates a deployment's
-//! flags and environment.
+//! - `stacking driver | trainer | reducer | metatrainer` serve one function
+//!   each (the container image's entrypoint; [`serve`], [`setup`]);
+//! - `stacking run` runs all four here with an embedded store ([`run`],
+//!   [`run_settings`], pictures in [`timeline`] and [`pixels`]);
+//! - `stacking invoke` is vSwarm's load generator ([`invoke`], [`histogram`]);
+//!   `stacking client` its one-shot test client ([`client`]);
+//! - `stacking check-config`, `health` and `gc` check and tidy a deployment
+//!   ([`gc`]); [`args`] holds every flag.
 
 mod args;
+mod client;
 mod gc;
 mod histogram;
 mod invoke;
+mod pixels;
 mod run;
+mod run_settings;
 mod serve;
 mod setup;
 mod timeline;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 use stacking_service::server::Role;
 use stacking_service::CommonSettings;
 
 use args::{Cli, Command};
 
-fn init_logging(default: &str) {
+/// A served function logs to stdout (its container's log); the commands a
+/// user runs (`run`, `invoke`, `client`, ...) log to stderr, so that their
+/// stdout (tables, `--json` lines) stays clean. Colour only on a terminal,
+/// and never with `NO_COLOR` set.
+fn init_logging(default: &str, to_stdout: bool) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
+    let terminal = if to_stdout {
+        std::io::stdout().is_terminal()
+    } else {
+        std::io::stderr().is_terminal()
+    };
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .try_init();
+        .with_ansi(terminal && std::env::var_os("NO_COLOR").is_none());
+    let _ = if to_stdout {
+        builder.try_init()
+    } else {
+        builder.with_writer(std::io::stderr).try_init()
+    };
 }
 
-fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
-    Cli::try_parse_from(args::normalise_go_flags(argv))
+/// Parses the command line. The original's single-dash flags (`-tAddr`) are
+/// rewritten for clap, so clap's errors are rewritten back: `-foo` is
+/// reported as the user typed it, not as `--foo`.
+fn parse(argv: Vec<String>) -> Result<Cli, ParseError> {
+    let normalised = args::normalise_go_flags(argv.clone());
+    Cli::try_parse_from(&normalised).map_err(|error| {
+        let mut text = error.render().to_string();
+        for (typed, seen) in argv.iter().zip(&normalised) {
+            if typed != seen {
+                let flag = |a: &str| a.split('=').next().unwrap_or("").to_string();
+                text = text.replace(&format!("'{}'", flag(seen)), &format!("'{}'", flag(typed)));
+            }
+        }
+        ParseError { error, text }
+    })
+}
+
+/// A command-line error as clap renders it, flags spelled as typed.
+struct ParseError {
+    error: clap::Error,
+    text: String,
+}
+
+impl ParseError {
+    /// The message without clap's leading "error: ".
+    fn message(&self) -> &str {
+        self.text.trim_start_matches("error: ").trim_end()
+    }
+
+    fn exit(&self) -> ! {
+        let code = self.error.exit_code();
+        if self.error.use_stderr() {
+            eprint!("{}", self.text);
+        } else {
+            print!("{}", self.text);
+        }
+        std::process::exit(code)
+    }
+}
+
+/// An error and its causes on one line, each cause shown once: typed errors
+/// that include their source in their own message are not repeated.
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Validates a role's flags and the environment exactly as serving would,
@@ -39,12 +114,22 @@ fn parse(argv: Vec<String>) -> Result<Cli, clap::Error> {
 async fn check_config(role: &str, rest: Vec<String>, offline: bool) -> Result<()> {
     let mut argv = vec!["stacking".to_string(), role.to_string()];
     argv.extend(rest);
-    let cli = parse(argv).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let cli = parse(argv).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
     let settings = CommonSettings::from_env()?;
+    let mut role_lines = Vec::new();
     let ctx = match cli.command {
-        Command::Driver(d) => setup::driver_from_args(&d, &settings, None)?
-            .context()
-            .clone(),
+        Command::Driver(d) => {
+            let driver = setup::driver_from_args(&d, &settings, None)?;
+            let cfg = driver.config();
+            role_lines.extend([
+                ("trainers", cfg.trainers.to_string()),
+                ("concurrent", cfg.concurrent.to_string()),
+                ("-tAddr", cfg.trainer_addr.clone()),
+                ("-rAddr", cfg.reducer_addr.clone()),
+                ("-mAddr", cfg.metatrainer_addr.clone()),
+            ]);
+            driver.context().clone()
+        }
         Command::Trainer(_) | Command::Reducer(_) | Command::Metatrainer(_) => {
             setup::context_from_env(&settings)?
         }
@@ -53,9 +138,26 @@ async fn check_config(role: &str, rest: Vec<String>, offline: bool) -> Result<()
     if !offline {
         setup::probe_store(&ctx).await?;
     }
+    println!("{role}: configuration OK");
+    for (name, value) in settings.describe() {
+        println!("  {name:<22} {value}");
+    }
+    for (name, value) in role_lines {
+        println!("  {name:<22} {value}");
+    }
+    let store = ctx
+        .store
+        .as_ref()
+        .map_or("none (inline transfer)".to_string(), |s| s.describe());
+    let checked = if offline {
+        "not contacted (--offline)"
+    } else {
+        "answers, bucket exists"
+    };
     println!(
-        "{role}: configuration OK (TRANSFER_TYPE={})",
-        settings.transfer.as_str()
+        "  {:<22} {store}: {}",
+        "store",
+        if ctx.store.is_some() { checked } else { "-" }
     );
     Ok(())
 }
@@ -78,16 +180,25 @@ async fn health(addr: &str, service: &str, timeout: f64) -> Result<()> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
     let wait = std::time::Duration::from_secs_f64(timeout.max(0.01));
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+        .with_context(|| format!("--addr {addr:?} is not host:port"))?
         .connect_timeout(wait)
         .timeout(wait)
         .connect()
-        .await?;
+        .await
+        .with_context(|| format!("cannot connect to {addr}"))?;
     let status = HealthClient::new(channel)
         .check(tonic_health::pb::HealthCheckRequest {
             service: service.to_string(),
         })
-        .await?
+        .await
+        .map_err(|s| {
+            anyhow::anyhow!(
+                "{addr}: health check failed: {:?}: {}",
+                s.code(),
+                s.message()
+            )
+        })?
         .into_inner()
         .status();
     println!("{addr} {service:?}: {}", status.as_str_name());
@@ -101,7 +212,15 @@ async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args).await,
         Command::Invoke(args) => {
-            invoke::invoke(args).await?.print();
+            let summary = invoke::invoke(args).await?;
+            summary.print();
+            if summary.completed == 0 {
+                bail!(
+                    "every request failed ({} issued, {} skipped): no latency was measured",
+                    summary.issued,
+                    summary.skipped
+                );
+            }
             Ok(())
         }
         Command::CheckConfig {
@@ -132,6 +251,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
             service,
             timeout,
         } => health(&addr, &service, timeout).await,
+        Command::Client(args) => client::call(args).await,
         Command::Driver(d) => {
             let settings = CommonSettings::from_env()?;
             let tracer = serve::tracer("driver", &d.serve, &settings);
@@ -151,11 +271,11 @@ fn main() -> std::process::ExitCode {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
-    init_logging(if matches!(cli.command, Command::Run(_)) {
-        "warn"
-    } else {
-        "info"
-    });
+    let serving = matches!(
+        cli.command,
+        Command::Driver(_) | Command::Trainer(_) | Command::Reducer(_) | Command::Metatrainer(_)
+    );
+    init_logging(if serving { "info" } else { "warn" }, serving);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -172,8 +292,43 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", describe(&e));
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("features: {source}")]
+    struct Outer {
+        #[source]
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_the_message_is_not_repeated() {
+        let inner = std::io::Error::other("unsupported dtype <f2");
+        let e = anyhow::Error::new(Outer { source: inner }).context("loading x.npy");
+        assert_eq!(
+            describe(&e),
+            "loading x.npy: features: unsupported dtype <f2"
+        );
+    }
+
+    #[test]
+    fn single_dash_flags_are_reported_as_typed() {
+        let argv = ["stacking", "trainer", "-foo", "1"]
+            .map(String::from)
+            .to_vec();
+        let Err(e) = parse(argv) else {
+            panic!("-foo parsed")
+        };
+        assert!(e.message().contains("'-foo'"), "{}", e.message());
+        assert!(!e.message().contains("--foo"), "{}", e.message());
+        assert!(!e.message().starts_with("error:"), "{}", e.message());
     }
 }

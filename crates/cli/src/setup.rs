@@ -6,8 +6,8 @@ use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
 use stacking_core::dataset::{make_classification, GeneratorParams};
 use stacking_core::{Dataset, StackConfig};
-use stacking_service::driver::{Driver, DriverConfig, LoadedDataset};
-use stacking_service::settings::{parse_bool, parse_positive, DEFAULT_CALL_TIMEOUT};
+use stacking_service::driver::{Driver, DriverConfig, LoadedDataset, ReportOptions};
+use stacking_service::settings::DEFAULT_CALL_TIMEOUT;
 use stacking_service::{CommonSettings, Context, Transfer};
 use stacking_storage::s3::{self, S3Config};
 use stacking_storage::BlobStore;
@@ -48,18 +48,47 @@ pub fn context_from_env(settings: &CommonSettings) -> Result<Context> {
     .with_limits(settings.limits))
 }
 
-/// The dataset: the user's `.npy` files, or the generator.
-pub fn load_dataset(data: &DataArgs) -> Result<Dataset> {
+/// A dataset and what the report says about where it came from.
+pub struct LoadedData {
+    pub dataset: Dataset,
+    pub report: ReportOptions,
+}
+
+/// The dataset: the user's `.npy` files (any numeric dtype, any two label
+/// values, converted and noted), or the generator.
+pub fn load_dataset(data: &DataArgs) -> Result<LoadedData> {
     match (&data.features, &data.labels) {
         (Some(x), Some(y)) => {
             let xb =
                 std::fs::read(x).with_context(|| format!("reading --features {}", x.display()))?;
             let yb =
                 std::fs::read(y).with_context(|| format!("reading --labels {}", y.display()))?;
-            Dataset::from_npy(&xb, &yb)
-                .with_context(|| format!("loading {} and {}", x.display(), y.display()))
+            let (dataset, notes) = Dataset::from_user_npy(&xb, &yb)
+                .with_context(|| format!("loading {} and {}", x.display(), y.display()))?;
+            Ok(LoadedData {
+                dataset,
+                report: ReportOptions {
+                    dataset_source: format!("{} and {}", x.display(), y.display()),
+                    dataset_notes: notes,
+                    ..ReportOptions::default()
+                },
+            })
         }
-        _ => Ok(make_classification(&generator_params(data))?),
+        _ => {
+            let params = generator_params(data);
+            Ok(LoadedData {
+                dataset: make_classification(&params)?,
+                report: generated_report(&params),
+            })
+        }
+    }
+}
+
+fn generated_report(params: &GeneratorParams) -> ReportOptions {
+    ReportOptions {
+        dataset_source: "make_classification".into(),
+        seed: Some(params.seed),
+        ..ReportOptions::default()
     }
 }
 
@@ -76,22 +105,12 @@ pub fn load_stack(data: &DataArgs) -> Result<StackConfig> {
 }
 
 /// `TrainersNum` from the environment overrides `-trainersNum`, as in the original.
-pub fn trainers_num(flag: usize) -> Result<usize> {
-    let n = match std::env::var("TrainersNum") {
-        Ok(v) => parse_positive("TrainersNum", &v)?,
-        Err(_) => flag,
-    };
+pub fn trainers_num(flag: usize, settings: &CommonSettings) -> Result<usize> {
+    let n = settings.trainers_num.unwrap_or(flag);
     if n == 0 {
         bail!("-trainersNum must be at least 1");
     }
     Ok(n)
-}
-
-pub fn concurrent_training() -> Result<bool> {
-    Ok(match std::env::var("CONCURRENT_TRAINING") {
-        Ok(v) => parse_bool("CONCURRENT_TRAINING", &v)?,
-        Err(_) => false,
-    })
 }
 
 /// The driver of a distributed deployment, from its flags and environment.
@@ -106,21 +125,27 @@ pub fn driver_from_args(
         trainer_addr: args.t_addr.clone(),
         reducer_addr: args.r_addr.clone(),
         metatrainer_addr: args.m_addr.clone(),
-        trainers: trainers_num(args.trainers_num)?,
-        concurrent: concurrent_training()?,
+        trainers: trainers_num(args.trainers_num, settings)?,
+        concurrent: settings.concurrent_training.unwrap_or(false),
         keep_objects: args.data.keep_objects,
         stack: load_stack(&args.data)?,
         call_timeout: DEFAULT_CALL_TIMEOUT,
         max_message_bytes: settings.max_message_bytes,
+        report: ReportOptions::default(),
     };
     let ctx = context_from_env(settings)?.with_tracer(tracer);
     if args.data.features.is_some() {
-        let dataset = load_dataset(&args.data)?;
+        let LoadedData { dataset, report } = load_dataset(&args.data)?;
         let n = dataset.n_samples();
+        let cfg = DriverConfig { report, ..cfg };
         return Ok(Driver::new(cfg, ctx, Bytes::from(dataset.to_bytes()), n)?);
     }
     let params = generator_params(&args.data);
     params.validate()?;
+    let cfg = DriverConfig {
+        report: generated_report(&params),
+        ..cfg
+    };
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
         let made = make_classification(&params)
@@ -136,10 +161,12 @@ pub fn driver_from_args(
     Ok(Driver::new_pending(cfg, ctx, rx)?)
 }
 
-fn generator_params(data: &DataArgs) -> GeneratorParams {
+/// The generator's parameters: `--size`, then explicit `--n-samples` / `--n-features`.
+pub fn generator_params(data: &DataArgs) -> GeneratorParams {
+    let (rows, cols) = data.size.shape();
     GeneratorParams {
-        n_samples: data.n_samples,
-        n_features: data.n_features,
+        n_samples: data.n_samples.unwrap_or(rows),
+        n_features: data.n_features.unwrap_or(cols),
         seed: data.seed,
         ..GeneratorParams::default()
     }

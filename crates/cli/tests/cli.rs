@@ -9,19 +9,7 @@ use stacking_service::pb::helloworld::HelloRequest;
 use stacking_testkit::process::{free_port, wait_serving, Proc};
 
 fn stacking() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_stacking"));
-    for var in [
-        "TRANSFER_TYPE",
-        "AWS_ENDPOINT_URL",
-        "TrainersNum",
-        "CONCURRENT_TRAINING",
-        "ENABLE_TRACING",
-        "KEEP_OBJECTS",
-        "AWS_UNSIGNED_PAYLOAD",
-    ] {
-        c.env_remove(var);
-    }
-    c
+    stacking_testkit::process::clean_command(env!("CARGO_BIN_EXE_stacking"))
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -29,11 +17,7 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    stacking_testkit::process::output_text(o)
 }
 
 #[test]
@@ -117,7 +101,11 @@ fn run_on_user_npy_files() {
         .arg("--labels")
         .arg(dir.join("bad.npy")));
     assert!(!o.status.success());
-    assert!(text(&o).contains("labels must be 0 or 1"), "{}", text(&o));
+    assert!(
+        text(&o).contains("both classes must be present; all 80 labels are 2"),
+        "{}",
+        text(&o)
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -311,9 +299,9 @@ fn run_draws_a_timeline_from_its_spans() {
         .collect();
     for row in [
         "driver",
-        "trainer 0",
-        "trainer 1",
-        "trainer 2",
+        "trainer 0 - LinearSVR",
+        "trainer 1 - Lasso",
+        "trainer 2 - RandomForestRegressor",
         "reducer",
         "metatrainer",
     ] {

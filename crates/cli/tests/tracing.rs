@@ -285,3 +285,118 @@ async fn one_trace_per_invocation_across_four_processes() {
             >= 9
     );
 }
+
+fn spans_named(spans: &Arc<Mutex<Vec<Value>>>) -> Vec<(String, String)> {
+    spans
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["localEndpoint"]["serviceName"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+                s["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stacking_run_honours_enable_tracing() {
+    let (port, spans) = collector().await;
+    let url = format!("http://127.0.0.1:{port}/api/v2/spans");
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_stacking"))
+            .args(["run", "--size", "test", "--trainers", "2", "--zipkin", &url])
+            .env("ENABLE_TRACING", "true")
+            .env_remove("TrainersNum")
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "tracing http://127.0.0.1:{port}/api/v2/spans (--zipkin)"
+        )),
+        "{text}"
+    );
+    let seen = spans_named(&spans);
+    for service in ["driver", "trainer", "reducer", "metatrainer"] {
+        assert!(
+            seen.iter().any(|(s, _)| s == service),
+            "{service}: {seen:?}"
+        );
+    }
+    for s in spans.lock().unwrap().iter() {
+        validate_zipkin_v2(s);
+    }
+    assert!(seen.contains(&("driver".to_string(), "SayHello".to_string())));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_invoker_traces_its_requests_with_dash_trace() {
+    use stacking_service::local::{LocalOptions, LocalStack};
+    let (port, spans) = collector().await;
+    let stack = LocalStack::start(LocalOptions {
+        transfer: stacking_service::Transfer::Inline,
+        store: None,
+        trainers: 1,
+        concurrent: false,
+        keep_objects: false,
+        stack: stacking_core::StackConfig::default(),
+        dataset: stacking_core::dataset::make_classification(&stacking_core::GeneratorParams {
+            n_samples: 60,
+            n_features: 8,
+            ..Default::default()
+        })
+        .unwrap(),
+        max_message_bytes: 64 << 20,
+        max_jobs: 1,
+        threads_per_job: 1,
+        spans: None,
+        zipkin: None,
+        report: Default::default(),
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("endpoints.json"),
+        r#"[{"hostname": "127.0.0.1"}]"#,
+    )
+    .unwrap();
+    let (d, driver_port) = (dir.path().to_path_buf(), stack.driver.port());
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new(env!("CARGO_BIN_EXE_stacking"))
+            .current_dir(&d)
+            .args(["invoke", "-rps", "4", "-time", "0.5", "-trace", "-zipkin"])
+            .arg(format!("http://127.0.0.1:{port}/api/v2/spans"))
+            .arg("-port")
+            .arg(driver_port.to_string())
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    stack.stop().await;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let seen = spans_named(&spans);
+    let client_spans = seen
+        .iter()
+        .filter(|(s, n)| s == "invoker" && n == "invoke SayHello")
+        .count();
+    assert_eq!(client_spans, 2, "{seen:?}");
+    for s in spans.lock().unwrap().iter() {
+        validate_zipkin_v2(s);
+        assert_eq!(s["kind"], "CLIENT");
+    }
+}

@@ -24,10 +24,19 @@ pub enum DatasetError {
     LengthMismatch { rows: usize, labels: usize },
     #[error("the dataset is empty ({rows} rows, {cols} features)")]
     Empty { rows: usize, cols: usize },
-    #[error("labels must be 0 or 1; label {index} is {value}")]
+    #[error("labels must be 0 or 1; row {index} has label {value}")]
     NonBinaryLabel { index: usize, value: f64 },
+    #[error("labels must take exactly two distinct values; row {index} has label {value}, a third after {first} and {second}")]
+    ThirdLabel {
+        index: usize,
+        value: f64,
+        first: f64,
+        second: f64,
+    },
+    #[error("labels must be finite numbers; row {index} has label {value}")]
+    NonFiniteLabel { index: usize, value: f64 },
     #[error("both classes must be present; all {n} labels are {class}")]
-    SingleClass { n: usize, class: u8 },
+    SingleClass { n: usize, class: f64 },
     #[error(
         "feature value at row {row}, column {col} is {value}; NaN and infinity are not allowed"
     )]
@@ -51,10 +60,38 @@ fn check_labels(y: &Array1<f64>, rows: usize) -> Result<(), DatasetError> {
     if positives == 0 || positives == rows {
         return Err(DatasetError::SingleClass {
             n: rows,
-            class: u8::from(positives == rows),
+            class: if positives == rows { 1.0 } else { 0.0 },
         });
     }
     Ok(())
+}
+
+/// The two distinct label values, smaller first, or the only value there is.
+fn two_label_values(y: &Array1<f64>) -> Result<Result<(f64, f64), f64>, DatasetError> {
+    let mut seen: Vec<f64> = Vec::with_capacity(2);
+    for (index, &value) in y.iter().enumerate() {
+        if !value.is_finite() {
+            return Err(DatasetError::NonFiniteLabel { index, value });
+        }
+        if seen.contains(&value) {
+            continue;
+        }
+        if let [first, second] = seen[..] {
+            return Err(DatasetError::ThirdLabel {
+                index,
+                value,
+                first,
+                second,
+            });
+        }
+        seen.push(value);
+    }
+    Ok(match seen[..] {
+        [a, b] => Ok((a.min(b), a.max(b))),
+        [a] => Err(a),
+        // No labels: nothing to map; the length check names the problem.
+        _ => Ok((0.0, 1.0)),
+    })
 }
 
 /// The shape of a dataset in its wire form and where its labels start, read
@@ -163,6 +200,47 @@ impl Dataset {
             .into_dimensionality::<ndarray::Ix1>()
             .map_err(|_| DatasetError::LabelsNot1d(y_ndim))?;
         Self::new(x, y)
+    }
+
+    /// The user's own `.npy` files: features of any numeric dtype numpy
+    /// writes (converted to float64) and labels of any two distinct values
+    /// (the smaller becomes class 0, the larger class 1, as scikit-learn's
+    /// `LabelEncoder` orders them). Returns what was converted, for the report.
+    pub fn from_user_npy(
+        x_bytes: &[u8],
+        y_bytes: &[u8],
+    ) -> Result<(Self, Vec<String>), DatasetError> {
+        let mut notes = Vec::new();
+        let (x, x_dtype) = npy::decode_numeric(x_bytes).map_err(|source| DatasetError::Npy {
+            what: "features",
+            source,
+        })?;
+        if x_dtype != "float64" {
+            notes.push(format!("features converted from {x_dtype} to float64"));
+        }
+        let (y, y_dtype) = npy::decode_numeric(y_bytes).map_err(|source| DatasetError::Npy {
+            what: "labels",
+            source,
+        })?;
+        let x_ndim = x.ndim();
+        let x = x
+            .into_dimensionality::<ndarray::Ix2>()
+            .map_err(|_| DatasetError::FeaturesNot2d(x_ndim))?;
+        let y_ndim = y.ndim();
+        let mut y = y
+            .into_dimensionality::<ndarray::Ix1>()
+            .map_err(|_| DatasetError::LabelsNot1d(y_ndim))?;
+        match two_label_values(&y)? {
+            Ok((low, high)) if (low, high) != (0.0, 1.0) => {
+                y.mapv_inplace(|v| if v == high { 1.0 } else { 0.0 });
+                notes.push(format!(
+                    "labels ({y_dtype}) {low} and {high} mapped to 0 and 1"
+                ));
+            }
+            Ok(_) => {}
+            Err(class) => return Err(DatasetError::SingleClass { n: y.len(), class }),
+        }
+        Ok((Self::new(x, y)?, notes))
     }
 
     /// The wire form used between the functions: `X.npy` immediately followed

@@ -28,6 +28,6 @@ pub mod stop;
 
 pub use config::{ConfigError, ModelSpec, StackConfig};
 pub use dataset::{Dataset, DatasetError, GeneratorParams, WireLayout};
-pub use models::{FitError, FittedModel};
+pub use models::{ConvergenceWarning, FitError, FittedModel};
 pub use stack::{FullModel, Level0Output, Level1Output, StackError};
 pub use stop::{Stop, StopReason};

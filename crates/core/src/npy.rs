@@ -9,6 +9,8 @@ use ndarray::{Array1, Array2, ArrayD};
 use ndarray_npy::{ReadNpyError, ReadNpyExt, WriteNpyExt};
 use thiserror::Error;
 
+use crate::params::excerpt;
+
 const MAGIC: &[u8] = b"\x93NUMPY";
 
 /// Why bytes are not an acceptable `.npy` array.
@@ -173,8 +175,8 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 fn read<T: ndarray_npy::ReadableElement>(bytes: &[u8]) -> Result<ArrayD<T>, NpyError> {
     ArrayD::<T>::read_npy(bytes).map_err(|e| match e {
         ReadNpyError::WrongDescriptor(d) => NpyError::WrongDtype {
-            found: format!("{d}"),
-            expected: "float64",
+            found: excerpt(&format!("{d}"), 40),
+            expected: "a numeric dtype",
         },
         other => NpyError::Data(other.to_string()),
     })
@@ -211,28 +213,44 @@ fn exact(bytes: &[u8]) -> Result<&[u8], NpyError> {
     Ok(array)
 }
 
-/// Labels stored as integers, booleans or floats, returned as f64.
-pub fn decode_labels(bytes: &[u8]) -> Result<ArrayD<f64>, NpyError> {
+/// Any numeric array numpy writes (float64/32, signed and unsigned
+/// integers of 1 to 8 bytes, bool; either byte order), converted to f64,
+/// with numpy's name for the dtype it had ("float32", "int64", ...).
+pub fn decode_numeric(bytes: &[u8]) -> Result<(ArrayD<f64>, &'static str), NpyError> {
     let info = check_header(bytes)?;
     let bytes = exact(bytes)?;
-    Ok(match info.descr.as_str() {
-        "<f8" => read::<f64>(bytes)?,
-        "<f4" => read::<f32>(bytes)?.mapv(f64::from),
-        "<i8" => read::<i64>(bytes)?.mapv(|v| v as f64),
-        "<i4" => read::<i32>(bytes)?.mapv(f64::from),
-        "<i2" => read::<i16>(bytes)?.mapv(f64::from),
-        "|i1" => read::<i8>(bytes)?.mapv(f64::from),
-        "|u1" => read::<u8>(bytes)?.mapv(f64::from),
-        "|b1" => read::<bool>(bytes)?.mapv(|b| f64::from(u8::from(b))),
-        "<u8" => read::<u64>(bytes)?.mapv(|v| v as f64),
-        "<u4" => read::<u32>(bytes)?.mapv(f64::from),
-        other => {
-            return Err(NpyError::WrongDtype {
-                found: other.to_string(),
-                expected: "an integer, bool or float label dtype",
-            })
-        }
+    let (order, kind) = info.descr.split_at(info.descr.len().min(1));
+    let kind = if matches!(order, "<" | ">" | "|" | "=") {
+        kind
+    } else {
+        info.descr.as_str()
+    };
+    Ok(match kind {
+        "f8" => (read::<f64>(bytes)?, "float64"),
+        "f4" => (read::<f32>(bytes)?.mapv(f64::from), "float32"),
+        "i8" => (read::<i64>(bytes)?.mapv(|v| v as f64), "int64"),
+        "i4" => (read::<i32>(bytes)?.mapv(f64::from), "int32"),
+        "i2" => (read::<i16>(bytes)?.mapv(f64::from), "int16"),
+        "i1" => (read::<i8>(bytes)?.mapv(f64::from), "int8"),
+        "u8" => (read::<u64>(bytes)?.mapv(|v| v as f64), "uint64"),
+        "u4" => (read::<u32>(bytes)?.mapv(f64::from), "uint32"),
+        "u2" => (read::<u16>(bytes)?.mapv(f64::from), "uint16"),
+        "u1" => (read::<u8>(bytes)?.mapv(f64::from), "uint8"),
+        "b1" => (
+            read::<bool>(bytes)?.mapv(|b| f64::from(u8::from(b))),
+            "bool",
+        ),
+        _ => return Err(NpyError::WrongDtype {
+            found: excerpt(&info.descr, 40),
+            expected:
+                "a float (float64, float32), integer (int8 to int64, uint8 to uint64) or bool dtype",
+        }),
     })
+}
+
+/// Labels stored as integers, booleans or floats, returned as f64.
+pub fn decode_labels(bytes: &[u8]) -> Result<ArrayD<f64>, NpyError> {
+    decode_numeric(bytes).map(|(a, _)| a)
 }
 
 /// A 1-d float64 array.

@@ -10,7 +10,7 @@ use thiserror::Error;
 
 use crate::cv::{kfold, stratified_kfold, Fold, FoldError};
 use crate::metrics::{roc_auc, MetricError};
-use crate::models::{FitError, FittedModel, ModelSpec, PredictError};
+use crate::models::{ConvergenceWarning, FitError, FittedModel, ModelSpec, PredictError};
 use crate::stop::Stop;
 
 /// Folds used by `cross_val_predict(cv=5)`.
@@ -65,13 +65,26 @@ pub fn cross_val_predict_until(
     folds: &[Fold],
     stop: &Stop,
 ) -> Result<Array1<f64>, StackError> {
+    cross_val_predict_warn(spec, x, y, folds, stop, &mut Vec::new())
+}
+
+/// [`cross_val_predict_until`], collecting the folds' convergence warnings.
+fn cross_val_predict_warn(
+    spec: &ModelSpec,
+    x: ArrayView2<f64>,
+    y: ArrayView1<f64>,
+    folds: &[Fold],
+    stop: &Stop,
+    warnings: &mut Vec<ConvergenceWarning>,
+) -> Result<Array1<f64>, StackError> {
     let mut oof = Array1::zeros(x.nrows());
-    for fold in folds {
+    for (k, fold) in folds.iter().enumerate() {
         let model = spec.fit_until(
             x.select(Axis(0), &fold.train).view(),
             y.select(Axis(0), &fold.train).view(),
             stop,
         )?;
+        warnings.extend(model.convergence_warning(&format!("fold {k}")));
         let pred = model.predict_until(x.select(Axis(0), &fold.test).view(), stop)?;
         for (&i, p) in fold.test.iter().zip(pred) {
             oof[i] = p;
@@ -89,6 +102,8 @@ pub struct Level0Output {
     pub oof: Array1<f64>,
     /// `roc_auc(y, oof)`.
     pub oof_auc: f64,
+    /// Fits (folds, then the full fit) whose solver hit `max_iter`.
+    pub warnings: Vec<ConvergenceWarning>,
 }
 
 /// Out-of-fold predictions with KFold(5), then a fit on all rows.
@@ -131,10 +146,10 @@ pub fn train_level0_until(
         match folds.get(k) {
             Some(fold) => {
                 let model = spec.fit_rows(&prepared, x, y, &fold.train, stop)?;
-                Ok(FoldJob::Oof(model.predict_until(
-                    x.select(Axis(0), &fold.test).view(),
-                    stop,
-                )?))
+                Ok(FoldJob::Oof(
+                    model.predict_until(x.select(Axis(0), &fold.test).view(), stop)?,
+                    model.convergence_warning(&format!("fold {k}")),
+                ))
             }
             None => Ok(FoldJob::Full(Box::new(
                 spec.fit_rows(&prepared, x, y, &all_rows, stop)?,
@@ -144,18 +159,21 @@ pub fn train_level0_until(
     let results = run_jobs(folds.len() + 1, threads, job);
     let mut oof = Array1::zeros(x.nrows());
     let mut model = None;
+    let mut warnings = Vec::new();
     for (k, r) in results.into_iter().enumerate() {
         match (r?, folds.get(k)) {
-            (FoldJob::Oof(pred), Some(fold)) => {
+            (FoldJob::Oof(pred, warning), Some(fold)) => {
+                warnings.extend(warning);
                 for (&i, p) in fold.test.iter().zip(pred) {
                     oof[i] = p;
                 }
             }
             (FoldJob::Full(m), _) => model = Some(*m),
-            (FoldJob::Oof(_), None) => {}
+            (FoldJob::Oof(..), None) => {}
         }
     }
     let model = model.ok_or(StackError::NoPredictions)?;
+    warnings.extend(model.convergence_warning("full"));
     let oof_auc = roc_auc(
         y.as_slice().unwrap_or(&y.to_vec()),
         oof.as_slice().unwrap_or(&oof.to_vec()),
@@ -164,11 +182,12 @@ pub fn train_level0_until(
         model,
         oof,
         oof_auc,
+        warnings,
     })
 }
 
 enum FoldJob {
-    Oof(Array1<f64>),
+    Oof(Array1<f64>, Option<ConvergenceWarning>),
     Full(Box<FittedModel>),
 }
 
@@ -232,6 +251,8 @@ pub struct Level1Output {
     pub auc: f64,
     /// What the original benchmark logs: `roc_auc(hard predictions, y)`, arguments swapped.
     pub auc_as_reported_by_original: Option<f64>,
+    /// Fits (folds, then the full fit) whose solver hit `max_iter`.
+    pub warnings: Vec<ConvergenceWarning>,
 }
 
 impl Level1Output {
@@ -266,8 +287,10 @@ pub fn train_level1_until(
     }
     let y_vec = y.to_vec();
     let folds = stratified_kfold(&y_vec, N_FOLDS)?;
-    let oof_proba = cross_val_predict_until(spec, meta, y, &folds, stop)?;
+    let mut warnings = Vec::new();
+    let oof_proba = cross_val_predict_warn(spec, meta, y, &folds, stop, &mut warnings)?;
     let model = spec.fit_until(meta, y, stop)?;
+    warnings.extend(model.convergence_warning("full"));
     let proba = oof_proba.to_vec();
     let auc = roc_auc(&y_vec, &proba)?;
     let hard: Vec<f64> = proba
@@ -281,6 +304,7 @@ pub fn train_level1_until(
         oof_proba,
         auc,
         auc_as_reported_by_original,
+        warnings,
     })
 }
 

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use stacking_core::params::excerpt;
 use stacking_core::{npy, serial, StackConfig};
 use stacking_storage::BlobStore;
 use tokio_util::task::TaskTracker;
@@ -35,7 +36,10 @@ use crate::pb::stacking::{
     MetaTrainReply, MetaTrainRequest, ModelPredTuple, ReduceReply, ReduceRequest, TrainReply,
     TrainRequest,
 };
-pub use crate::report::{ByteCounts, RunReport, Stages, TrainerReport};
+pub use crate::report::{
+    ArtifactSink, ByteCounts, DatasetReport, Progress, ReportOptions, RunArtifacts, RunReport,
+    Stages, TrainerReport,
+};
 use crate::rpc::{self, Deadline};
 use crate::settings::Transfer;
 use crate::trace::{Kind, Span};
@@ -55,6 +59,8 @@ pub struct DriverConfig {
     pub stack: StackConfig,
     pub call_timeout: Duration,
     pub max_message_bytes: usize,
+    /// The dataset's provenance, progress events and results beyond the reply.
+    pub report: ReportOptions,
 }
 
 /// The dataset in its wire form and its row count.
@@ -205,6 +211,8 @@ struct RunState<'a> {
     n_samples: usize,
     stages: Stages,
     bytes: ByteCounts,
+    /// Convergence warnings of every step, in order.
+    warnings: Vec<String>,
 }
 
 impl Driver {
@@ -356,10 +364,12 @@ impl Driver {
         root: &Span,
     ) -> Result<RunReport, StepError> {
         let started = Instant::now();
+        let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
         let LoadedDataset {
             bytes: dataset,
             n_samples,
         } = self.dataset().await?.clone();
+        let dataset_report = self.dataset_report(&dataset, n_samples);
         let mut run = RunState {
             run_id,
             deadline,
@@ -369,6 +379,7 @@ impl Driver {
             n_samples,
             stages: Stages::default(),
             bytes: ByteCounts::default(),
+            warnings: Vec::new(),
         };
         if self.ctx.transfer == Transfer::Inline {
             self.check_inline_reduce(&dataset, n_samples)?;
@@ -377,29 +388,65 @@ impl Driver {
         let (trainers, tuples) = self.train_all(&mut run).await?;
         let reduced = self.reduce(&mut run, tuples).await?;
         let meta = self.metatrain(&mut run, reduced).await?;
-        self.read_back(&mut run, &meta, trainers.len()).await?;
+        self.progress(Progress::Stage("read back"));
+        let artifacts = self.read_back(&mut run, &meta, trainers.len()).await?;
         run.stages.total = ms(started.elapsed());
         let ensemble_auc: f64 = meta.score.parse().map_err(|_| {
             StepError::Internal(format!(
                 "metatrainer score {:?} is not a number",
-                stacking_core::params::excerpt(&meta.score, 40)
+                excerpt(&meta.score, 40)
             ))
         })?;
         let mut compute_ms: f64 = trainers.iter().map(|t| t.compute_ms).sum();
         if self.cfg.concurrent {
             compute_ms = trainers.iter().map(|t| t.compute_ms).fold(0.0, f64::max);
         }
+        if let Some(sink) = &self.cfg.report.artifacts {
+            if let Ok(mut sink) = sink.lock() {
+                sink.push(artifacts);
+            }
+        }
         Ok(RunReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at,
             run_id: run_id.to_string(),
             transfer: self.ctx.transfer.as_str().to_string(),
             concurrent: self.cfg.concurrent,
+            dataset: dataset_report,
+            meta_model: self.cfg.stack.meta_model.to_json(),
             trainers,
+            warnings: run.warnings,
             ensemble_auc,
             auc_as_reported_by_original: meta.score_as_reported_by_original.parse().ok(),
             compute_ms: compute_ms + run.stages.reduce_compute + run.stages.metatrain_compute,
             stages_ms: run.stages,
             bytes: run.bytes,
         })
+    }
+
+    /// Sends a progress event to whoever watches (a terminal's progress bar).
+    fn progress(&self, event: Progress) {
+        if let Some(tx) = &self.cfg.report.progress {
+            let _ = tx.send(event);
+        }
+    }
+
+    /// The dataset's shape, size and provenance, for the report.
+    fn dataset_report(&self, dataset: &Bytes, n_samples: usize) -> DatasetReport {
+        let prefix = &dataset[..dataset.len().min(stacking_core::WireLayout::PROBE_LEN)];
+        let opts = &self.cfg.report;
+        DatasetReport {
+            n_samples,
+            n_features: stacking_core::WireLayout::from_prefix(prefix).map_or(0, |l| l.n_features),
+            bytes: dataset.len(),
+            source: if opts.dataset_source.is_empty() {
+                "make_classification".to_string()
+            } else {
+                opts.dataset_source.clone()
+            },
+            seed: opts.seed,
+            notes: opts.dataset_notes.clone(),
+        }
     }
 
     /// Refuses up front, with `OUT_OF_RANGE`, an inline message over the limit.
@@ -468,6 +515,9 @@ impl Driver {
         run: &mut RunState<'_>,
     ) -> Result<(Vec<TrainerReport>, Vec<ModelPredTuple>), StepError> {
         let t = Instant::now();
+        self.progress(Progress::Training {
+            trainers: self.cfg.trainers,
+        });
         let call = |i: usize| {
             let spec = self.cfg.stack.model_for_trainer(i);
             let req = TrainRequest {
@@ -487,6 +537,10 @@ impl Driver {
                     async move { client.train(r).await }
                 })
                 .await?;
+                self.progress(Progress::TrainerDone {
+                    id: i,
+                    model: reply.model_name.clone(),
+                });
                 Ok::<_, StepError>((reply, ms(t0.elapsed()), start_ms))
             }
         };
@@ -507,13 +561,22 @@ impl Driver {
             run.bytes.inline_sent += run.dataset_inline.len() as u64;
             run.bytes.inline_received += (reply.model.len() + reply.predictions.len()) as u64;
             let stats = reply.stats.unwrap_or_default();
+            run.warnings.extend(
+                stats
+                    .warnings
+                    .iter()
+                    .map(|w| format!("trainer {i}: {}", excerpt(w, 300))),
+            );
             trainers.push(TrainerReport {
-                id: i.to_string(),
+                id: i,
                 model: reply.model_name,
+                params: self.cfg.stack.model_for_trainer(i).to_json()["params"].clone(),
                 oof_auc: reply.oof_auc,
                 rpc_ms,
                 server_ms: us_to_ms(stats.total_us),
+                queue_ms: us_to_ms(stats.queue_us),
                 compute_ms: us_to_ms(stats.compute_us),
+                warnings: stats.warnings.iter().map(|w| excerpt(w, 300)).collect(),
                 start_ms,
             });
             tuples.push(ModelPredTuple {
@@ -533,6 +596,7 @@ impl Driver {
         tuples: Vec<ModelPredTuple>,
     ) -> Result<ReduceReply, StepError> {
         let t = Instant::now();
+        self.progress(Progress::Stage("reduce"));
         let inline: usize = tuples
             .iter()
             .map(|t| t.model.len() + t.predictions.len())
@@ -552,7 +616,7 @@ impl Driver {
         run.stages.reduce = ms(t.elapsed());
         run.bytes.add_stats(&reduced.stats);
         run.bytes.inline_received += (reduced.models.len() + reduced.meta_features.len()) as u64;
-        run.stages.reduce_compute = us_to_ms(reduced.stats.map_or(0, |s| s.compute_us));
+        run.stages.reduce_compute = us_to_ms(reduced.stats.as_ref().map_or(0, |s| s.compute_us));
         Ok(reduced)
     }
 
@@ -563,6 +627,7 @@ impl Driver {
         reduced: ReduceReply,
     ) -> Result<MetaTrainReply, StepError> {
         let t = Instant::now();
+        self.progress(Progress::Stage("metatrain"));
         let req = MetaTrainRequest {
             dataset: run.dataset_inline.clone(),
             dataset_key: run.dataset_key.clone(),
@@ -585,7 +650,15 @@ impl Driver {
         run.stages.metatrain = ms(t.elapsed());
         run.bytes.add_stats(&meta.stats);
         run.bytes.inline_received += (meta.model_full.len() + meta.meta_predictions.len()) as u64;
-        run.stages.metatrain_compute = us_to_ms(meta.stats.map_or(0, |s| s.compute_us));
+        if let Some(stats) = &meta.stats {
+            run.stages.metatrain_compute = us_to_ms(stats.compute_us);
+            run.warnings.extend(
+                stats
+                    .warnings
+                    .iter()
+                    .map(|w| format!("metatrainer: {}", excerpt(w, 300))),
+            );
+        }
         Ok(meta)
     }
 
@@ -595,7 +668,7 @@ impl Driver {
         run: &mut RunState<'_>,
         meta: &MetaTrainReply,
         n_models: usize,
-    ) -> Result<(), StepError> {
+    ) -> Result<RunArtifacts, StepError> {
         let t = Instant::now();
         let readback = run.root.child("read back", None);
         let (mut moved_full, mut moved_preds) = (Moved::default(), Moved::default());
@@ -618,6 +691,11 @@ impl Driver {
         run.bytes.storage_read += moved_full.read + moved_preds.read;
         let n_samples = run.n_samples;
         let _admitted = self.ctx.admit().await?;
+        let artifacts = RunArtifacts {
+            run_id: run.run_id.to_string(),
+            model_full: full.clone(),
+            meta_predictions: preds.clone(),
+        };
         self.ctx
             .compute(move |_| {
                 let model = serial::decode_full(&full).map_err(|e| {
@@ -642,6 +720,6 @@ impl Driver {
             })
             .await?;
         run.stages.readback = ms(t.elapsed());
-        Ok(())
+        Ok(artifacts)
     }
 }

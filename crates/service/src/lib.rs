@@ -10,7 +10,8 @@
 //!   orchestrates one run over gRPC; [`rpc`]: its channels, deadlines and
 //!   retries; [`report`]: what a run reports.
 //! - [`server`]: serving a role with health, reflection, message limits and
-//!   graceful shutdown; [`admission`]: the memory budget of buffered requests.
+//!   graceful shutdown; [`admission`]: the memory budget of buffered requests;
+//!   [`role_guard`]: `UNIMPLEMENTED` naming the role for another role's call.
 //! - [`malloc`]: allocator tuning for multi-MiB per-request buffers.
 //! - [`context`], [`settings`], [`error`]: transfer (inline bytes or object
 //!   store), run-scoped keys, environment settings and status codes.
@@ -24,6 +25,7 @@ pub mod local;
 pub mod malloc;
 pub mod pb;
 pub mod report;
+pub mod role_guard;
 pub mod rpc;
 pub mod server;
 pub mod services;

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-use crate::driver::{Driver, DriverConfig};
+use crate::driver::{Driver, DriverConfig, ReportOptions};
 use crate::error::StepError;
 use crate::pb::helloworld::greeter_client::GreeterClient;
 use crate::pb::helloworld::{HelloReply, HelloRequest};
@@ -41,6 +41,10 @@ pub struct LocalOptions {
     pub threads_per_job: usize,
     /// Record every function's spans here (for a timeline), if set.
     pub spans: Option<Arc<std::sync::Mutex<Vec<ZipkinSpan>>>>,
+    /// Send every function's spans to this Zipkin collector, if set.
+    pub zipkin: Option<String>,
+    /// The driver's dataset provenance, progress events and results.
+    pub report: ReportOptions,
 }
 
 /// A running local stack. Stop it with [`LocalStack::stop`].
@@ -74,13 +78,16 @@ async fn loopback() -> std::io::Result<(TcpListener, SocketAddr)> {
 impl LocalStack {
     pub async fn start(opts: LocalOptions) -> Result<Self, LocalError> {
         let (stop, stopped) = watch::channel(false);
-        let tracers: Vec<Arc<Tracer>> = match &opts.spans {
-            Some(store) => ["trainer", "reducer", "metatrainer", "driver"]
-                .iter()
-                .map(|role| Tracer::start(role, Sink::Memory(store.clone())))
-                .collect(),
-            None => Vec::new(),
+        let sink = || match (&opts.spans, &opts.zipkin) {
+            (Some(store), None) => Some(Sink::Memory(store.clone())),
+            (None, Some(url)) => Some(Sink::Zipkin(url.clone())),
+            (Some(store), Some(url)) => Some(Sink::Both(url.clone(), store.clone())),
+            (None, None) => None,
         };
+        let tracers: Vec<Arc<Tracer>> = ["trainer", "reducer", "metatrainer", "driver"]
+            .iter()
+            .filter_map(|role| sink().map(|s| Tracer::start(role, s)))
+            .collect();
         let ctx = |i: usize| {
             Context::new(
                 opts.store.clone(),
@@ -106,6 +113,7 @@ impl LocalStack {
                 stack: opts.stack.clone(),
                 call_timeout: DEFAULT_CALL_TIMEOUT,
                 max_message_bytes: opts.max_message_bytes,
+                report: opts.report.clone(),
             },
             ctx(3),
             Bytes::from(opts.dataset.to_bytes()),

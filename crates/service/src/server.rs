@@ -16,6 +16,7 @@ use crate::pb::stacking::metatrainer_server::MetatrainerServer;
 use crate::pb::stacking::reducer_server::ReducerServer;
 use crate::pb::stacking::trainer_server::TrainerServer;
 use crate::pb::FILE_DESCRIPTOR_SET;
+use crate::role_guard::{RoleGuardLayer, COMMON_SERVICES};
 use crate::rpc::{CONNECTION_WINDOW, STREAM_WINDOW};
 use crate::services::{DriverService, MetatrainerService, ReducerService, TrainerService};
 use crate::Context;
@@ -51,6 +52,16 @@ impl Role {
         match self {
             Role::Driver(driver) => driver.context(),
             Role::Trainer(ctx) | Role::Reducer(ctx) | Role::Metatrainer(ctx) => ctx,
+        }
+    }
+
+    /// The one service of the role, fully qualified.
+    pub fn service(&self) -> &'static str {
+        match self {
+            Role::Driver(_) => "helloworld.Greeter",
+            Role::Trainer(_) => "stacking.Trainer",
+            Role::Reducer(_) => "stacking.Reducer",
+            Role::Metatrainer(_) => "stacking.Metatrainer",
         }
     }
 
@@ -90,10 +101,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let (health, health_service) = tonic_health::server::health_reporter();
+    // Reflection lists only what this role serves, as grpcurl users expect.
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        COMMON_SERVICES.iter().fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+                .with_service_name(role.service()),
+            |b, s| b.with_service_name(*s),
+        )
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
@@ -112,6 +128,10 @@ pub async fn serve(
         _ => None,
     };
     let admission = crate::admission::MemoryBudgetLayer::new(limits.memory_budget_bytes);
+    let guard = RoleGuardLayer {
+        role: role.name(),
+        service: role.service(),
+    };
     let mut builder = Server::builder()
         .timeout(request_bound)
         .http2_keepalive_interval(Some(SERVER_KEEPALIVE_INTERVAL))
@@ -120,6 +140,7 @@ pub async fn serve(
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .max_concurrent_streams(role.max_streams_per_connection())
+        .layer(guard)
         .layer(admission);
     let router = builder
         .add_service(health_service)

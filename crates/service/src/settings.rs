@@ -153,6 +153,10 @@ pub struct CommonSettings {
     pub tracing: bool,
     /// Budgets and timeouts.
     pub limits: Limits,
+    /// `TrainersNum` (driver): overrides `-trainersNum`, as in the original.
+    pub trainers_num: Option<usize>,
+    /// `CONCURRENT_TRAINING` (driver): call every trainer at once.
+    pub concurrent_training: Option<bool>,
 }
 
 pub const DEFAULT_MAX_MESSAGE_MB: usize = 256;
@@ -178,13 +182,56 @@ impl CommonSettings {
             None => false,
         };
         let limits = Limits::from_lookup(&get)?;
+        let trainers_num = get("TrainersNum")
+            .map(|v| parse_positive("TrainersNum", &v))
+            .transpose()?;
+        let concurrent_training = get("CONCURRENT_TRAINING")
+            .map(|v| parse_bool("CONCURRENT_TRAINING", &v))
+            .transpose()?;
         Ok(Self {
             transfer,
             max_server_threads,
             max_message_bytes,
             tracing,
             limits,
+            trainers_num,
+            concurrent_training,
         })
+    }
+
+    /// Every setting in effect, as `(variable, value)`, for `check-config`
+    /// and `stacking run` to print.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let l = &self.limits;
+        let unset = || "(unset)".to_string();
+        vec![
+            ("TRANSFER_TYPE", self.transfer.as_str().to_string()),
+            ("MAX_SERVER_THREADS", self.max_server_threads.to_string()),
+            (
+                "GRPC_MAX_MESSAGE_MB",
+                (self.max_message_bytes >> 20).to_string(),
+            ),
+            ("ENABLE_TRACING", self.tracing.to_string()),
+            ("COMPUTE_BUDGET_S", l.compute_budget.as_secs().to_string()),
+            (
+                "MEMORY_BUDGET_MB",
+                (l.memory_budget_bytes >> 20).to_string(),
+            ),
+            ("DRAIN_TIMEOUT_S", l.drain_timeout.as_secs().to_string()),
+            (
+                "INVOCATION_TIMEOUT_S",
+                l.invocation_timeout.as_secs().to_string(),
+            ),
+            (
+                "TrainersNum",
+                self.trainers_num.map_or_else(unset, |n| n.to_string()),
+            ),
+            (
+                "CONCURRENT_TRAINING",
+                self.concurrent_training
+                    .map_or_else(unset, |c| c.to_string()),
+            ),
+        ]
     }
 
     pub fn from_env() -> Result<Self, SettingsError> {
@@ -243,6 +290,29 @@ mod tests {
             let e = CommonSettings::from_lookup(lookup(&[(var, "0")])).unwrap_err();
             assert!(e.to_string().contains(var), "{e}");
         }
+    }
+
+    #[test]
+    fn driver_variables_are_read_through_the_same_lookup() {
+        let s = CommonSettings::from_lookup(lookup(&[])).unwrap();
+        assert_eq!((s.trainers_num, s.concurrent_training), (None, None));
+        let s = CommonSettings::from_lookup(lookup(&[
+            ("TrainersNum", "16"),
+            ("CONCURRENT_TRAINING", "true"),
+        ]))
+        .unwrap();
+        assert_eq!(
+            (s.trainers_num, s.concurrent_training),
+            (Some(16), Some(true))
+        );
+        let e = CommonSettings::from_lookup(lookup(&[("TrainersNum", "0")])).unwrap_err();
+        assert!(e.to_string().contains("TrainersNum"), "{e}");
+        let shown = s.describe();
+        assert!(
+            shown.contains(&("TrainersNum", "16".to_string())),
+            "{shown:?}"
+        );
+        assert_eq!(shown.len(), 10);
     }
 
     #[test]

@@ -26,6 +26,23 @@ fn stats(start: Instant, compute_us: u64, moved: Moved) -> Option<StepStats> {
         storage_read_bytes: moved.read,
         storage_written_bytes: moved.written,
         total_us: start.elapsed().as_micros() as u64,
+        queue_us: 0,
+        warnings: Vec::new(),
+    })
+}
+
+/// [`stats`] with the time spent waiting for a compute slot and the fits' warnings.
+fn stats_with(
+    start: Instant,
+    compute_us: u64,
+    moved: Moved,
+    queue_us: u64,
+    warnings: Vec<String>,
+) -> Option<StepStats> {
+    stats(start, compute_us, moved).map(|s| StepStats {
+        queue_us,
+        warnings,
+        ..s
     })
 }
 
@@ -143,24 +160,30 @@ pub async fn train(ctx: &Context, req: TrainRequest, span: &Span) -> Result<Trai
         .map_err(|e| StepError::bad(format!("model_config: {e}")))?;
     let name = spec.name();
     let scope = RunScope::new(&req.run_id, &[&req.dataset_key])?;
+    let queued = Instant::now();
     let _admitted = ctx.admit().await?;
+    let queue_us = micros_since(queued);
     let data = ctx
         .fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved, span)
         .await?;
     let threads = ctx.threads_per_job();
     let fit_span = span.child(format!("fit {name}"), None);
-    let (model_bytes, pred_bytes, oof_auc, compute_us) = ctx
+    let (model_bytes, pred_bytes, oof_auc, compute_us, warnings) = ctx
         .compute(move |stop| {
             let t = Instant::now();
             let ds = parse_dataset(&data)?;
             let out = train_level0_until(&spec, ds.x().view(), ds.y().view(), threads, stop)?;
             let model = Bytes::from(serial::encode_model(&out.model));
             let preds = Bytes::from(npy::encode_f64_1d(&out.oof));
-            Ok((model, preds, out.oof_auc, micros_since(t)))
+            let warnings: Vec<String> = out.warnings.iter().map(|w| w.to_string()).collect();
+            Ok((model, preds, out.oof_auc, micros_since(t), warnings))
         })
         .await?;
     drop(fit_span);
     tracing::info!(trainer = %req.trainer_id, model = name, oof_auc, "trained");
+    for w in &warnings {
+        tracing::warn!(trainer = %req.trainer_id, "{w}");
+    }
     let id = &req.trainer_id;
     let (model, preds) = tokio::try_join!(
         ctx.emit(scope.key(&format!("model_{id}")), model_bytes, span),
@@ -174,7 +197,7 @@ pub async fn train(ctx: &Context, req: TrainRequest, span: &Span) -> Result<Trai
         predictions: preds.inline,
         oof_auc,
         model_name: name.to_string(),
-        stats: stats(start, compute_us, moved),
+        stats: stats_with(start, compute_us, moved, queue_us, warnings),
     })
 }
 
@@ -295,7 +318,9 @@ pub async fn metatrain(
         &req.run_id,
         &[&req.dataset_key, &req.models_key, &req.meta_features_key],
     )?;
+    let queued = Instant::now();
     let _admitted = ctx.admit().await?;
+    let queue_us = micros_since(queued);
     let (labels, models, meta) = {
         let mut m1 = Moved::default();
         let mut m2 = Moved::default();
@@ -314,7 +339,7 @@ pub async fn metatrain(
         r
     };
     let fit_span = span.child(format!("fit {}", spec.name()), None);
-    let (full_bytes, pred_bytes, auc, swapped, compute_us) = ctx
+    let (full_bytes, pred_bytes, auc, swapped, compute_us, warnings) = ctx
         .compute(move |stop| {
             let t = Instant::now();
             let (shape, y) = labels.parse()?;
@@ -345,17 +370,22 @@ pub async fn metatrain(
             let full = FullModel::new(models, out.model.clone())?;
             let full = Bytes::from(serial::encode_full(&full));
             let preds = Bytes::from(npy::encode_f64_1d(&out.oof_proba));
+            let warnings: Vec<String> = out.warnings.iter().map(|w| w.to_string()).collect();
             Ok((
                 full,
                 preds,
                 out.auc,
                 out.auc_as_reported_by_original,
                 micros_since(t),
+                warnings,
             ))
         })
         .await?;
     drop(fit_span);
     tracing::info!(auc, "meta model trained");
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     let (full, preds) = tokio::try_join!(
         ctx.emit(scope.key("model_full"), full_bytes, span),
         ctx.emit(scope.key("meta_predictions"), pred_bytes, span),
@@ -368,6 +398,6 @@ pub async fn metatrain(
         meta_predictions_key: preds.key,
         score: auc.to_string(),
         score_as_reported_by_original: swapped.map(|v| v.to_string()).unwrap_or_default(),
-        stats: stats(start, compute_us, moved),
+        stats: stats_with(start, compute_us, moved, queue_us, warnings),
     })
 }

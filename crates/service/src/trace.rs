@@ -61,6 +61,8 @@ pub enum Sink {
     Zipkin(String),
     /// Kept in memory (the embedded run's timeline).
     Memory(Arc<std::sync::Mutex<Vec<ZipkinSpan>>>),
+    /// Both: sent to Zipkin and kept (a traced embedded run with a timeline).
+    Both(String, Arc<std::sync::Mutex<Vec<ZipkinSpan>>>),
 }
 
 /// A process's tracer: its service name and its exporter.
@@ -91,11 +93,13 @@ impl Tracer {
 }
 
 async fn export(mut rx: mpsc::UnboundedReceiver<Msg>, sink: Sink) {
+    stacking_storage::s3::install_tls_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
         .build()
         .ok();
     let mut batch: Vec<ZipkinSpan> = Vec::new();
+    let mut failures = FailureLog::default();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     loop {
         let mut flushed = None;
@@ -103,42 +107,99 @@ async fn export(mut rx: mpsc::UnboundedReceiver<Msg>, sink: Sink) {
             msg = rx.recv() => match msg {
                 Some(Msg::Span(s)) => { batch.push(s); if batch.len() < 256 { continue; } }
                 Some(Msg::Flush(done)) => flushed = Some(done),
-                None => { send(&sink, client.as_ref(), &mut batch).await; return; }
+                None => { send(&sink, client.as_ref(), &mut batch, &mut failures).await; return; }
             },
             _ = tick.tick() => {}
         }
-        send(&sink, client.as_ref(), &mut batch).await;
+        send(&sink, client.as_ref(), &mut batch, &mut failures).await;
         if let Some(done) = flushed {
             let _ = done.send(());
         }
     }
 }
 
-async fn send(sink: &Sink, client: Option<&reqwest::Client>, batch: &mut Vec<ZipkinSpan>) {
+/// How often a collector that stays down is reported again.
+pub const COLLECTOR_WARNING_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Rate-limits the "collector unreachable" warning: the exporter retries
+/// every batch tick, and a log line per tick would bury everything else.
+/// The first failure is logged at once, then one summary per
+/// [`COLLECTOR_WARNING_INTERVAL`], and a recovery is logged once.
+#[derive(Debug, Default)]
+pub struct FailureLog {
+    last_warned: Option<Instant>,
+    dropped_since: usize,
+}
+
+impl FailureLog {
+    /// Records a failed batch; returns the spans dropped since the last
+    /// warning when it is time to warn again.
+    pub fn failed(&mut self, spans: usize, now: Instant) -> Option<usize> {
+        self.dropped_since += spans;
+        let due = self
+            .last_warned
+            .is_none_or(|t| now.duration_since(t) >= COLLECTOR_WARNING_INTERVAL);
+        if !due {
+            return None;
+        }
+        self.last_warned = Some(now);
+        Some(std::mem::take(&mut self.dropped_since))
+    }
+
+    /// Records a delivered batch; true when the collector was failing before.
+    pub fn delivered(&mut self) -> bool {
+        let was_failing = self.last_warned.is_some();
+        *self = Self::default();
+        was_failing
+    }
+}
+
+async fn send(
+    sink: &Sink,
+    client: Option<&reqwest::Client>,
+    batch: &mut Vec<ZipkinSpan>,
+    failures: &mut FailureLog,
+) {
     if batch.is_empty() {
         return;
     }
     let spans = std::mem::take(batch);
-    match sink {
-        Sink::Memory(store) => {
-            if let Ok(mut s) = store.lock() {
-                s.extend(spans);
+    let (url, store) = match sink {
+        Sink::Memory(store) => (None, Some(store)),
+        Sink::Zipkin(url) => (Some(url), None),
+        Sink::Both(url, store) => (Some(url), Some(store)),
+    };
+    if let Some(store) = store {
+        if let Ok(mut s) = store.lock() {
+            s.extend(spans.iter().cloned());
+        }
+    }
+    let Some(url) = url else { return };
+    let Some(client) = client else { return };
+    let body = match serde_json::to_vec(&spans) {
+        Ok(b) => b,
+        Err(_) => return,
+    };
+    let sent = client
+        .post(url)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await;
+    match sent.and_then(|r| r.error_for_status()) {
+        Err(e) => {
+            if let Some(dropped) = failures.failed(spans.len(), Instant::now()) {
+                tracing::warn!(
+                    error = %e,
+                    dropped_spans = dropped,
+                    "could not send spans to Zipkin at {url}; spans are dropped while it is unreachable, reported again in {} s",
+                    COLLECTOR_WARNING_INTERVAL.as_secs()
+                );
             }
         }
-        Sink::Zipkin(url) => {
-            let Some(client) = client else { return };
-            let body = match serde_json::to_vec(&spans) {
-                Ok(b) => b,
-                Err(_) => return,
-            };
-            let sent = client
-                .post(url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await;
-            if let Err(e) = sent.and_then(|r| r.error_for_status()) {
-                tracing::warn!(error = %e, spans = spans.len(), "could not send spans to Zipkin");
+        Ok(_) => {
+            if failures.delivered() {
+                tracing::info!("Zipkin at {url} accepts spans again");
             }
         }
     }
@@ -309,6 +370,21 @@ pub fn extract(md: &MetadataMap) -> Option<SpanId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn collector_warnings_are_rate_limited_and_count_dropped_spans() {
+        let mut log = FailureLog::default();
+        let t0 = Instant::now();
+        assert_eq!(log.failed(3, t0), Some(3));
+        // Every 200 ms tick for 59 s: silent.
+        for k in 1..295 {
+            assert_eq!(log.failed(1, t0 + Duration::from_millis(200 * k)), None);
+        }
+        assert_eq!(log.failed(1, t0 + COLLECTOR_WARNING_INTERVAL), Some(295));
+        assert!(log.delivered());
+        assert!(!log.delivered());
+        assert_eq!(log.failed(2, t0 + COLLECTOR_WARNING_INTERVAL), Some(2));
+    }
 
     #[tokio::test]
     async fn propagation_round_trips_and_spans_serialise_as_zipkin_v2() {

@@ -375,6 +375,7 @@ async fn unreachable_trainer_is_unavailable() {
             stack: Default::default(),
             call_timeout: Duration::from_secs(10),
             max_message_bytes: 64 << 20,
+            report: Default::default(),
         },
         stacking_service::Context::new(None, Transfer::Inline, 1, 1),
         Bytes::from(small_dataset().to_bytes()),
@@ -448,7 +449,7 @@ async fn metatrainer_reads_only_the_labels_of_a_stored_dataset() {
         let inline = meta.metatrain(request(wire.clone(), "")).await.unwrap();
         assert_eq!(by_key.get_ref().score, inline.get_ref().score, "{run}");
         let read = |r: &tonic::Response<stacking_service::pb::stacking::MetaTrainReply>| {
-            r.get_ref().stats.unwrap().storage_read_bytes
+            r.get_ref().stats.as_ref().unwrap().storage_read_bytes
         };
         let dataset_read = read(&by_key) - read(&inline);
         let labels = (wire.len() - ds.x_npy().len()) as u64;

@@ -32,7 +32,7 @@ fn check_models(report: &RunReport, n: usize) {
     assert_eq!(report.trainers.len(), n);
     for (i, t) in report.trainers.iter().enumerate() {
         assert_eq!(t.model, names[i % 4], "trainer {i}");
-        assert_eq!(t.id, i.to_string());
+        assert_eq!(t.id, i);
     }
 }
 

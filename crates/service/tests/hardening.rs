@@ -214,6 +214,7 @@ async fn driver_with(
         stack: StackConfig::default(),
         call_timeout: Duration::from_secs(300),
         max_message_bytes: 64 << 20,
+        report: Default::default(),
     };
     let ds = default_dataset();
     let ctx = Context::new(Some(store), Transfer::S3, 2, 2);
@@ -436,6 +437,7 @@ async fn an_inline_run_too_large_for_one_message_is_refused_before_any_work() {
         stack: StackConfig::default(),
         call_timeout: Duration::from_secs(300),
         max_message_bytes: 256 << 20,
+        report: Default::default(),
     };
     let ds = default_dataset();
     let ctx = Context::new(None, Transfer::Inline, 2, 2);

@@ -243,3 +243,40 @@ async fn all_four_serve_health() {
     }
     stack.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_advertises_and_answers_only_its_own_service() {
+    use stacking_service::pb::helloworld::greeter_client::GreeterClient;
+    use stacking_service::pb::helloworld::HelloRequest;
+    let stack = start(StackOpts::default()).await;
+    let own = [
+        (stack.driver, "driver", "helloworld.Greeter"),
+        (stack.trainer, "trainer", "stacking.Trainer"),
+        (stack.reducer, "reducer", "stacking.Reducer"),
+        (stack.metatrainer, "metatrainer", "stacking.Metatrainer"),
+    ];
+    for (addr, role, service) in own {
+        let (mut services, _) = reflect_v1(channel(addr).await, service).await;
+        services.sort();
+        let mut expected = vec![
+            service,
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ];
+        expected.sort();
+        assert_eq!(services, expected, "{role}");
+        if role != "driver" {
+            let status = GreeterClient::new(channel(addr).await)
+                .say_hello(HelloRequest { name: "x".into() })
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), tonic::Code::Unimplemented, "{role}");
+            assert_eq!(
+                status.message(),
+                format!("this process is the {role} function: it serves {service} (plus health and reflection), not helloworld.Greeter")
+            );
+        }
+    }
+    stack.stop().await;
+}

@@ -166,7 +166,15 @@ impl S3Config {
 /// without a role to take credentials from, this refuses to start (the
 /// client would otherwise ask the EC2 metadata address and report an error
 /// about `169.254.169.254` that never says "credentials").
+/// Makes ring the process's rustls provider (once; a provider installed
+/// earlier stays). reqwest is built without a provider of its own (so that
+/// aws-lc-sys is not built), and panics building any client before this.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 pub fn open(cfg: &S3Config) -> Result<ObjectStoreBackend, StorageError> {
+    install_tls_provider();
     if (cfg.access_key.is_none() || cfg.secret_key.is_none()) && !cfg.role_credentials {
         let missing = match (&cfg.access_key, &cfg.secret_key) {
             (None, None) => "AWS_ACCESS_KEY and AWS_SECRET_KEY",

@@ -7,21 +7,25 @@ use std::time::{Duration, Instant};
 use stacking_storage::s3::{self, S3Config};
 use stacking_storage::{BlobStore, StorageError};
 
-#[tokio::test]
-async fn a_silent_endpoint_is_unavailable_in_bounded_time() {
-    let silent = stacking_testkit::process::silent_peer().await.unwrap();
-    let endpoint = format!("http://{silent}");
+/// The configuration the functions would read with `endpoint` and dummy keys.
+fn config_for(endpoint: &str) -> S3Config {
     let env = [
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
+        ("AWS_ENDPOINT_URL", endpoint),
         ("AWS_ACCESS_KEY", "a"),
         ("AWS_SECRET_KEY", "s"),
     ];
-    let cfg = S3Config::from_lookup(|k| {
+    S3Config::from_lookup(|k| {
         env.iter()
             .find(|(name, _)| *name == k)
             .map(|(_, v)| v.to_string())
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_silent_endpoint_is_unavailable_in_bounded_time() {
+    let silent = stacking_testkit::process::silent_peer().await.unwrap();
+    let cfg = config_for(&format!("http://{silent}"));
     assert_eq!(cfg.request_timeout, s3::REQUEST_TIMEOUT);
     let store = s3::open(&cfg).unwrap();
     let started = Instant::now();
@@ -33,4 +37,21 @@ async fn a_silent_endpoint_is_unavailable_in_bounded_time() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// `https://` endpoints go through rustls with ring as the provider: a peer
+/// that hangs up during the handshake is an error, not a panic for a missing
+/// crypto provider.
+#[tokio::test]
+async fn an_https_endpoint_uses_tls_and_fails_cleanly_when_the_peer_hangs_up() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(16) {
+            drop(stream);
+        }
+    });
+    let store = s3::open(&config_for(&format!("https://{addr}"))).unwrap();
+    let e = store.get("run-x/dataset").await.unwrap_err();
+    assert!(matches!(e, StorageError::Unavailable { .. }), "{e}");
 }

@@ -138,3 +138,38 @@ pub async fn silent_peer() -> std::io::Result<std::net::SocketAddr> {
     });
     Ok(addr)
 }
+
+/// Environment variables the functions read: removed from a test's command
+/// so the developer's own shell cannot change what a test sees.
+pub const BENCHMARK_ENV: [&str; 12] = [
+    "TRANSFER_TYPE",
+    "AWS_ENDPOINT_URL",
+    "TrainersNum",
+    "CONCURRENT_TRAINING",
+    "ENABLE_TRACING",
+    "KEEP_OBJECTS",
+    "AWS_UNSIGNED_PAYLOAD",
+    "GRPC_MAX_MESSAGE_MB",
+    "MAX_SERVER_THREADS",
+    "BUCKET_NAME",
+    "RUST_LOG",
+    "NO_COLOR",
+];
+
+/// `bin` with none of [`BENCHMARK_ENV`] set.
+pub fn clean_command(bin: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(bin);
+    for var in BENCHMARK_ENV {
+        c.env_remove(var);
+    }
+    c
+}
+
+/// A finished command's stdout then stderr, as text.
+pub fn output_text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}

@@ -106,6 +106,11 @@ pub(crate) fn centred_columns(x: ArrayView2<f64>, centre: bool) -> (Vec<f64>, Ve
 }
 
 impl LassoParams {
+    /// The solver's iteration cap: a fit that used all of it did not converge.
+    pub fn max_iter(&self) -> usize {
+        self.max_iter
+    }
+
     pub fn fit(
         &self,
         x: ArrayView2<f64>,

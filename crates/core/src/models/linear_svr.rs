@@ -133,6 +133,11 @@ impl LinearSvrParams {
 }
 
 impl LinearSvrParams {
+    /// The solver's iteration cap: a fit that used all of it did not converge.
+    pub fn max_iter(&self) -> usize {
+        self.max_iter
+    }
+
     pub fn fit(
         &self,
         x: ArrayView2<f64>,

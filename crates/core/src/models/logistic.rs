@@ -100,6 +100,11 @@ fn log1p_exp(z: f64) -> f64 {
 }
 
 impl LogisticParams {
+    /// The solver's iteration cap: a fit that used all of it did not converge.
+    pub fn max_iter(&self) -> usize {
+        self.max_iter
+    }
+
     pub fn fit(
         &self,
         x: ArrayView2<f64>,

@@ -25,7 +25,7 @@ use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use spec::{ModelSpec, Prepared, MODEL_NAMES};
+pub use spec::{ConvergenceWarning, ModelSpec, Prepared, MODEL_NAMES};
 
 use crate::stop::{Stop, StopReason};
 

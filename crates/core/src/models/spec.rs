@@ -217,6 +217,49 @@ impl ModelSpec {
     }
 }
 
+/// A solver that used its whole iteration budget: scikit-learn's
+/// `ConvergenceWarning`. The fit is still returned, as scikit-learn does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConvergenceWarning {
+    pub model: String,
+    /// Which fit: "fold 3" or "full".
+    pub fit: String,
+    pub n_iter: usize,
+    pub max_iter: usize,
+}
+
+impl std::fmt::Display for ConvergenceWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ConvergenceWarning: {} ({} fit) stopped at max_iter={} without converging; raise max_iter or tol",
+            self.model, self.fit, self.max_iter
+        )
+    }
+}
+
+impl FittedModel {
+    /// `Some` when the solver stopped at its iteration cap. `fit` names the
+    /// fit in the warning ("fold 2", "full").
+    pub fn convergence_warning(&self, fit: &str) -> Option<ConvergenceWarning> {
+        let max_iter = match &self.spec {
+            ModelSpec::LinearSvr(p) => p.max_iter(),
+            ModelSpec::Lasso(p) => p.max_iter(),
+            ModelSpec::LogisticRegression(p) => p.max_iter(),
+            _ => return None,
+        };
+        let FittedState::Linear(state) = &self.state else {
+            return None;
+        };
+        (state.n_iter >= max_iter).then(|| ConvergenceWarning {
+            model: self.name().to_string(),
+            fit: fit.to_string(),
+            n_iter: state.n_iter,
+            max_iter,
+        })
+    }
+}
+
 impl From<ModelSpec> for Value {
     fn from(spec: ModelSpec) -> Self {
         spec.to_json()

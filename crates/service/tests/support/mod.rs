@@ -104,6 +104,8 @@ pub async fn start(o: StackOpts) -> LocalStack {
         max_jobs: o.max_jobs,
         threads_per_job: 2,
         spans: None,
+        zipkin: None,
+        report: Default::default(),
     })
     .await
     .unwrap()
