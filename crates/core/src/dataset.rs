@@ -66,6 +66,21 @@ fn check_labels(y: &Array1<f64>, rows: usize) -> Result<(), DatasetError> {
     Ok(())
 }
 
+/// Features as a matrix and labels as a vector, or which one has the wrong shape.
+fn matrix_and_labels(
+    x: ndarray::ArrayD<f64>,
+    y: ndarray::ArrayD<f64>,
+) -> Result<(Array2<f64>, Array1<f64>), DatasetError> {
+    let (x_ndim, y_ndim) = (x.ndim(), y.ndim());
+    let x = x
+        .into_dimensionality::<ndarray::Ix2>()
+        .map_err(|_| DatasetError::FeaturesNot2d(x_ndim))?;
+    let y = y
+        .into_dimensionality::<ndarray::Ix1>()
+        .map_err(|_| DatasetError::LabelsNot1d(y_ndim))?;
+    Ok((x, y))
+}
+
 /// The two distinct label values, smaller first, or the only value there is.
 fn two_label_values(y: &Array1<f64>) -> Result<Result<(f64, f64), f64>, DatasetError> {
     let mut seen: Vec<f64> = Vec::with_capacity(2);
@@ -191,14 +206,7 @@ impl Dataset {
             what: "labels",
             source,
         })?;
-        let x_ndim = x.ndim();
-        let x = x
-            .into_dimensionality::<ndarray::Ix2>()
-            .map_err(|_| DatasetError::FeaturesNot2d(x_ndim))?;
-        let y_ndim = y.ndim();
-        let y = y
-            .into_dimensionality::<ndarray::Ix1>()
-            .map_err(|_| DatasetError::LabelsNot1d(y_ndim))?;
+        let (x, y) = matrix_and_labels(x, y)?;
         Self::new(x, y)
     }
 
@@ -222,14 +230,7 @@ impl Dataset {
             what: "labels",
             source,
         })?;
-        let x_ndim = x.ndim();
-        let x = x
-            .into_dimensionality::<ndarray::Ix2>()
-            .map_err(|_| DatasetError::FeaturesNot2d(x_ndim))?;
-        let y_ndim = y.ndim();
-        let mut y = y
-            .into_dimensionality::<ndarray::Ix1>()
-            .map_err(|_| DatasetError::LabelsNot1d(y_ndim))?;
+        let (x, mut y) = matrix_and_labels(x, y)?;
         match two_label_values(&y)? {
             Ok((low, high)) if (low, high) != (0.0, 1.0) => {
                 y.mapv_inplace(|v| if v == high { 1.0 } else { 0.0 });
