@@ -1,7 +1,8 @@
 //! # stacking-core
 //!
 //! The pure ML core of the stacking benchmark: no network, no storage, no
-//! threads. Everything the trainer, reducer and metatrainer compute lives here.
+//! files (a level-0 step may spread its fold fits over scoped threads).
+//! Everything the trainer, reducer and metatrainer compute lives here.
 //!
 //! - [`dataset`]: validated datasets, scikit-learn's `make_classification`
 //!   (bit-identical on the default parameters), and `.npy` loading.
@@ -13,6 +14,7 @@
 //! - [`cv`], [`metrics`]: scikit-learn's folds and ROC AUC.
 //! - [`stack`]: the level-0 and level-1 steps and the full two-layer model.
 //! - [`serial`], [`npy`]: safe, versioned bytes for models and arrays.
+//! - [`rng`]: numpy's and scikit-learn's random streams, reproduced.
 
 pub mod config;
 pub mod cv;

@@ -15,6 +15,11 @@
 //! - [`malloc`]: allocator tuning for multi-MiB per-request buffers.
 //! - [`context`], [`settings`], [`error`]: transfer (inline bytes or object
 //!   store), run-scoped keys, environment settings and status codes.
+//! - [`pb`]: the generated protocol types; [`codec`]: decoding that answers
+//!   malformed protobuf with `INVALID_ARGUMENT`.
+//! - [`trace`]: Zipkin spans and their propagation across calls.
+//! - [`local`]: all four functions in one process on loopback ports (what
+//!   `stacking run` and the end-to-end tests start).
 
 pub mod admission;
 pub mod codec;
