@@ -4,14 +4,17 @@
 //! [`BlobStore`], with one backend per file:
 //! - [`memory`]: in-process, for the embedded `stacking run` and tests;
 //! - [`fs`]: a local directory;
-//! - [`s3`]: any S3-API server (AWS, MinIO, SeaweedFS, moto, ...).
+//! - [`s3`]: any S3-API server (AWS, MinIO, SeaweedFS, moto, ...);
+//! - [`redis`]: a Redis server (vSwarm's `ELASTICACHE` transfer), with
+//!   the `redis` crate.
 //!
-//! All three sit on the `object_store` crate; this crate adds the narrow
+//! The first three sit on the `object_store` crate; this crate adds the narrow
 //! interface, key validation, bounded timeouts and errors that say which key
 //! and which store failed, so callers can map them to gRPC status codes.
 
 pub mod fs;
 pub mod memory;
+pub mod redis;
 pub mod s3;
 mod store;
 

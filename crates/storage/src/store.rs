@@ -23,6 +23,15 @@ pub enum StorageError {
     PermissionDenied { store: String, reason: String },
     #[error("object {key:?} has {size} bytes, fewer than the range {start}.. asks for")]
     RangeNotSatisfiable { key: String, start: u64, size: u64 },
+    #[error("object {key:?} has {size} bytes, over the {limit}-byte limit of {store} (raise {setting}, or use another transfer)")]
+    TooLarge {
+        key: String,
+        size: u64,
+        limit: u64,
+        store: String,
+        /// The setting that raises the limit.
+        setting: &'static str,
+    },
     #[error("storage configuration: {0}")]
     Config(String),
 }
@@ -54,6 +63,12 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     async fn probe(&self) -> Result<(), StorageError>;
     /// Human-readable description, e.g. `s3://bucket at http://127.0.0.1:9000`.
     fn describe(&self) -> String;
+    /// The largest object `put` accepts, when the store has a limit (Redis:
+    /// 512 MiB or less); callers check before doing work that would produce
+    /// a bigger one.
+    fn max_object_bytes(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Any `object_store` backend behind [`BlobStore`].

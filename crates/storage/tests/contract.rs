@@ -5,8 +5,10 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use stacking_storage::redis::{self as redis_store, RedisConfig};
 use stacking_storage::s3::{self, PayloadSigning, S3Config};
 use stacking_storage::{fs, memory, BlobStore, StorageError};
+use stacking_testkit::redis::RedisServer;
 use stacking_testkit::s3::{S3Server, ACCESS, BUCKET, SECRET};
 
 /// Checks every operation under a fresh prefix, leaving nothing behind.
@@ -75,6 +77,33 @@ async fn memory_store_keeps_the_contract() {
 async fn directory_store_keeps_the_contract() {
     let dir = tempfile::tempdir().unwrap();
     contract(&fs::open(dir.path()).unwrap(), "run-fs").await;
+}
+
+/// A real `redis-server` (vSwarm's ELASTICACHE transfer); the keys are
+/// gone afterwards.
+#[tokio::test]
+async fn redis_store_keeps_the_contract() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = redis_store::open(&RedisConfig::for_address(&server.address()).unwrap()).unwrap();
+    contract(&store, "run-redis").await;
+    assert_eq!(server.key_count(), 0);
+    // Glob characters in a prefix are matched literally.
+    store
+        .put("run-[x]/a", Bytes::from_static(b"1"))
+        .await
+        .unwrap();
+    store
+        .put("run-x/a", Bytes::from_static(b"2"))
+        .await
+        .unwrap();
+    assert_eq!(store.list("run-[x]/").await.unwrap(), vec!["run-[x]/a"]);
+    store
+        .delete_many(&["run-[x]/a".into(), "run-x/a".into()])
+        .await
+        .unwrap();
+    assert_eq!(server.key_count(), 0);
 }
 
 fn testkit_config(server: &S3Server, secret: &str, signing: PayloadSigning) -> S3Config {

@@ -1,6 +1,7 @@
 //! Support shared by the workspace's tests and benchmarks (never by the
-//! product): a real S3-API server on loopback, and helpers for the function
-//! processes a test starts and must stop.
+//! product): a real S3-API server on loopback, a real `redis-server` on
+//! loopback, and helpers for the function processes a test starts and must
+//! stop.
 //!
 //! The S3 server is `s3s` (the protocol: SigV4 authentication, XML, ranges,
 //! error codes) over a bucket held in memory. It replaced `s3s-fs`, whose
@@ -9,4 +10,5 @@
 //! measured that server rather than our functions.
 
 pub mod process;
+pub mod redis;
 pub mod s3;
