@@ -92,7 +92,9 @@ pub enum Command {
         timeout: f64,
     },
     /// Deletes the objects of runs whose driver died before cleaning up: every
-    /// `run-<id>/` prefix in BUCKET_NAME whose newest object is older than the age.
+    /// `run-<id>/` prefix in BUCKET_NAME whose newest object is older than the age
+    /// (the Redis server in BUCKET_NAME with TRANSFER_TYPE=ELASTICACHE, where
+    /// keys also expire by themselves).
     Gc {
         /// Age after which a run is abandoned: 30s, 15m, 2h, 7d.
         #[arg(long = "older-than")]
@@ -216,7 +218,7 @@ pub struct DriverArgs {
     pub data: DataArgs,
 }
 
-/// `--transfer inline|s3`, spelled as TRANSFER_TYPE is (any case).
+/// `--transfer inline|s3|elasticache`, spelled as TRANSFER_TYPE is (any case).
 fn parse_transfer(value: &str) -> Result<Transfer, String> {
     Transfer::parse("--transfer", value).map_err(|e| e.to_string())
 }
@@ -227,6 +229,9 @@ pub enum StoreArg {
     Memory,
     /// The S3-API server from AWS_ENDPOINT_URL / BUCKET_NAME / AWS_* credentials.
     S3,
+    /// The Redis server in BUCKET_NAME (host:port or redis:// URL; default
+    /// 127.0.0.1:6379), as TRANSFER_TYPE=ELASTICACHE uses it.
+    Redis,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -240,7 +245,7 @@ pub struct RunArgs {
     /// How data moves between the functions: inline or s3 [env: TRANSFER_TYPE; default s3].
     #[arg(long = "transfer", value_parser = parse_transfer)]
     pub transfer: Option<Transfer>,
-    /// The object store used with --transfer s3 [default memory].
+    /// The store used with --transfer s3 [default memory] or elasticache [default redis].
     #[arg(long = "store", value_enum)]
     pub store: Option<StoreArg>,
     /// Send every function's spans to this Zipkin collector (also with

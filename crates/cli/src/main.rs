@@ -149,10 +149,10 @@ async fn check_config(role: &str, rest: Vec<String>, offline: bool) -> Result<()
         .store
         .as_ref()
         .map_or("none (inline transfer)".to_string(), |s| s.describe());
-    let checked = if offline {
-        "not contacted (--offline)"
-    } else {
-        "answers, bucket exists"
+    let checked = match (offline, settings.transfer) {
+        (true, _) => "not contacted (--offline)",
+        (false, stacking_service::Transfer::ElastiCache) => "answers PING",
+        (false, _) => "answers, bucket exists",
     };
     println!(
         "  {:<22} {store}: {}",
@@ -233,15 +233,15 @@ async fn dispatch(cli: Cli) -> Result<()> {
             dry_run,
         } => {
             let age = gc::parse_age(&older_than)?;
-            let cfg = stacking_storage::s3::S3Config::from_env()?;
-            let store = stacking_storage::s3::open(&cfg)?;
-            let done = gc::collect(&store, age, dry_run).await?;
+            // TRANSFER_TYPE=ELASTICACHE: the Redis server in BUCKET_NAME; else S3.
+            let store = setup::open_store(CommonSettings::from_env()?.transfer)?;
+            let done = gc::collect(store.as_ref(), age, dry_run).await?;
             println!(
                 "{} {} runs ({} objects) idle for {older_than} or more in {}; kept {} newer runs",
                 if dry_run { "would delete" } else { "deleted" },
                 done.runs_deleted,
                 done.objects_deleted,
-                stacking_storage::BlobStore::describe(&store),
+                store.describe(),
                 done.runs_kept
             );
             Ok(())

@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stacking_service::driver::{ArtifactSink, Progress, RunArtifacts, RunReport};
 use stacking_service::local::{LocalOptions, LocalStack};
+use stacking_storage::redis::{self, RedisConfig};
 use stacking_storage::s3::{self, S3Config};
 use stacking_storage::{memory, BlobStore};
 use tokio::sync::mpsc;
@@ -32,6 +33,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         None => None,
         Some(StoreArg::Memory) => Some(Arc::new(memory::open())),
         Some(StoreArg::S3) => Some(Arc::new(s3::open(&S3Config::from_env()?)?)),
+        Some(StoreArg::Redis) => Some(Arc::new(redis::open(&RedisConfig::from_env()?)?)),
     };
     let store_name = store
         .as_ref()

@@ -102,13 +102,18 @@ impl RunSettings {
                 }
                 None
             }
-            Transfer::S3 => Some(
+            Transfer::S3 | Transfer::ElastiCache => Some(
                 pick(
                     &mut shown,
                     "store",
                     ("--store", args.store.map(StoreName)),
                     ("", None),
-                    StoreName(StoreArg::Memory),
+                    // ELASTICACHE names its store; S3 runs embedded by default.
+                    StoreName(if transfer == Transfer::ElastiCache {
+                        StoreArg::Redis
+                    } else {
+                        StoreArg::Memory
+                    }),
                 )
                 .0,
             ),
@@ -194,5 +199,6 @@ fn store_name(s: StoreArg) -> &'static str {
     match s {
         StoreArg::Memory => "memory",
         StoreArg::S3 => "s3",
+        StoreArg::Redis => "redis",
     }
 }

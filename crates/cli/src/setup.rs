@@ -9,6 +9,7 @@ use stacking_core::{Dataset, StackConfig};
 use stacking_service::driver::{Driver, DriverConfig, LoadedDataset, ReportOptions};
 use stacking_service::settings::DEFAULT_CALL_TIMEOUT;
 use stacking_service::{CommonSettings, Context, Transfer};
+use stacking_storage::redis::{self, RedisConfig};
 use stacking_storage::s3::{self, S3Config};
 use stacking_storage::BlobStore;
 
@@ -19,11 +20,20 @@ pub fn cpus() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
-/// The object store a distributed function uses: S3 when TRANSFER_TYPE=S3.
+/// The store a distributed function uses: S3 for TRANSFER_TYPE=S3, Redis
+/// for TRANSFER_TYPE=ELASTICACHE, none for INLINE.
 pub fn store_for(settings: &CommonSettings) -> Result<Option<Arc<dyn BlobStore>>> {
     Ok(match settings.transfer {
-        Transfer::S3 => Some(Arc::new(s3::open(&S3Config::from_env()?)?) as Arc<dyn BlobStore>),
         Transfer::Inline => None,
+        transfer => Some(open_store(transfer)?),
+    })
+}
+
+/// The store `transfer` names, configured from the environment (S3 for INLINE too).
+pub fn open_store(transfer: Transfer) -> Result<Arc<dyn BlobStore>> {
+    Ok(match transfer {
+        Transfer::ElastiCache => Arc::new(redis::open(&RedisConfig::from_env()?)?),
+        Transfer::S3 | Transfer::Inline => Arc::new(s3::open(&S3Config::from_env()?)?),
     })
 }
 

@@ -117,7 +117,7 @@ fn bad_environment_names_the_variable() {
     assert!(!o.status.success());
     let out = text(&o);
     assert!(
-        out.contains("TRANSFER_TYPE") && out.contains("INLINE (default), S3"),
+        out.contains("TRANSFER_TYPE") && out.contains("INLINE (default), S3, ELASTICACHE"),
         "{out}"
     );
     let o = run(stacking()
@@ -125,7 +125,7 @@ fn bad_environment_names_the_variable() {
         .env("TRANSFER_TYPE", "XDT"));
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("use TRANSFER_TYPE=INLINE or TRANSFER_TYPE=S3"),
+        text(&o).contains("use TRANSFER_TYPE=INLINE, S3 or ELASTICACHE"),
         "{}",
         text(&o)
     );

@@ -42,7 +42,7 @@ fn strings(v: &Value) -> Vec<String> {
 
 #[test]
 fn knative_services_pass_the_config_check() {
-    for transfer in ["s3", "inline"] {
+    for transfer in ["s3", "inline", "elasticache"] {
         let mut trainers_num = None;
         let mut trainer_scale = None;
         for role in ["driver", "trainer", "reducer", "metatrainer"] {
@@ -86,6 +86,11 @@ fn knative_services_pass_the_config_check() {
                         && env.contains_key("BUCKET_NAME")
                 );
             }
+            if transfer == "elasticache" {
+                // The Service in deploy/redis/redis.yaml, by its cluster name.
+                assert_eq!(env["BUCKET_NAME"], "redis.default.svc.cluster.local:6379");
+                assert!(env.contains_key("ELASTICACHE_TTL_S"));
+            }
             check(&args, &env, &path.display().to_string());
             if role == "driver" {
                 trainers_num = Some(env["TrainersNum"].clone());
@@ -116,13 +121,17 @@ fn knative_services_pass_the_config_check() {
 
 #[test]
 fn compose_services_pass_the_config_check() {
-    for file in ["docker-compose-s3.yml", "docker-compose-s3-tracing.yml"] {
+    for (file, store) in [
+        ("docker-compose-s3.yml", "minio"),
+        ("docker-compose-s3-tracing.yml", "minio"),
+        ("docker-compose-elasticache.yml", "redis"),
+    ] {
         let path = deploy().join("compose").join(file);
         let doc = yaml(&path);
         let services = doc["services"].as_mapping().unwrap();
         assert!(
-            services.contains_key("minio"),
-            "{file} lacks the S3-compatible store"
+            services.contains_key(store),
+            "{file} lacks its store {store}"
         );
         if file.contains("tracing") {
             assert!(services.contains_key("zipkin"), "{file} lacks Zipkin");
@@ -256,4 +265,30 @@ fn compose_files_say_how_to_build_the_image_they_name() {
             );
         }
     }
+}
+
+/// The Redis server of the ELASTICACHE manifests: a Deployment and the
+/// Service whose name BUCKET_NAME gives, on Redis's port, with a memory cap
+/// that evicts only keys with an expiry.
+#[test]
+fn the_redis_manifest_serves_the_address_the_functions_use() {
+    let path = deploy().join("redis/redis.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let docs: Vec<Value> = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["Deployment", "Service"]);
+    let service = &docs[1];
+    assert_eq!(service["metadata"]["name"], "redis");
+    assert_eq!(service["metadata"]["namespace"], "default");
+    assert_eq!(service["spec"]["ports"][0]["port"], 6379);
+    let container = &docs[0]["spec"]["template"]["spec"]["containers"][0];
+    let args = strings(&container["args"]);
+    let policy = args.iter().position(|a| a == "--maxmemory-policy").unwrap();
+    assert_eq!(args[policy + 1], "volatile-ttl");
+    assert_eq!(
+        docs[0]["spec"]["selector"]["matchLabels"],
+        service["spec"]["selector"]
+    );
 }

@@ -16,7 +16,7 @@ use crate::trace::{Kind, Span, Tracer};
 /// Shared state of one function process.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// Where stored payloads live (required for `Transfer::S3`, optional otherwise).
+    /// Where stored payloads live (required when the transfer uses one: S3, ELASTICACHE).
     pub store: Option<Arc<dyn BlobStore>>,
     /// How this function hands its results on.
     pub transfer: Transfer,
@@ -177,7 +177,7 @@ impl Context {
                 key: String::new(),
                 written: 0,
             }),
-            Transfer::S3 => {
+            Transfer::S3 | Transfer::ElastiCache => {
                 let written = data.len() as u64;
                 let name = key.rsplit('/').next().unwrap_or(&key).to_string();
                 let mut span = parent.child(format!("storage put {name}"), Some(Kind::Client));

@@ -277,8 +277,11 @@ impl Driver {
         if cfg.trainers == 0 {
             return Err(StepError::bad("trainersNum must be at least 1"));
         }
-        if ctx.transfer == Transfer::S3 && ctx.store.is_none() {
-            return Err(StepError::bad("TRANSFER_TYPE=S3 needs an object store"));
+        if ctx.transfer.uses_store() && ctx.store.is_none() {
+            return Err(StepError::bad(format!(
+                "TRANSFER_TYPE={} needs a store",
+                ctx.transfer.as_str()
+            )));
         }
         let limit = cfg.max_message_bytes;
         let endpoint = |addr: &str| rpc::channel(addr, cfg.call_timeout);

@@ -63,6 +63,7 @@ impl StepError {
                 StorageError::Unavailable { .. } => Code::Unavailable,
                 StorageError::PermissionDenied { .. } => Code::PermissionDenied,
                 StorageError::Config(_) => Code::FailedPrecondition,
+                StorageError::TooLarge { .. } => Code::OutOfRange,
             },
             StepError::Downstream { status, .. } => status.code(),
             StepError::Internal(_) => Code::Internal,

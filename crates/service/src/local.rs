@@ -27,7 +27,7 @@ use crate::Context;
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
     pub transfer: Transfer,
-    /// The shared store (required for `Transfer::S3`).
+    /// The shared store (required when the transfer uses one).
     pub store: Option<Arc<dyn BlobStore>>,
     pub trainers: usize,
     pub concurrent: bool,

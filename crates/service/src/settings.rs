@@ -14,7 +14,7 @@ pub enum SettingsError {
         value: String,
         allowed: &'static str,
     },
-    #[error("TRANSFER_TYPE=XDT is not supported by this implementation (XDT is vHive's own data-transfer layer); use TRANSFER_TYPE=INLINE or TRANSFER_TYPE=S3")]
+    #[error("TRANSFER_TYPE=XDT is not supported by this implementation (XDT is vHive's own data-transfer layer); use TRANSFER_TYPE=INLINE, S3 or ELASTICACHE")]
     XdtUnsupported,
 }
 
@@ -25,6 +25,9 @@ pub enum Transfer {
     Inline,
     /// Through the object store; messages carry keys.
     S3,
+    /// Through a Redis server (`BUCKET_NAME` is its `host:port`, as in
+    /// vSwarm's storage layer); messages carry keys.
+    ElastiCache,
 }
 
 impl Transfer {
@@ -32,11 +35,12 @@ impl Transfer {
         match value.trim().to_ascii_uppercase().as_str() {
             "INLINE" | "" => Ok(Transfer::Inline),
             "S3" => Ok(Transfer::S3),
+            "ELASTICACHE" => Ok(Transfer::ElastiCache),
             "XDT" => Err(SettingsError::XdtUnsupported),
             _ => Err(SettingsError::Invalid {
                 var,
                 value: value.into(),
-                allowed: "INLINE (default), S3",
+                allowed: "INLINE (default), S3, ELASTICACHE",
             }),
         }
     }
@@ -45,7 +49,13 @@ impl Transfer {
         match self {
             Transfer::Inline => "INLINE",
             Transfer::S3 => "S3",
+            Transfer::ElastiCache => "ELASTICACHE",
         }
+    }
+
+    /// Whether payloads go through a store (the messages carry keys).
+    pub fn uses_store(self) -> bool {
+        !matches!(self, Transfer::Inline)
     }
 }
 
@@ -269,14 +279,20 @@ mod tests {
         let e = CommonSettings::from_lookup(lookup(&[("TRANSFER_TYPE", "FTP")])).unwrap_err();
         let msg = e.to_string();
         assert!(
-            msg.contains("TRANSFER_TYPE") && msg.contains("INLINE") && msg.contains("S3"),
+            msg.contains("TRANSFER_TYPE")
+                && msg.contains("INLINE")
+                && msg.contains("S3")
+                && msg.contains("ELASTICACHE"),
             "{msg}"
         );
         let e = CommonSettings::from_lookup(lookup(&[("TRANSFER_TYPE", "xdt")])).unwrap_err();
         assert_eq!(e, SettingsError::XdtUnsupported);
         assert!(e
             .to_string()
-            .contains("use TRANSFER_TYPE=INLINE or TRANSFER_TYPE=S3"));
+            .contains("use TRANSFER_TYPE=INLINE, S3 or ELASTICACHE"));
+        let s = CommonSettings::from_lookup(lookup(&[("TRANSFER_TYPE", "elasticache")])).unwrap();
+        assert_eq!(s.transfer, Transfer::ElastiCache);
+        assert!(s.transfer.uses_store() && !Transfer::Inline.uses_store());
         let e = CommonSettings::from_lookup(lookup(&[("MAX_SERVER_THREADS", "0")])).unwrap_err();
         assert!(e.to_string().contains("MAX_SERVER_THREADS"));
         let e = CommonSettings::from_lookup(lookup(&[("ENABLE_TRACING", "maybe")])).unwrap_err();

@@ -145,18 +145,7 @@ async fn eight_concurrent_invocations_are_isolated() {
     .await;
     let replies = futures::future::join_all((0..8).map(|_| stack.say_hello())).await;
     stack.stop().await;
-    let mut run_ids = Vec::new();
-    for reply in replies {
-        let reply = reply.unwrap();
-        let r: RunReport = serde_json::from_str(&reply.report_json).unwrap();
-        assert_eq!(r.ensemble_auc, lone.ensemble_auc);
-        for (a, b) in r.trainers.iter().zip(&lone.trainers) {
-            assert_eq!((a.model.as_str(), a.oof_auc), (b.model.as_str(), b.oof_auc));
-        }
-        run_ids.push(r.run_id);
-    }
-    run_ids.sort();
-    run_ids.dedup();
+    let run_ids = same_results_as_lone(replies, &lone);
     assert_eq!(run_ids.len(), 8);
     // Each run kept its own complete set of objects, none shared or overwritten:
     // dataset, 4 models, 4 predictions, models, meta_features, model_full, meta_predictions.

@@ -123,3 +123,26 @@ pub async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
         .await
         .unwrap()
 }
+
+/// Parses the reports of concurrent `SayHello` replies, checks each equals
+/// `lone` (ensemble and every trainer's model and OOF AUC), and returns
+/// their run ids, sorted and deduplicated.
+pub fn same_results_as_lone(
+    replies: Vec<Result<stacking_service::pb::helloworld::HelloReply, tonic::Status>>,
+    lone: &stacking_service::driver::RunReport,
+) -> Vec<String> {
+    let mut run_ids = Vec::new();
+    for reply in replies {
+        let reply = reply.unwrap();
+        let r: stacking_service::driver::RunReport =
+            serde_json::from_str(&reply.report_json).unwrap();
+        assert_eq!(r.ensemble_auc, lone.ensemble_auc);
+        for (a, b) in r.trainers.iter().zip(&lone.trainers) {
+            assert_eq!((a.model.as_str(), a.oof_auc), (b.model.as_str(), b.oof_auc));
+        }
+        run_ids.push(r.run_id);
+    }
+    run_ids.sort();
+    run_ids.dedup();
+    run_ids
+}
