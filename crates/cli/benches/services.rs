@@ -23,6 +23,10 @@
 //! compute right after it and take the median of the differences, so slow
 //! drift of this shared machine cancels out.
 //!
+//! ELASTICACHE (Redis) is measured the same way as S3 when `redis-server` is
+//! installed (the testkit starts one on loopback), with no goal of its own:
+//! it sits beside S3 and INLINE for comparison.
+//!
 //! It also replays one run's storage traffic (the same objects, sizes and
 //! order, no gRPC, no compute) straight against the store: the part of the
 //! S3 overhead that is the store's own time.
@@ -42,9 +46,11 @@ use stacking_service::local::{LocalOptions, LocalStack};
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
 use stacking_service::Transfer;
+use stacking_storage::redis::{self as redis_store, RedisConfig};
 use stacking_storage::s3::{self, PayloadSigning, S3Config};
 use stacking_storage::{memory, BlobStore};
 use stacking_testkit::process::{free_port, wait_serving, Proc};
+use stacking_testkit::redis::RedisServer;
 use stacking_testkit::s3::{S3Server, ACCESS, BUCKET, SECRET};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -390,6 +396,7 @@ async fn bench() {
         spans: None,
         zipkin: None,
         report: Default::default(),
+        limits: Default::default(),
     })
     .await
     .expect("local stack");
@@ -463,6 +470,24 @@ async fn bench() {
     let inline_env = vec![("TRANSFER_TYPE".to_string(), "INLINE".to_string())];
     let inline = measure(&inline_env, &data, runs).await;
 
+    // ELASTICACHE through a redis-server on loopback, if one is installed.
+    let redis = RedisServer::start();
+    let mut elasticache = None;
+    if let Some(server) = &redis {
+        let cfg = RedisConfig::for_address(&server.address()).expect("Redis address");
+        let store = redis_store::open(&cfg).expect("Redis store");
+        storage_replay_ms(&store, &data, 4).await;
+        let mut replays = Vec::new();
+        for _ in 0..runs {
+            replays.push(storage_replay_ms(&store, &data, 4).await);
+        }
+        let env = vec![
+            ("TRANSFER_TYPE".to_string(), "ELASTICACHE".to_string()),
+            ("BUCKET_NAME".to_string(), server.address()),
+        ];
+        elasticache = Some((median(replays), measure(&env, &data, runs).await));
+    }
+
     println!(
         "stacking services on loopback, 300 x 1024 dataset, {} cores, medians of {runs} calls",
         cpus()
@@ -512,6 +537,33 @@ async fn bench() {
         "ms",
         250.0,
     );
+    match &elasticache {
+        Some((replay, m)) => {
+            row(
+                "SayHello, 4 trainers sequential, ELASTICACHE",
+                m.four.end_to_end,
+                "ms",
+                100.0,
+            );
+            row(
+                "SayHello, 16 trainers concurrent, ELASTICACHE",
+                m.sixteen,
+                "ms",
+                250.0,
+            );
+            row(
+                "orchestration overhead, ELASTICACHE",
+                m.four.overhead,
+                "ms",
+                25.0,
+            );
+            println!(
+                "  of which the store's own time (one run's traffic replayed directly): {replay:.1} ms; beyond it: {:.1} ms",
+                m.four.overhead - replay
+            );
+        }
+        None => println!("ELASTICACHE: not measured (no redis-server installed)"),
+    }
     row(
         "orchestration overhead, embedded store",
         embedded.overhead,
@@ -550,6 +602,16 @@ async fn bench() {
             "MiB",
             80.0,
         );
+    }
+    if let Some((_, m)) = &elasticache {
+        for (role, peak) in &m.peak {
+            row(
+                &format!("peak RSS {role}, 16 concurrent, ELASTICACHE"),
+                *peak,
+                "MiB",
+                80.0,
+            );
+        }
     }
     println!(
         "(embedded store, 4 sequential, end to end: {:.1} ms)",

@@ -65,6 +65,7 @@ pub async fn run(args: RunArgs) -> Result<()> {
         spans: spans.clone(),
         zipkin: settings.zipkin.clone(),
         report,
+        limits: settings.common.limits,
     })
     .await
     .context("starting the local functions")?;

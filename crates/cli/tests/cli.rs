@@ -358,3 +358,21 @@ fn storage_mistakes_stop_start_up_with_a_clear_message() {
         "{out}"
     );
 }
+
+/// `stacking run` bounds its functions as the distributed ones are bounded:
+/// a fit longer than `COMPUTE_BUDGET_S` is stopped (LinearSVR on 3,000 rows
+/// runs for seconds), where the embedded run once kept the default 120 s.
+#[test]
+fn run_honours_the_compute_budget_from_the_environment() {
+    let started = std::time::Instant::now();
+    let o = run(stacking()
+        .args(["run", "--size", "large"])
+        .env("COMPUTE_BUDGET_S", "1"));
+    let out = text(&o);
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("DeadlineExceeded") && out.contains("COMPUTE_BUDGET_S"),
+        "{out}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(15), "{out}");
+}

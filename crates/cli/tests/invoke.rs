@@ -98,6 +98,7 @@ async fn small_stack() -> LocalStack {
         spans: None,
         zipkin: None,
         report: Default::default(),
+        limits: Default::default(),
     })
     .await
     .unwrap()

@@ -361,6 +361,7 @@ async fn the_invoker_traces_its_requests_with_dash_trace() {
         spans: None,
         zipkin: None,
         report: Default::default(),
+        limits: Default::default(),
     })
     .await
     .unwrap();

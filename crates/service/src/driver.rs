@@ -385,7 +385,7 @@ impl Driver {
             warnings: Vec::new(),
         };
         if self.ctx.transfer == Transfer::Inline {
-            self.check_inline_reduce(&dataset, n_samples)?;
+            self.check_inline_plan(&dataset, n_samples)?;
         }
         self.upload(&mut run, dataset).await?;
         let (trainers, tuples) = self.train_all(&mut run).await?;
@@ -458,42 +458,47 @@ impl Driver {
         let limit = self.cfg.max_message_bytes.saturating_sub(64 << 10);
         if bytes > limit {
             return Err(StepError::TooLarge(format!(
-                "{what} would carry {bytes} bytes inline, over the {} MiB message limit; raise GRPC_MAX_MESSAGE_MB on every function or use TRANSFER_TYPE=S3",
+                "{what} would carry {bytes} bytes inline, over the {} MiB message limit; raise GRPC_MAX_MESSAGE_MB on every function or use TRANSFER_TYPE=S3 or ELASTICACHE",
                 self.cfg.max_message_bytes >> 20
             )));
         }
         Ok(())
     }
 
-    /// Before any work: the least the inline `Reduce` request must carry
-    /// (every trainer's predictions, each KNN model's training rows, each
-    /// linear model's coefficients) against the message limit. 512 trainers
-    /// inline once failed after 17 s of training with an h2 protocol error.
-    fn check_inline_reduce(&self, dataset: &Bytes, n_samples: usize) -> Result<(), StepError> {
+    /// Before any work: the least the inline `Reduce` and `Metatrain`
+    /// requests must carry (every trainer's predictions, each KNN model's
+    /// training rows, each linear model's coefficients; `Metatrain` also the
+    /// dataset) against the message limit. 512 trainers inline once failed
+    /// after 17 s of training with an h2 protocol error, and the 30,000-row
+    /// dataset after 48 s at `Metatrain`.
+    fn check_inline_plan(&self, dataset: &Bytes, n_samples: usize) -> Result<(), StepError> {
         let prefix = &dataset[..dataset.len().min(stacking_core::WireLayout::PROBE_LEN)];
         let n_features = stacking_core::WireLayout::from_prefix(prefix)
             .map(|l| l.n_features)
             .unwrap_or(0);
-        let at_least: usize = (0..self.cfg.trainers)
-            .map(|i| {
-                let predictions = n_samples * 8;
-                let model = match self.cfg.stack.model_for_trainer(i) {
-                    stacking_core::ModelSpec::KNeighborsRegressor(_) => {
-                        n_samples * (n_features + 1) * 8
-                    }
-                    stacking_core::ModelSpec::RandomForestRegressor(_) => 0,
-                    _ => n_features * 8,
-                };
-                predictions + model
+        let models: usize = (0..self.cfg.trainers)
+            .map(|i| match self.cfg.stack.model_for_trainer(i) {
+                stacking_core::ModelSpec::KNeighborsRegressor(_) => {
+                    n_samples * (n_features + 1) * 8
+                }
+                stacking_core::ModelSpec::RandomForestRegressor(_) => 0,
+                _ => n_features * 8,
             })
             .sum();
-        self.check_inline_size("Reduce", at_least).map_err(|_| {
-            StepError::TooLarge(format!(
-                "{} trainers inline would send the reducer at least {at_least} bytes in one message, over the {} MiB limit; raise GRPC_MAX_MESSAGE_MB on every function, use fewer trainers, or use TRANSFER_TYPE=S3",
-                self.cfg.trainers,
-                self.cfg.max_message_bytes >> 20
-            ))
-        })
+        let predictions = self.cfg.trainers * n_samples * 8;
+        for (what, at_least) in [
+            ("Reduce", models + predictions),
+            ("Metatrain", dataset.len() + models + predictions),
+        ] {
+            self.check_inline_size(what, at_least).map_err(|_| {
+                StepError::TooLarge(format!(
+                    "{} trainers inline on a {n_samples} x {n_features} dataset would send {what} at least {at_least} bytes in one message, over the {} MiB limit; raise GRPC_MAX_MESSAGE_MB on every function, use fewer trainers, or use TRANSFER_TYPE=S3 or ELASTICACHE",
+                    self.cfg.trainers,
+                    self.cfg.max_message_bytes >> 20
+                ))
+            })?;
+        }
+        Ok(())
     }
 
     /// 1. The dataset: stored under the run, or carried inline.

@@ -19,7 +19,7 @@ use crate::error::StepError;
 use crate::pb::helloworld::greeter_client::GreeterClient;
 use crate::pb::helloworld::{HelloReply, HelloRequest};
 use crate::server::{serve, Role, ServeError};
-use crate::settings::{Transfer, DEFAULT_CALL_TIMEOUT};
+use crate::settings::{Limits, Transfer, DEFAULT_CALL_TIMEOUT};
 use crate::trace::{Sink, Tracer, ZipkinSpan};
 use crate::Context;
 
@@ -45,6 +45,9 @@ pub struct LocalOptions {
     pub zipkin: Option<String>,
     /// The driver's dataset provenance, progress events and results.
     pub report: ReportOptions,
+    /// Every function's bounds (`COMPUTE_BUDGET_S`, `MEMORY_BUDGET_MB`,
+    /// `INVOCATION_TIMEOUT_S`, ...), as the distributed functions read them.
+    pub limits: Limits,
 }
 
 /// A running local stack. Stop it with [`LocalStack::stop`].
@@ -95,6 +98,7 @@ impl LocalStack {
                 opts.max_jobs,
                 opts.threads_per_job,
             )
+            .with_limits(opts.limits)
             .with_tracer(tracers.get(i).cloned())
         };
         let (tl, trainer) = loopback().await?;

@@ -108,6 +108,7 @@ async fn kept_keys_carry_the_expiry_and_storage_spans_are_recorded() {
         spans: Some(spans.clone()),
         zipkin: None,
         report: Default::default(),
+        limits: Default::default(),
     })
     .await
     .unwrap();

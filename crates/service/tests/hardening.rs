@@ -450,3 +450,42 @@ async fn an_inline_run_too_large_for_one_message_is_refused_before_any_work() {
         "{message}"
     );
 }
+
+/// The 30,000-row preset's case, scaled down: every message but `Metatrain`
+/// (the dataset plus the KNN model, which holds the training rows) fits, so
+/// only a check of that message refuses it before the trainers run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_metatrain_over_the_limit_is_refused_before_any_work() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let ds = default_dataset();
+    let dataset = Bytes::from(ds.to_bytes());
+    // Train (the dataset) and Reduce (the KNN model and predictions) fit in
+    // 4 MiB; Metatrain (both) does not.
+    assert!(dataset.len() < 3 << 20 && 2 * dataset.len() > 4 << 20);
+    let cfg = DriverConfig {
+        trainer_addr: closed.to_string(),
+        reducer_addr: closed.to_string(),
+        metatrainer_addr: closed.to_string(),
+        trainers: 4,
+        concurrent: false,
+        keep_objects: false,
+        stack: StackConfig::default(),
+        call_timeout: Duration::from_secs(300),
+        max_message_bytes: 4 << 20,
+        report: Default::default(),
+    };
+    let ctx = Context::new(None, Transfer::Inline, 2, 2);
+    let driver = Driver::new(cfg, ctx, dataset, ds.n_samples()).unwrap();
+    let e = driver.run().await.unwrap_err();
+    assert_eq!(e.code(), Code::OutOfRange, "{e}");
+    let message = e.to_string();
+    assert!(
+        message.contains("Metatrain")
+            && message.contains("300 x 1024")
+            && message.contains("ELASTICACHE"),
+        "{message}"
+    );
+}

@@ -35,6 +35,7 @@ async fn each_trainer_reports_progress_and_each_run_leaves_its_results() {
                 artifacts: Some(artifacts.clone()),
                 ..ReportOptions::default()
             },
+            limits: Default::default(),
         })
         .await
         .unwrap();

@@ -18,4 +18,4 @@ pub mod redis;
 pub mod s3;
 mod store;
 
-pub use store::{BlobStore, ObjectStoreBackend, StorageError};
+pub use store::{BlobStore, Chunking, ObjectStoreBackend, StorageError};

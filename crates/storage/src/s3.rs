@@ -13,6 +13,7 @@ use std::time::Duration;
 use object_store::aws::AmazonS3Builder;
 use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 
+use crate::store::Chunking;
 use crate::{ObjectStoreBackend, StorageError};
 
 pub const DEFAULT_BUCKET: &str = "vhive-stacking";
@@ -224,7 +225,7 @@ pub fn open(cfg: &S3Config) -> Result<ObjectStoreBackend, StorageError> {
     let s3 = builder
         .build()
         .map_err(|e| StorageError::Config(format!("S3 ({name}): {e}")))?;
-    Ok(ObjectStoreBackend::new(Arc::new(s3), name))
+    Ok(ObjectStoreBackend::new(Arc::new(s3), name).with_chunking(Chunking::S3))
 }
 
 #[cfg(test)]

@@ -71,11 +71,32 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     }
 }
 
+/// How a remote store moves objects too large for one bounded request:
+/// writes as a multipart upload, reads as ranged GETs, `part` bytes each,
+/// `concurrency` at a time. Every request then carries at most `part`
+/// bytes, so the per-request timeout bounds each of them (one 245 MB PUT
+/// would need a timeout long enough to hide a hung server), and the parts
+/// travel in parallel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunking {
+    pub part: usize,
+    pub concurrency: usize,
+}
+
+impl Chunking {
+    /// 16 MiB parts (S3's minimum part is 5 MiB), four at a time.
+    pub const S3: Chunking = Chunking {
+        part: 16 << 20,
+        concurrency: 4,
+    };
+}
+
 /// Any `object_store` backend behind [`BlobStore`].
 #[derive(Debug, Clone)]
 pub struct ObjectStoreBackend {
     inner: Arc<dyn ObjectStore>,
     name: String,
+    chunking: Option<Chunking>,
 }
 
 impl ObjectStoreBackend {
@@ -83,7 +104,93 @@ impl ObjectStoreBackend {
         Self {
             inner,
             name: name.into(),
+            chunking: None,
         }
+    }
+
+    /// Objects over `chunking.part` bytes move in parts (remote stores).
+    pub fn with_chunking(mut self, chunking: Chunking) -> Self {
+        self.chunking = Some(chunking);
+        self
+    }
+
+    /// A multipart upload of `data`, aborted if any part fails.
+    async fn put_in_parts(
+        &self,
+        key: &str,
+        path: &Path,
+        data: Bytes,
+        chunking: Chunking,
+    ) -> Result<(), StorageError> {
+        let mut upload = self
+            .inner
+            .put_multipart(path)
+            .await
+            .map_err(|e| self.map(key, e))?;
+        // Parts are numbered in the order `put_part` is called; the requests
+        // run when polled, `concurrency` at a time.
+        let parts: Vec<_> = (0..data.len())
+            .step_by(chunking.part)
+            .map(|start| {
+                let end = (start + chunking.part).min(data.len());
+                upload.put_part(PutPayload::from_bytes(data.slice(start..end)))
+            })
+            .collect();
+        let sent: Result<Vec<()>, _> = futures::stream::iter(parts)
+            .buffer_unordered(chunking.concurrency)
+            .try_collect()
+            .await;
+        let done = match sent {
+            Ok(_) => upload.complete().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            // Without an abort the parts stay stored (and billed) unseen.
+            let _ = upload.abort().await;
+            return Err(self.map(key, e));
+        }
+        Ok(())
+    }
+
+    /// The rest of an object whose first `first.len()` bytes were read, in
+    /// ranged GETs.
+    async fn get_rest(
+        &self,
+        key: &str,
+        first: Bytes,
+        size: u64,
+        chunking: Chunking,
+    ) -> Result<Bytes, StorageError> {
+        let size = usize::try_from(size).map_err(|_| StorageError::Unavailable {
+            store: self.name.clone(),
+            reason: format!("object {key:?} of {size} bytes does not fit in memory"),
+        })?;
+        let ranges: Vec<Range<u64>> = (first.len()..size)
+            .step_by(chunking.part)
+            .map(|start| start as u64..(start + chunking.part).min(size) as u64)
+            .collect();
+        let parts: Vec<Bytes> = futures::stream::iter(ranges)
+            .map(|range| self.get_range(key, range))
+            .buffered(chunking.concurrency)
+            .map_ok(|(bytes, _)| bytes)
+            .try_collect()
+            .await?;
+        let mut whole = bytes::BytesMut::with_capacity(size);
+        whole.extend_from_slice(&first);
+        drop(first);
+        for part in parts {
+            whole.extend_from_slice(&part);
+        }
+        if whole.len() != size {
+            return Err(StorageError::Unavailable {
+                store: self.name.clone(),
+                reason: format!(
+                    "object {key:?} changed while read in parts ({} of {size} bytes)",
+                    whole.len()
+                ),
+            });
+        }
+        Ok(whole.freeze())
     }
 
     fn path(key: &str) -> Result<Path, StorageError> {
@@ -141,6 +248,9 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 impl BlobStore for ObjectStoreBackend {
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
         let path = Self::path(key)?;
+        if let Some(chunking) = self.chunking.filter(|c| data.len() > c.part) {
+            return self.put_in_parts(key, &path, data, chunking).await;
+        }
         self.inner
             .put(&path, PutPayload::from_bytes(data))
             .await
@@ -149,6 +259,15 @@ impl BlobStore for ObjectStoreBackend {
     }
 
     async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        if let Some(chunking) = self.chunking {
+            // The first part tells the size; a small object is read whole by it.
+            return match self.get_range(key, 0..chunking.part as u64).await {
+                Ok((first, size)) if first.len() as u64 >= size => Ok(first),
+                Ok((first, size)) => self.get_rest(key, first, size, chunking).await,
+                Err(StorageError::RangeNotSatisfiable { size: 0, .. }) => Ok(Bytes::new()),
+                Err(e) => Err(e),
+            };
+        }
         let path = Self::path(key)?;
         let result = self.inner.get(&path).await.map_err(|e| self.map(key, e))?;
         result.bytes().await.map_err(|e| self.map(key, e))

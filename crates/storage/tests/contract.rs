@@ -7,7 +7,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use stacking_storage::redis::{self as redis_store, RedisConfig};
 use stacking_storage::s3::{self, PayloadSigning, S3Config};
-use stacking_storage::{fs, memory, BlobStore, StorageError};
+use stacking_storage::{fs, memory, BlobStore, Chunking, StorageError};
 use stacking_testkit::redis::RedisServer;
 use stacking_testkit::s3::{S3Server, ACCESS, BUCKET, SECRET};
 
@@ -106,6 +106,62 @@ async fn redis_store_keeps_the_contract() {
     assert_eq!(server.key_count(), 0);
 }
 
+/// Writes and reads back an object of `size` bytes, and deletes it.
+async fn large_objects_move_in_parts(store: &dyn BlobStore, prefix: &str, size: usize) {
+    let data = Bytes::from((0..size).map(|i| (i % 253) as u8).collect::<Vec<_>>());
+    let key = format!("{prefix}/large");
+    store.put(&key, data.clone()).await.unwrap();
+    let back = store.get(&key).await.unwrap();
+    assert!(
+        back == data,
+        "{} of {size} bytes read back differ",
+        back.len()
+    );
+    let (tail, total) = store
+        .get_range(&key, size as u64 - 10..size as u64)
+        .await
+        .unwrap();
+    assert_eq!((tail, total), (data.slice(size - 10..), size as u64));
+    store
+        .put(&format!("{prefix}/empty"), Bytes::new())
+        .await
+        .unwrap();
+    assert!(store
+        .get(&format!("{prefix}/empty"))
+        .await
+        .unwrap()
+        .is_empty());
+    store
+        .delete_many(&[key, format!("{prefix}/empty")])
+        .await
+        .unwrap();
+}
+
+/// Objects over the part size go up as multipart uploads and come back in
+/// ranged reads, byte for byte, leaving no upload open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_large_objects_move_in_parts() {
+    let server = S3Server::start().unwrap();
+    let part = 64 << 10;
+    let store = s3::open(&testkit_config(&server, SECRET, PayloadSigning::Auto))
+        .unwrap()
+        .with_chunking(Chunking {
+            part,
+            concurrency: 4,
+        });
+    large_objects_move_in_parts(&store, "run-large", 20 * part + 7).await;
+    // One object at exactly the part size is a single PUT.
+    store
+        .put("run-large/one", Bytes::from(vec![1u8; part]))
+        .await
+        .unwrap();
+    assert_eq!(server.completed_multipart_count(), 1);
+    assert_eq!(server.pending_multipart_count(), 0);
+    assert_eq!(store.get("run-large/one").await.unwrap().len(), part);
+    store.delete("run-large/one").await.unwrap();
+    assert_eq!(server.object_count(), 0);
+}
+
 fn testkit_config(server: &S3Server, secret: &str, signing: PayloadSigning) -> S3Config {
     S3Config {
         payload_signing: signing,
@@ -192,6 +248,16 @@ async fn external_s3_server_keeps_the_contract() {
         let prefix = format!("contract-{}-{signing:?}", std::process::id());
         contract(&store, &prefix).await;
     }
+    // A large object: a multipart upload and ranged reads of S3's real part size.
+    let store = s3::open(&S3Config::for_endpoint(
+        &endpoint,
+        &env("BUCKET_NAME", BUCKET),
+        &env("AWS_ACCESS_KEY", "testing"),
+        &env("AWS_SECRET_KEY", "testing"),
+    ))
+    .unwrap();
+    let prefix = format!("contract-{}-large", std::process::id());
+    large_objects_move_in_parts(&store, &prefix, Chunking::S3.part * 2 + 12345).await;
     let missing = s3::open(&S3Config::for_endpoint(
         &endpoint,
         "no-such-bucket-stacking",

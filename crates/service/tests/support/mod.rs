@@ -106,6 +106,7 @@ pub async fn start(o: StackOpts) -> LocalStack {
         spans: None,
         zipkin: None,
         report: Default::default(),
+        limits: Default::default(),
     })
     .await
     .unwrap()
