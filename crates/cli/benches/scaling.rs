@@ -15,9 +15,12 @@
 //! it, so the run is stopped there) ends its series: larger sizes are listed
 //! as skipped. scikit-learn gets the same cap.
 //!
+//! The points are also written as JSON beside the SVG (`PATH.json`), and
+//! `--redraw JSON` draws the SVG again from such a file without measuring.
+//!
 //! Options (after `--`): `--cap-s S`, `--rows 300,1000,...`,
 //! `--trainers 4,16,...`, `--transfer s3|elasticache|inline`,
-//! `--svg PATH` (default `docs/scaling.svg`), `--no-sklearn`.
+//! `--svg PATH` (default `docs/scaling.svg`), `--no-sklearn`, `--redraw JSON`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -40,6 +43,7 @@ struct Options {
     transfer: String,
     svg: PathBuf,
     sklearn: bool,
+    redraw: Option<PathBuf>,
 }
 
 fn options() -> Options {
@@ -70,6 +74,7 @@ fn options() -> Options {
             PathBuf::from,
         ),
         sklearn: !args.iter().any(|a| a == "--no-sklearn"),
+        redraw: value("--redraw").map(PathBuf::from),
     }
 }
 
@@ -298,6 +303,50 @@ fn print_point(p: &Point) {
     );
 }
 
+fn to_json(p: &Point) -> serde_json::Value {
+    serde_json::json!({
+        "rows": p.rows,
+        "trainers": p.trainers,
+        "seconds": p.seconds,
+        "stages_ms": p.stages,
+        "peak_rss_mib": p.peak.iter().map(|(r, v)| (r.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+        "sklearn_s": p.sklearn_s,
+        "note": p.note,
+    })
+}
+
+fn from_json(v: &serde_json::Value) -> Option<Point> {
+    Some(Point {
+        rows: v["rows"].as_u64()? as usize,
+        trainers: v["trainers"].as_u64()? as usize,
+        seconds: v["seconds"].as_f64(),
+        stages: serde_json::from_value(v["stages_ms"].clone()).unwrap_or_default(),
+        peak: ROLES
+            .iter()
+            .filter_map(|r| Some((*r, v["peak_rss_mib"][*r].as_f64()?)))
+            .collect(),
+        sklearn_s: v["sklearn_s"].as_f64(),
+        note: v["note"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
+/// 1, 2 and 5 times the powers of ten within `range`: labels for a log axis
+/// that spans less than a decade too.
+fn key_points(range: &std::ops::Range<f64>) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut decade = 10f64.powf(range.start.log10().floor());
+    while decade <= range.end {
+        for m in [1.0, 2.0, 5.0] {
+            let v = decade * m;
+            if range.contains(&v) {
+                out.push(v);
+            }
+        }
+        decade *= 10.0;
+    }
+    out
+}
+
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Four panels: time and peak RSS against rows, and against trainers.
@@ -385,18 +434,30 @@ fn draw(path: &Path, by_rows: &[Point], by_trainers: &[Point], transfer: &str) -
             let hi = all.iter().map(f).fold(0.0, f64::max);
             (lo * 0.7).max(1e-3)..(hi * 1.4).max(lo * 2.0)
         };
+        let (x_range, y_range) = (bounds(|p| p.0), bounds(|p| p.1));
+        let (x_keys, y_keys) = (key_points(&x_range), key_points(&y_range));
         let mut chart = ChartBuilder::on(panel)
             .caption(title, ("sans-serif", 16))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(56)
-            .build_cartesian_2d(bounds(|p| p.0).log_scale(), bounds(|p| p.1).log_scale())?;
+            .build_cartesian_2d(
+                x_range.log_scale().with_key_points(x_keys),
+                y_range.log_scale().with_key_points(y_keys),
+            )?;
         chart
             .configure_mesh()
             .x_desc(x_desc)
             .y_desc(y_desc)
             .x_label_formatter(&|x| format!("{x:.0}"))
-            .y_label_formatter(&|y| format!("{y:.3}"))
+            .y_label_formatter(&|y| {
+                if *y >= 1.0 {
+                    format!("{y:.0}")
+                } else {
+                    format!("{y:.2}")
+                }
+            })
+            .light_line_style(WHITE)
             .draw()?;
         for ((name, points), colour) in lines.into_iter().zip(colours) {
             chart
@@ -431,6 +492,25 @@ fn main() {
 
 async fn bench() {
     let o = options();
+    if let Some(path) = &o.redraw {
+        let text = std::fs::read_to_string(path).expect("read the points");
+        let v: serde_json::Value = serde_json::from_str(&text).expect("points JSON");
+        let points = |k: &str| -> Vec<Point> {
+            v[k].as_array()
+                .map(|a| a.iter().filter_map(from_json).collect())
+                .unwrap_or_default()
+        };
+        let transfer = v["transfer"].as_str().unwrap_or("s3").to_string();
+        draw(
+            &o.svg,
+            &points("by_rows"),
+            &points("by_trainers"),
+            &transfer,
+        )
+        .expect("draw");
+        println!("curves: {}", o.svg.display());
+        return;
+    }
     let sklearn = o.sklearn && sklearn_available();
     let store = store(&o.transfer, o.cap);
     println!(
@@ -479,6 +559,16 @@ async fn bench() {
         capped = p.seconds.is_none_or(|s| s > o.cap.as_secs_f64());
         print_point(&p);
         by_trainers.push(p);
+    }
+    let json = serde_json::json!({
+        "transfer": o.transfer,
+        "cap_s": o.cap.as_secs(),
+        "by_rows": by_rows.iter().map(to_json).collect::<Vec<_>>(),
+        "by_trainers": by_trainers.iter().map(to_json).collect::<Vec<_>>(),
+    });
+    let json_path = o.svg.with_extension("json");
+    if let Err(e) = std::fs::write(&json_path, format!("{json:#}\n")) {
+        eprintln!("could not write {}: {e}", json_path.display());
     }
     match draw(&o.svg, &by_rows, &by_trainers, &o.transfer) {
         Ok(()) => println!("curves: {}", o.svg.display()),

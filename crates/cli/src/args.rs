@@ -145,7 +145,8 @@ pub enum SizeArg {
     Default,
     /// 3,000 x 1024 (24.6 MiB).
     Large,
-    /// 30,000 x 1024 (245.8 MB): needs S3 transfer or a larger GRPC_MAX_MESSAGE_MB.
+    /// 30,000 x 1024 (245.8 MB): needs S3 or ELASTICACHE transfer, and a
+    /// COMPUTE_BUDGET_S above the default 120 (its LinearSVR fits run for minutes).
     Huge,
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use ndarray::Array1;
 use stacking_core::config::default_meta;
 use stacking_core::models::FittedModel;
@@ -15,10 +16,13 @@ use stacking_core::{npy, serial, Dataset, FullModel, ModelSpec, WireLayout};
 use crate::context::{check_segment, Context, Moved, RunScope};
 use crate::error::StepError;
 use crate::pb::stacking::{
-    MetaTrainReply, MetaTrainRequest, ReduceReply, ReduceRequest, StepStats, TrainReply,
-    TrainRequest,
+    MetaTrainReply, MetaTrainRequest, ModelPredTuple, ReduceReply, ReduceRequest, StepStats,
+    TrainReply, TrainRequest,
 };
 use crate::trace::Span;
+
+/// Trainer results the reducer fetches at once.
+const REDUCE_FETCHES: usize = 16;
 
 fn stats(start: Instant, compute_us: u64, moved: Moved) -> Option<StepStats> {
     Some(StepStats {
@@ -220,62 +224,72 @@ pub async fn reduce(
         .collect();
     let scope = RunScope::new(&req.run_id, &read_keys)?;
     let _admitted = ctx.admit().await?;
-    let fetched =
-        futures::future::try_join_all(tuples.iter().enumerate().map(|(i, t)| async move {
-            let mut moved = Moved::default();
-            let model = ctx
-                .fetch(
-                    &t.model,
-                    &t.model_key,
-                    &format!("model of pair {i}"),
-                    &mut moved,
-                    span,
-                )
-                .await?;
-            let preds = ctx
-                .fetch(
-                    &t.predictions,
-                    &t.pred_key,
-                    &format!("predictions of pair {i}"),
-                    &mut moved,
-                    span,
-                )
-                .await?;
-            Ok::<_, StepError>((model, preds, moved))
-        }))
-        .await?;
+    // Pairs arrive [`REDUCE_FETCHES`] at a time, in order, and a model equal
+    // to one already held is dropped at once: trainers with the same
+    // configuration send the same bytes (every fourth trainer's KNN model is
+    // the 2.4 MiB training set), so memory grows with the distinct models,
+    // not with the trainer count.
+    let count = tuples.len();
+    let mut arrivals = futures::stream::iter(
+        tuples
+            .into_iter()
+            .enumerate()
+            .map(|(i, t)| fetch_pair(ctx, i, t, span)),
+    )
+    .buffered(REDUCE_FETCHES);
+    let mut distinct: Vec<Bytes> = Vec::new();
+    let mut pairs: Vec<(usize, Array1<f64>)> = Vec::with_capacity(count);
     let mut moved = Moved::default();
-    for (_, _, m) in &fetched {
+    while let Some(arrived) = arrivals.next().await {
+        let (model, preds, m) = arrived?;
         moved.read += m.read;
+        let i = pairs.len();
+        let index = match distinct.iter().position(|d| *d == model) {
+            Some(j) => j,
+            // Inline bytes are slices of the whole request's buffer: a copy
+            // lets that buffer go once the pairs are read.
+            None if !ctx.transfer.uses_store() => {
+                distinct.push(Bytes::copy_from_slice(&model));
+                distinct.len() - 1
+            }
+            None => {
+                distinct.push(model);
+                distinct.len() - 1
+            }
+        };
+        let pred = npy::decode_f64_1d(&preds)
+            .map_err(|e| StepError::bad(format!("predictions of pair {i}: {e}")))?;
+        if let Some(row) = pred.iter().position(|p| !p.is_finite()) {
+            return Err(StepError::bad(format!(
+                "predictions of pair {i}: row {row} is {}; predictions must be finite",
+                pred[row]
+            )));
+        }
+        pairs.push((index, pred));
     }
+    drop(arrivals);
     let stack_span = span.child("stack meta features", None);
     let (models_bytes, meta_bytes, compute_us) = ctx
         .compute(move |_| {
             let t = Instant::now();
-            let mut models: Vec<Arc<FittedModel>> = Vec::with_capacity(fetched.len());
-            let mut preds = Vec::with_capacity(fetched.len());
-            for (i, (model, pred, _)) in fetched.iter().enumerate() {
-                // Trainers with the same configuration send the same bytes:
-                // decode those once and share the model.
-                let same = fetched[..i].iter().position(|(m, _, _)| m == model);
-                let decoded = match same {
-                    Some(j) => Arc::clone(&models[j]),
-                    None => Arc::new(serial::decode_model(model).map_err(|source| {
-                        StepError::Decode {
-                            what: format!("model of pair {i}"),
-                            source,
-                        }
-                    })?),
-                };
-                models.push(decoded);
-                let pred = npy::decode_f64_1d(pred)
-                    .map_err(|e| StepError::bad(format!("predictions of pair {i}: {e}")))?;
-                if let Some(row) = pred.iter().position(|p| !p.is_finite()) {
-                    return Err(StepError::bad(format!(
-                        "predictions of pair {i}: row {row} is {}; predictions must be finite",
-                        pred[row]
-                    )));
-                }
+            let mut decoded: Vec<Arc<FittedModel>> = Vec::with_capacity(distinct.len());
+            for model in &distinct {
+                let first = pairs
+                    .iter()
+                    .position(|(j, _)| *j == decoded.len())
+                    .unwrap_or(0);
+                decoded.push(Arc::new(serial::decode_model(model).map_err(|source| {
+                    StepError::Decode {
+                        what: format!("model of pair {first}"),
+                        source,
+                    }
+                })?));
+            }
+            drop(distinct);
+            let mut models: Vec<Arc<FittedModel>> = Vec::with_capacity(pairs.len());
+            let mut preds = Vec::with_capacity(pairs.len());
+            for (index, pred) in pairs {
+                models.push(Arc::clone(&decoded[index]));
                 preds.push(pred);
             }
             let meta = meta_features(&preds)?;
@@ -297,6 +311,35 @@ pub async fn reduce(
         meta_features_key: meta.key,
         stats: stats(start, compute_us, moved),
     })
+}
+
+/// One trainer's model and predictions, inline or from the store.
+async fn fetch_pair(
+    ctx: &Context,
+    i: usize,
+    t: ModelPredTuple,
+    span: &Span,
+) -> Result<(Bytes, Bytes, Moved), StepError> {
+    let mut moved = Moved::default();
+    let model = ctx
+        .fetch(
+            &t.model,
+            &t.model_key,
+            &format!("model of pair {i}"),
+            &mut moved,
+            span,
+        )
+        .await?;
+    let preds = ctx
+        .fetch(
+            &t.predictions,
+            &t.pred_key,
+            &format!("predictions of pair {i}"),
+            &mut moved,
+            span,
+        )
+        .await?;
+    Ok((model, preds, moved))
 }
 
 /// `Metatrainer.Metatrain`: the level-1 model, its score, and the full two-layer model.

@@ -169,17 +169,16 @@ impl ObjectStoreBackend {
             .step_by(chunking.part)
             .map(|start| start as u64..(start + chunking.part).min(size) as u64)
             .collect();
-        let parts: Vec<Bytes> = futures::stream::iter(ranges)
+        // Parts are appended in order as they arrive: beyond the object,
+        // at most `concurrency` parts are in memory at once.
+        let mut parts = futures::stream::iter(ranges)
             .map(|range| self.get_range(key, range))
-            .buffered(chunking.concurrency)
-            .map_ok(|(bytes, _)| bytes)
-            .try_collect()
-            .await?;
+            .buffered(chunking.concurrency);
         let mut whole = bytes::BytesMut::with_capacity(size);
         whole.extend_from_slice(&first);
         drop(first);
-        for part in parts {
-            whole.extend_from_slice(&part);
+        while let Some(part) = parts.next().await {
+            whole.extend_from_slice(&part?.0);
         }
         if whole.len() != size {
             return Err(StorageError::Unavailable {
