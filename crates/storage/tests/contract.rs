@@ -162,6 +162,38 @@ async fn s3_large_objects_move_in_parts() {
     assert_eq!(server.object_count(), 0);
 }
 
+/// A multipart upload whose part fails is aborted: no upload is left
+/// open (its parts would stay stored, unseen) and no object appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_a_failed_multipart_upload_is_aborted() {
+    let server = S3Server::start().unwrap();
+    let part = 64 << 10;
+    let store = s3::open(&testkit_config(&server, SECRET, PayloadSigning::Auto))
+        .unwrap()
+        .with_chunking(Chunking {
+            part,
+            concurrency: 4,
+        });
+    server.refuse_later_parts(true);
+    match store
+        .put("run-fail/large", Bytes::from(vec![3u8; 10 * part]))
+        .await
+    {
+        Err(StorageError::PermissionDenied { .. }) => {}
+        other => panic!("a refused part gave {other:?}"),
+    }
+    assert_eq!(server.pending_multipart_count(), 0);
+    assert_eq!(server.completed_multipart_count(), 0);
+    assert_eq!(server.object_count(), 0);
+    server.refuse_later_parts(false);
+    store
+        .put("run-fail/large", Bytes::from(vec![3u8; 10 * part]))
+        .await
+        .unwrap();
+    assert_eq!(server.completed_multipart_count(), 1);
+    store.delete("run-fail/large").await.unwrap();
+}
+
 fn testkit_config(server: &S3Server, secret: &str, signing: PayloadSigning) -> S3Config {
     S3Config {
         payload_signing: signing,

@@ -56,6 +56,9 @@ pub struct MemoryS3 {
     next_upload: Arc<AtomicUsize>,
     /// Multipart uploads completed, so tests can check large objects used them.
     completed_uploads: Arc<AtomicUsize>,
+    /// When set, every part after the first is refused (AccessDenied, which
+    /// clients do not retry), so tests can see a failed upload aborted.
+    refuse_later_parts: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug)]
@@ -217,6 +220,12 @@ impl S3 for MemoryS3 {
         let input = req.input;
         if !self.uploads().contains_key(&input.upload_id) {
             return Err(s3_error!(NoSuchUpload));
+        }
+        if input.part_number > 1 && self.refuse_later_parts.load(Ordering::Relaxed) {
+            return Err(s3_error!(
+                AccessDenied,
+                "parts after the first are refused (test)"
+            ));
         }
         let (data, e_tag) = read_body(input.body, input.content_length).await?;
         let mut uploads = self.uploads();
@@ -523,6 +532,13 @@ impl S3Server {
     /// Multipart uploads started and neither completed nor aborted.
     pub fn pending_multipart_count(&self) -> usize {
         self.state.uploads().len()
+    }
+
+    /// From now on refuse every multipart part after the first (or stop).
+    pub fn refuse_later_parts(&self, refuse: bool) {
+        self.state
+            .refuse_later_parts
+            .store(refuse, Ordering::Relaxed);
     }
 
     /// PUTs so far sent with `x-amz-content-sha256: UNSIGNED-PAYLOAD`.
