@@ -77,7 +77,7 @@ fn level0_encoded(data: &Bytes, trainers: usize) -> (Vec<Bytes>, Vec<Bytes>) {
             )
             .expect("fit");
             (
-                Bytes::from(serial::encode_model(&out.model)),
+                Bytes::from(serial::encode_model(&out.model).expect("encode")),
                 Bytes::from(npy::encode_f64_1d(&out.oof)),
             )
         })
@@ -100,11 +100,12 @@ fn compute_only(data: &Bytes, trainers: usize) -> f64 {
         .map(|p| npy::decode_f64_1d(p).expect("preds"))
         .collect();
     let meta = meta_features(&preds).expect("meta");
-    let models = serial::decode_models(&serial::encode_models(&models)).expect("models");
+    let models =
+        serial::decode_models(&serial::encode_models(&models).expect("encode")).expect("models");
     let ds = Dataset::from_bytes(data).expect("dataset");
     let out = train_level1(&default_meta(), meta.view(), ds.y().view()).expect("meta fit");
     let full = FullModel::new(models, out.model).expect("full");
-    serial::decode_full(&serial::encode_full(&full)).expect("full decode");
+    serial::decode_full(&serial::encode_full(&full).expect("encode")).expect("full decode");
     t.elapsed().as_secs_f64() * 1e3
 }
 

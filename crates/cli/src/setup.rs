@@ -6,7 +6,9 @@ use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
 use stacking_core::dataset::{make_classification, GeneratorParams};
 use stacking_core::{Dataset, StackConfig};
-use stacking_service::driver::{Driver, DriverConfig, LoadedDataset, ReportOptions};
+use stacking_service::driver::{
+    DatasetUnavailable, Driver, DriverConfig, LoadedDataset, ReportOptions,
+};
 use stacking_service::settings::DEFAULT_CALL_TIMEOUT;
 use stacking_service::{CommonSettings, Context, Transfer};
 use stacking_storage::redis::{self, RedisConfig};
@@ -163,7 +165,7 @@ pub fn driver_from_args(
                 n_samples: d.n_samples(),
                 bytes: Bytes::from(d.to_bytes()),
             })
-            .map_err(|e| e.to_string());
+            .map_err(DatasetUnavailable::from);
         // The generator's scratch is free now; give it back before SERVING.
         stacking_service::malloc::release_free_memory();
         let _ = tx.send(made);

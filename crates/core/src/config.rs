@@ -62,10 +62,9 @@ impl StackConfig {
             .as_object()
             .ok_or_else(|| ConfigError::NotAnObject(short(&value)))?;
         if let Some(key) = obj.keys().find(|k| *k != "models" && *k != "meta_model") {
-            return Err(ConfigError::Stack(format!(
-                "unknown key {:?}; allowed keys: \"models\", \"meta_model\"",
-                excerpt(key, ECHO_LIMIT)
-            )));
+            return Err(ConfigError::UnknownStackKey {
+                key: excerpt(key, ECHO_LIMIT),
+            });
         }
         let models = match obj.get("models") {
             None => default_level0(),
@@ -74,26 +73,17 @@ impl StackConfig {
                 .map(ModelSpec::from_value)
                 .collect::<Result<Vec<_>, _>>()?,
             Some(other) => {
-                return Err(ConfigError::Stack(format!(
-                    "\"models\" must be a non-empty list, got {}",
-                    short(other)
-                )))
+                return Err(ConfigError::ModelsNotAList {
+                    found: short(other),
+                })
             }
         };
-        if let Some(Err(e)) = models
-            .iter()
-            .map(ModelSpec::check_level0)
-            .find(Result::is_err)
-        {
-            return Err(ConfigError::Stack(e.to_string()));
-        }
+        models.iter().try_for_each(ModelSpec::check_level0)?;
         let meta_model = match obj.get("meta_model") {
             None => default_meta(),
             Some(v) => ModelSpec::from_value(v)?,
         };
-        meta_model
-            .check_meta()
-            .map_err(|e| ConfigError::Stack(e.to_string()))?;
+        meta_model.check_meta()?;
         Ok(Self { models, meta_model })
     }
 
@@ -216,7 +206,7 @@ mod tests {
     fn stack_config_checks_roles() {
         let e = StackConfig::from_json_bytes(br#"{"models": [{"model": "LogisticRegression"}]}"#)
             .unwrap_err();
-        assert!(matches!(e, ConfigError::Stack(_)));
+        assert!(matches!(e, ConfigError::Role(_)));
         let ok = StackConfig::from_json_bytes(br#"{"models": [{"model": "Lasso"}]}"#).unwrap();
         assert_eq!(ok.model_for_trainer(3).name(), "Lasso");
     }

@@ -44,8 +44,12 @@ pub enum ConfigError {
         value: String,
         expected: &'static str,
     },
+    #[error("stack config: unknown key {key:?}; allowed keys: \"models\", \"meta_model\"")]
+    UnknownStackKey { key: String },
+    #[error("stack config: \"models\" must be a non-empty list, got {found}")]
+    ModelsNotAList { found: String },
     #[error("stack config: {0}")]
-    Stack(String),
+    Role(#[from] crate::models::RoleError),
 }
 
 /// The most characters of an input value an error message repeats.

@@ -58,9 +58,9 @@ impl NumpyRandomState {
     ///
     /// Why batched: the uniform draws must come one after another from the
     /// MT stream, but the polar transform of an accepted pair (a log, a
-    /// division, a square root) is independent of the others, and it was 60%
-    /// of generating the default dataset (6 of 10 ms, `perf`), which the
-    /// driver does before it reports SERVING. It runs on up to `threads`
+    /// division, a square root) is independent of the others, and it is most
+    /// of the time spent generating a dataset, which the driver does before
+    /// it reports SERVING. It runs on up to `threads`
     /// threads.
     pub fn fill_standard_normal(&mut self, out: &mut [f64], threads: usize) {
         let rest = match self.cached_gauss.take() {

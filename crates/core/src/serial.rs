@@ -17,7 +17,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::models::FittedModel;
+use crate::models::{FittedModel, InvalidModel};
 use crate::stack::FullModel;
 
 pub mod budget;
@@ -50,8 +50,15 @@ pub enum DecodeError {
         found: String,
     },
     #[error("model is inconsistent: {0}")]
-    Invalid(String),
+    Invalid(#[from] InvalidModel),
 }
+
+/// A model that could not be written (serialising plain structs of numbers
+/// and strings does not fail, but the error is passed on, never turned into
+/// an empty buffer).
+#[derive(Debug, Error)]
+#[error("could not encode the model: {0}")]
+pub struct EncodeError(#[from] rmp_serde::encode::Error);
 
 #[derive(Serialize, Deserialize)]
 struct Envelope<T> {
@@ -68,15 +75,14 @@ struct Header {
     kind: String,
 }
 
-fn encode<T: Serialize>(kind: &str, body: &T) -> Vec<u8> {
+fn encode<T: Serialize>(kind: &str, body: &T) -> Result<Vec<u8>, EncodeError> {
     let env = Envelope {
         format: FORMAT.to_string(),
         schema_version: SCHEMA_VERSION,
         kind: kind.to_string(),
         body,
     };
-    // Serialising plain structs of numbers and strings into a Vec cannot fail.
-    rmp_serde::to_vec_named(&env).unwrap_or_default()
+    Ok(rmp_serde::to_vec_named(&env)?)
 }
 
 /// Checks the envelope (size, format, version, kind) and returns its schema version.
@@ -116,7 +122,7 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeError> {
     Ok(env.body)
 }
 
-pub fn encode_model(model: &FittedModel) -> Vec<u8> {
+pub fn encode_model(model: &FittedModel) -> Result<Vec<u8>, EncodeError> {
     encode("level0", model)
 }
 
@@ -124,7 +130,7 @@ pub fn decode_model(bytes: &[u8]) -> Result<FittedModel, DecodeError> {
     // A level-0 body is the same in every version.
     check_envelope(bytes, "level0")?;
     let m: FittedModel = body(bytes)?;
-    m.validate().map_err(DecodeError::Invalid)?;
+    m.validate()?;
     Ok(m)
 }
 
@@ -178,14 +184,15 @@ impl SharedListIn {
     /// Checks every model and expands `order`, sharing (not copying) repeats.
     fn expand(self) -> Result<Vec<Arc<FittedModel>>, DecodeError> {
         if self.order.len() > MAX_LIST_MODELS {
-            return Err(DecodeError::Invalid(format!(
-                "model list holds {} models; the limit is {MAX_LIST_MODELS}",
-                self.order.len()
-            )));
+            return Err(InvalidModel::ListTooLong {
+                len: self.order.len(),
+                limit: MAX_LIST_MODELS,
+            }
+            .into());
         }
         let unique: Vec<Arc<FittedModel>> = self.unique.into_iter().map(Arc::new).collect();
         for m in &unique {
-            m.validate().map_err(DecodeError::Invalid)?;
+            m.validate()?;
         }
         let mut used = vec![false; unique.len()];
         let models = self
@@ -193,19 +200,17 @@ impl SharedListIn {
             .iter()
             .map(|&i| {
                 let m = unique.get(i).ok_or_else(|| {
-                    DecodeError::Invalid(format!(
-                        "model list refers to model {i} of {}",
-                        unique.len()
-                    ))
+                    DecodeError::from(InvalidModel::ListIndex {
+                        index: i,
+                        len: unique.len(),
+                    })
                 })?;
                 used[i] = true;
                 Ok(Arc::clone(m))
             })
             .collect::<Result<Vec<_>, DecodeError>>()?;
         if let Some(i) = used.iter().position(|u| !u) {
-            return Err(DecodeError::Invalid(format!(
-                "model list holds model {i} but never uses it"
-            )));
+            return Err(InvalidModel::ListUnused(i).into());
         }
         Ok(models)
     }
@@ -217,7 +222,7 @@ impl SharedListIn {
 struct V1List(#[serde(deserialize_with = "budget::vec")] Vec<FittedModel>);
 
 /// A list of level-0 models (the reducer's output).
-pub fn encode_models<M: Borrow<FittedModel>>(models: &[M]) -> Vec<u8> {
+pub fn encode_models<M: Borrow<FittedModel>>(models: &[M]) -> Result<Vec<u8>, EncodeError> {
     encode("level0-list", &share(models))
 }
 
@@ -249,7 +254,7 @@ struct FullInV1 {
     meta: FittedModel,
 }
 
-pub fn encode_full(model: &FullModel) -> Vec<u8> {
+pub fn encode_full(model: &FullModel) -> Result<Vec<u8>, EncodeError> {
     encode(
         "full",
         &FullOut {
@@ -274,6 +279,6 @@ pub fn decode_full(bytes: &[u8]) -> Result<FullModel, DecodeError> {
         level0: full.level0.expand()?,
         meta: full.meta,
     };
-    m.validate().map_err(DecodeError::Invalid)?;
+    m.validate()?;
     Ok(m)
 }

@@ -10,7 +10,9 @@ use thiserror::Error;
 
 use crate::cv::{kfold, stratified_kfold, Fold, FoldError};
 use crate::metrics::{roc_auc, MetricError};
-use crate::models::{ConvergenceWarning, FitError, FittedModel, ModelSpec, PredictError};
+use crate::models::{
+    ConvergenceWarning, FitError, FittedModel, InvalidModel, ModelSpec, PredictError, RoleError,
+};
 use crate::stop::Stop;
 
 /// Folds used by `cross_val_predict(cv=5)`.
@@ -40,10 +42,8 @@ pub enum StackError {
         "the full model has {models} level-0 models but its meta model takes {meta_inputs} inputs"
     )]
     Inconsistent { models: usize, meta_inputs: usize },
-    #[error("the level-1 model must be a classifier (LogisticRegression), got {0}")]
-    MetaNotClassifier(&'static str),
-    #[error("level-0 models must be regressors, got {0}")]
-    Level0NotRegressor(&'static str),
+    #[error(transparent)]
+    Role(#[from] RoleError),
 }
 
 /// scikit-learn's `cross_val_predict(model, x, y, cv=folds)`: each row is
@@ -355,11 +355,11 @@ impl FullModel {
 
     /// The stack's consistency; each level-0 model was checked on its own
     /// where it was decoded (once per distinct model).
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        self.check().map_err(|e| e.to_string())?;
+    pub(crate) fn validate(&self) -> Result<(), InvalidModel> {
+        self.check()?;
         let n_features = self.level0.first().map(|m| m.n_features);
         if self.level0.iter().any(|m| Some(m.n_features) != n_features) {
-            return Err("level-0 models disagree on the number of features".into());
+            return Err(InvalidModel::FeaturesDisagree);
         }
         self.meta.validate()
     }

@@ -4,8 +4,8 @@
 //! away or that a budget ran out; whoever runs the fit can. It hands the fit
 //! a [`Stop`] and sets it from outside. Every solver loop (an epoch, a tree,
 //! a node, a block of neighbour queries, a fold) checks it, so a set flag
-//! ends the work within one such step: far under 100 ms for any bounded
-//! parameter on data that fits a message.
+//! ends the work within one such step, and every parameter that scales a
+//! step is bounded, so no step can run long.
 
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;

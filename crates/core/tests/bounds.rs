@@ -195,14 +195,14 @@ fn a_stored_forest_must_hold_as_many_trees_as_its_parameters_say() {
     let small =
         parse(r#"{"model":"RandomForestRegressor","params":{"n_estimators":3}}"#).expect("spec");
     let mut model = small.fit(x.view(), y.view()).expect("fit");
-    assert!(serial::decode_model(&serial::encode_model(&model)).is_ok());
+    assert!(serial::decode_model(&serial::encode_model(&model).expect("encode")).is_ok());
     model.spec = parse(r#"{"model":"RandomForestRegressor","params":{"n_estimators":10000}}"#)
         .expect("spec");
-    let e = serial::decode_model(&serial::encode_model(&model)).unwrap_err();
+    let e = serial::decode_model(&serial::encode_model(&model).expect("encode")).unwrap_err();
     assert!(e.to_string().contains("3 trees"), "{e}");
     // A linear spec over a forest's state is refused too.
     model.spec = parse(r#"{"model":"Lasso"}"#).expect("spec");
-    let e = serial::decode_model(&serial::encode_model(&model)).unwrap_err();
+    let e = serial::decode_model(&serial::encode_model(&model).expect("encode")).unwrap_err();
     assert!(e.to_string().contains("another kind"), "{e}");
 }
 
@@ -213,7 +213,7 @@ fn a_model_list_with_a_huge_order_array_is_refused_without_blowing_up() {
         .unwrap()
         .fit(x.view(), y.view())
         .expect("fit");
-    let bytes = serial::encode_models(&[model]);
+    let bytes = serial::encode_models(&[model]).expect("encode");
     let mut doc: serde_json::Value = rmp_serde::from_slice(&bytes).expect("msgpack");
     // body.order: 2 million zeros, one byte each in MessagePack, 16 MB as indices.
     doc["body"]["order"] = serde_json::Value::Array(vec![0.into(); 2_000_000]);

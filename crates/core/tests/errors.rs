@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use ndarray::{array, Array1, Array2};
 use stacking_core::dataset::{Dataset, DatasetError, WireLayout};
-use stacking_core::models::FitError;
+use stacking_core::models::{FitError, RoleError};
 use stacking_core::npy::{self, NpyError};
 use stacking_core::serial::{self, DecodeError};
 use stacking_core::stack::{meta_features, train_level1, StackError};
@@ -235,7 +235,7 @@ fn stack_errors() {
     let (x, y) = xy();
     assert!(matches!(
         train_level1(&lasso, x.view(), y.view()),
-        Err(StackError::MetaNotClassifier("Lasso"))
+        Err(StackError::Role(RoleError::MetaNotClassifier("Lasso")))
     ));
     assert!(matches!(
         train_level1(&config::default_meta(), x.view(), array![0.0, 1.0].view()),
@@ -258,7 +258,7 @@ fn small_full_model() -> FullModel {
 #[test]
 fn full_model_round_trips_and_predicts_identically() {
     let full = small_full_model();
-    let bytes = serial::encode_full(&full);
+    let bytes = serial::encode_full(&full).expect("encode");
     let back = serial::decode_full(&bytes).unwrap();
     assert_eq!(back, full);
     let x = Array2::from_shape_fn((5, 3), |(i, j)| (i + j) as f64);
@@ -275,12 +275,12 @@ fn decoding_garbage_truncated_or_foreign_bytes_is_an_error() {
         serial::decode_full(b"\x80\x03cos\nsystem\n"),
         Err(DecodeError::Malformed(_))
     ));
-    let bytes = serial::encode_full(&small_full_model());
+    let bytes = serial::encode_full(&small_full_model()).expect("encode");
     for cut in [1, 10, bytes.len() / 2, bytes.len() - 1] {
         assert!(serial::decode_full(&bytes[..cut]).is_err(), "cut at {cut}");
     }
     // A level-0 model is not a full model.
-    let one = serial::encode_model(&small_full_model().level0[0]);
+    let one = serial::encode_model(&small_full_model().level0[0]).expect("encode");
     assert!(matches!(
         serial::decode_full(&one),
         Err(DecodeError::Kind { .. })
@@ -305,11 +305,11 @@ fn inconsistent_models_are_refused_on_decode() {
     } else {
         panic!("model 2 should be the forest");
     }
-    let e = serial::decode_full(&serial::encode_full(&full)).unwrap_err();
+    let e = serial::decode_full(&serial::encode_full(&full).expect("encode")).unwrap_err();
     assert!(matches!(e, DecodeError::Invalid(_)), "{e}");
     let mut full = small_full_model();
     full.level0.pop();
-    let e = serial::decode_full(&serial::encode_full(&full)).unwrap_err();
+    let e = serial::decode_full(&serial::encode_full(&full).expect("encode")).unwrap_err();
     assert!(matches!(e, DecodeError::Invalid(_)), "{e}");
 }
 

@@ -127,8 +127,8 @@ fn model_decoders_never_panic() {
         .iter()
         .map(|spec| spec.fit(ds.x().view(), ds.y().view()).expect("fit"))
         .collect();
-    let one = serial::encode_model(&models[2]);
-    let list = serial::encode_models(&models);
+    let one = serial::encode_model(&models[2]).expect("encode");
+    let list = serial::encode_models(&models).expect("encode");
     let meta = Array2::from_shape_fn((ds.n_samples(), models.len()), |(i, j)| {
         models[j].predict(ds.x().view()).expect("predict")[i]
     });
@@ -141,7 +141,8 @@ fn model_decoders_never_panic() {
             meta_model,
         )
         .expect("full"),
-    );
+    )
+    .expect("encode");
     let mut rng = Rng(seed() ^ 1);
     for _ in 0..cases() {
         let _ = serial::decode_model(&mutate(&mut rng, &one));

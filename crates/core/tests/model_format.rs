@@ -39,8 +39,8 @@ fn full_model(level0: Vec<Arc<FittedModel>>) -> FullModel {
 #[test]
 fn equal_models_are_stored_once_and_shared_on_decode() {
     let models = eight_trainer_models();
-    let four = serial::encode_models(&models[..4]);
-    let eight = serial::encode_models(&models);
+    let four = serial::encode_models(&models[..4]).expect("encode");
+    let eight = serial::encode_models(&models).expect("encode");
     // Eight models where four are repeats cost only the 8 extra indices.
     assert!(
         eight.len() < four.len() + 16,
@@ -59,7 +59,7 @@ fn equal_models_are_stored_once_and_shared_on_decode() {
 #[test]
 fn full_model_with_repeats_round_trips_and_predicts_identically() {
     let full = full_model(eight_trainer_models());
-    let bytes = serial::encode_full(&full);
+    let bytes = serial::encode_full(&full).expect("encode");
     let back = serial::decode_full(&bytes).unwrap();
     assert_eq!(back, full);
     assert!(Arc::ptr_eq(&back.level0[3], &back.level0[7]));
@@ -146,7 +146,7 @@ fn a_list_referring_to_a_missing_or_unused_model_is_refused() {
             },
         );
         match serial::decode_models(&bad) {
-            Err(DecodeError::Invalid(msg)) => assert!(msg.contains(needle), "{msg}"),
+            Err(DecodeError::Invalid(e)) => assert!(e.to_string().contains(needle), "{e}"),
             other => panic!("expected Invalid({needle}), got {other:?}"),
         }
     }

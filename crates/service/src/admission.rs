@@ -1,8 +1,8 @@
 //! Admission by bytes: a function holds at most `MEMORY_BUDGET_MB` of
 //! request messages at once.
 //!
-//! Counting requests does not bound memory: six concurrent 200 MiB Train
-//! calls took a trainer to 794 MiB. Every gRPC message starts with a 5-byte
+//! Counting requests does not bound memory: a few concurrent Train calls
+//! with large inline datasets hold all of them at once. Every gRPC message starts with a 5-byte
 //! header that declares its length, so this layer reads that header before
 //! the body is buffered, reserves the declared bytes from the budget (waiting
 //! for room, within the request's deadline), and holds them until the

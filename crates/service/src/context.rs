@@ -196,7 +196,7 @@ impl Context {
     /// Admits one request: at most `max_jobs` requests fetch, compute and
     /// store at once; the rest wait here holding nothing. Without this, 16
     /// concurrent Train calls each held a dataset and its copies while
-    /// waiting for a core, and a trainer peaked at 130 MiB.
+    /// waiting for a core.
     pub async fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, StepError> {
         self.compute
             .acquire()

@@ -1,7 +1,8 @@
 //! Step errors and their gRPC status codes. Every message names the problem;
 //! the service answers the next request as usual.
 
-use stacking_core::serial::DecodeError;
+use stacking_core::models::RoleError;
+use stacking_core::serial::{DecodeError, EncodeError};
 use stacking_core::{ConfigError, DatasetError, StackError, StopReason};
 use stacking_storage::StorageError;
 use thiserror::Error;
@@ -16,6 +17,8 @@ pub enum StepError {
     BadRequest(String),
     #[error("model_config: {0}")]
     Config(#[from] ConfigError),
+    #[error("model_config: {0}")]
+    Role(#[from] RoleError),
     #[error("{what}: {source}")]
     Dataset {
         what: &'static str,
@@ -36,6 +39,8 @@ pub enum StepError {
     Downstream { context: String, status: Status },
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("internal error: {0}")]
+    Encode(#[from] EncodeError),
     #[error("stopped: {0}")]
     Stopped(StopReason),
     /// A message or payload over a configured size limit.
@@ -52,6 +57,7 @@ impl StepError {
         match self {
             StepError::BadRequest(_)
             | StepError::Config(_)
+            | StepError::Role(_)
             | StepError::Dataset { .. }
             | StepError::Decode { .. }
             | StepError::Stack(_) => Code::InvalidArgument,
@@ -66,7 +72,7 @@ impl StepError {
                 StorageError::TooLarge { .. } => Code::OutOfRange,
             },
             StepError::Downstream { status, .. } => status.code(),
-            StepError::Internal(_) => Code::Internal,
+            StepError::Internal(_) | StepError::Encode(_) => Code::Internal,
             StepError::TooLarge(_) => Code::OutOfRange,
             StepError::Stopped(StopReason::Cancelled) => Code::Cancelled,
             StepError::Stopped(StopReason::BudgetExceeded) => Code::DeadlineExceeded,

@@ -8,14 +8,12 @@
 ///
 /// - Two arenas (one per core here) instead of up to 8 per core: the
 ///   blocking pool runs fits on changing threads and every thread's arena
-///   kept the pages it freed; a trainer under 16 concurrent Train calls
-///   peaked at 83 MiB, and 51 MiB with two (services bench).
+///   kept the pages it freed, so peak memory grew with the threads that
+///   ever ran a fit (the services bench's peak RSS rows show the effect).
 /// - Blocks up to 32 MiB come from the heap instead of fresh `mmap`s, and
 ///   the heap is trimmed only past 64 MiB free at its top. glibc's default
 ///   maps each multi-MiB buffer anew and faults its pages in on every
-///   request. Services bench, consecutive runs: 4 sequential S3 89.5 -> 84.1
-///   ms, INLINE 77.1 -> 70.8 ms, 16 concurrent S3 241 -> 227 ms; peak RSS
-///   under 16 concurrent at most 69 MiB.
+///   request, which the services bench showed as a slower SayHello.
 pub fn tune_for_requests() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {

@@ -35,8 +35,8 @@ impl Role {
     /// its computing requests plus as many waiting with their payload read;
     /// a caller's further requests wait on its side, unsent and (in tonic)
     /// not yet encoded. Without this, 16 concurrent INLINE Train calls held
-    /// 16 datasets in the trainer and 16 encoded requests in the driver
-    /// (peak RSS 81 and 95 MiB). The driver, the entry point that load
+    /// 16 datasets in the trainer and 16 encoded requests in the driver at
+    /// once. The driver, the entry point that load
     /// generators call, is not limited.
     pub fn max_streams_per_connection(&self) -> Option<u32> {
         match self {

@@ -160,8 +160,7 @@ pub async fn train(ctx: &Context, req: TrainRequest, span: &Span) -> Result<Trai
         ));
     }
     let spec = ModelSpec::from_json_bytes(&req.model_config)?;
-    spec.check_level0()
-        .map_err(|e| StepError::bad(format!("model_config: {e}")))?;
+    spec.check_level0()?;
     let name = spec.name();
     let scope = RunScope::new(&req.run_id, &[&req.dataset_key])?;
     let queued = Instant::now();
@@ -177,7 +176,7 @@ pub async fn train(ctx: &Context, req: TrainRequest, span: &Span) -> Result<Trai
             let t = Instant::now();
             let ds = parse_dataset(&data)?;
             let out = train_level0_until(&spec, ds.x().view(), ds.y().view(), threads, stop)?;
-            let model = Bytes::from(serial::encode_model(&out.model));
+            let model = Bytes::from(serial::encode_model(&out.model)?);
             let preds = Bytes::from(npy::encode_f64_1d(&out.oof));
             let warnings: Vec<String> = out.warnings.iter().map(|w| w.to_string()).collect();
             Ok((model, preds, out.oof_auc, micros_since(t), warnings))
@@ -293,7 +292,7 @@ pub async fn reduce(
                 preds.push(pred);
             }
             let meta = meta_features(&preds)?;
-            let models = Bytes::from(serial::encode_models(&models));
+            let models = Bytes::from(serial::encode_models(&models)?);
             let meta = Bytes::from(npy::encode_f64_2d(&meta));
             Ok((models, meta, micros_since(t)))
         })
@@ -355,8 +354,7 @@ pub async fn metatrain(
     } else {
         ModelSpec::from_json_bytes(&req.model_config)?
     };
-    spec.check_meta()
-        .map_err(|e| StepError::bad(format!("model_config: {e}")))?;
+    spec.check_meta()?;
     let scope = RunScope::new(
         &req.run_id,
         &[&req.dataset_key, &req.models_key, &req.meta_features_key],
@@ -411,7 +409,7 @@ pub async fn metatrain(
             }
             let out = train_level1_until(&spec, meta.view(), y.view(), stop)?;
             let full = FullModel::new(models, out.model.clone())?;
-            let full = Bytes::from(serial::encode_full(&full));
+            let full = Bytes::from(serial::encode_full(&full)?);
             let preds = Bytes::from(npy::encode_f64_1d(&out.oof_proba));
             let warnings: Vec<String> = out.warnings.iter().map(|w| w.to_string()).collect();
             Ok((

@@ -173,7 +173,7 @@ async fn the_reducer_refuses_predictions_that_are_not_finite() {
         let ds = small_dataset();
         let spec = stacking_core::config::default_level0()[1].clone();
         let fitted = spec.fit(ds.x().view(), ds.y().view()).unwrap();
-        Bytes::from(stacking_core::serial::encode_model(&fitted))
+        Bytes::from(stacking_core::serial::encode_model(&fitted).expect("encode"))
     };
     for bad in [f64::NAN, f64::INFINITY] {
         let mut preds = ndarray::Array1::<f64>::zeros(120);

@@ -5,9 +5,8 @@
 //!
 //! The S3 server is `s3s` (the protocol: SigV4 authentication, XML, ranges,
 //! error codes) over a bucket held in memory. It replaced `s3s-fs`, whose
-//! GET streams files in 4 KiB chunks: a 2.4 MiB object took 60-80 ms to
-//! download from its own process on this machine, so benchmark figures
-//! measured that server rather than our functions.
+//! GET streams files in 4 KiB chunks, so benchmark figures measured that
+//! server's downloads rather than our functions.
 
 pub mod process;
 pub mod redis;

@@ -9,8 +9,8 @@
 //! Complete with the listed parts in order, Abort).
 //!
 //! ETags are a CRC-64/NVME of the content plus its length, not MD5: S3 says
-//! an ETag "may or may not be an MD5 digest", and MD5 took 3.7 of the 8.1 ms
-//! of a 2.4 MiB PUT here (measured with the storage contract's store), so an
+//! an ETag "may or may not be an MD5 digest", and MD5 was close to half of
+//! a PUT's time here (measured with the storage contract's store), so an
 //! MD5 ETag made the benchmark measure this server's hashing rather than the
 //! functions.
 

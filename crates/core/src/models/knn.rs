@@ -9,7 +9,7 @@ use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::FitError;
+use super::{FitError, InvalidModel};
 use crate::params::{ConfigError, IntRange, ParamReader};
 use crate::stop::{Stop, StopReason};
 
@@ -144,21 +144,19 @@ impl KnnParams {
 }
 
 impl Neighbours {
-    pub fn validate(&self, n_features: usize) -> Result<(), String> {
+    pub fn validate(&self, n_features: usize) -> Result<(), InvalidModel> {
         if self.y.is_empty() || self.x.dim() != (self.y.len(), n_features) {
-            return Err(format!(
-                "KNeighborsRegressor holds a {:?} matrix for {} rows of {} features",
-                self.x.dim(),
-                self.y.len(),
-                n_features
-            ));
+            return Err(InvalidModel::NeighbourShape {
+                shape: self.x.dim(),
+                labels: self.y.len(),
+                n_features,
+            });
         }
         if self.n_neighbors == 0 || self.n_neighbors > self.y.len() {
-            return Err(format!(
-                "KNeighborsRegressor n_neighbors {} is not in 1..={}",
-                self.n_neighbors,
-                self.y.len()
-            ));
+            return Err(InvalidModel::NeighbourCount {
+                k: self.n_neighbors,
+                n: self.y.len(),
+            });
         }
         Ok(())
     }

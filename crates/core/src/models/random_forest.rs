@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::tree::{grow, Growth, SortedColumns, Tree, TreeLimits};
-use super::FitError;
+use super::{FitError, InvalidModel};
 use crate::params::{ConfigError, IntRange, ParamReader};
 use crate::rng::{NumpyRandomState, RAND_R_MAX};
 use crate::stop::Stop;
@@ -337,9 +337,9 @@ impl Forest {
             .collect()
     }
 
-    pub fn validate(&self, n_features: usize) -> Result<(), String> {
+    pub fn validate(&self, n_features: usize) -> Result<(), InvalidModel> {
         if self.trees.is_empty() {
-            return Err("forest has no trees".into());
+            return Err(InvalidModel::NoTrees);
         }
         self.trees.iter().try_for_each(|t| t.validate(n_features))
     }

@@ -14,7 +14,6 @@ use super::logistic::LogisticParams;
 use super::random_forest::RandomForestParams;
 use super::{check_fit_input, tree, FitError, FittedModel, FittedState};
 use crate::params::{excerpt, short, ConfigError, ECHO_LIMIT};
-use crate::stack::StackError;
 use crate::stop::Stop;
 
 /// The model names this core implements, as scikit-learn spells them.
@@ -121,18 +120,20 @@ impl ModelSpec {
         matches!(self, Self::LogisticRegression(_))
     }
 
-    /// The role guard for level 0: trainers fit regressors.
-    pub fn check_level0(&self) -> Result<(), StackError> {
+    /// The role guard for level 0: trainers fit regressors. The one place
+    /// this is decided; the stack configuration, the trainer step and the
+    /// level-0 fit all call it.
+    pub fn check_level0(&self) -> Result<(), RoleError> {
         if self.is_classifier() {
-            return Err(StackError::Level0NotRegressor(self.name()));
+            return Err(RoleError::Level0NotRegressor(self.name()));
         }
         Ok(())
     }
 
     /// The role guard for level 1: the meta model is a classifier.
-    pub fn check_meta(&self) -> Result<(), StackError> {
+    pub fn check_meta(&self) -> Result<(), RoleError> {
         if !self.is_classifier() {
-            return Err(StackError::MetaNotClassifier(self.name()));
+            return Err(RoleError::MetaNotClassifier(self.name()));
         }
         Ok(())
     }
@@ -215,6 +216,18 @@ impl ModelSpec {
             state,
         })
     }
+}
+
+/// A model asked to play a role it cannot: level-0 models are regressors,
+/// the meta model is a classifier.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoleError {
+    /// A classifier given to a trainer.
+    #[error("level-0 models must be regressors, got {0}")]
+    Level0NotRegressor(&'static str),
+    /// A regressor given as the meta model.
+    #[error("the level-1 model must be a classifier (LogisticRegression), got {0}")]
+    MetaNotClassifier(&'static str),
 }
 
 /// A solver that used its whole iteration budget: scikit-learn's

@@ -16,7 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::FitError;
+use super::{FitError, InvalidModel};
 use crate::rng::SklearnRandR;
 use crate::serial::budget;
 use crate::stop::Stop;
@@ -66,7 +66,7 @@ impl Tree {
     }
 
     /// Rejects trees that could index out of bounds or loop when predicting.
-    pub fn validate(&self, n_features: usize) -> Result<(), String> {
+    pub fn validate(&self, n_features: usize) -> Result<(), InvalidModel> {
         let n = self.value.len();
         let lens = [
             self.feature.len(),
@@ -76,9 +76,7 @@ impl Tree {
             self.n_node_samples.len(),
         ];
         if n == 0 || lens.iter().any(|&l| l != n) {
-            return Err(format!(
-                "tree arrays have inconsistent lengths {lens:?} / {n}"
-            ));
+            return Err(InvalidModel::TreeArrays { lens, nodes: n });
         }
         for node in 0..n {
             let (l, r) = (self.children_left[node], self.children_right[node]);
@@ -88,14 +86,22 @@ impl Tree {
             // Children always come after their parent, which rules out cycles.
             let ok = |c: i64| c > node as i64 && (c as usize) < n;
             if !ok(l) || !ok(r) {
-                return Err(format!("node {node} has invalid children {l}, {r}"));
+                return Err(InvalidModel::TreeChildren {
+                    node,
+                    left: l,
+                    right: r,
+                });
             }
             let f = self.feature[node];
             if f < 0 || f as usize >= n_features {
-                return Err(format!("node {node} splits on feature {f} of {n_features}"));
+                return Err(InvalidModel::TreeFeature {
+                    node,
+                    feature: f,
+                    n_features,
+                });
             }
             if self.threshold[node].is_nan() {
-                return Err(format!("node {node} has a NaN threshold"));
+                return Err(InvalidModel::NanThreshold { node });
             }
         }
         Ok(())
@@ -128,8 +134,8 @@ impl SortedColumns {
         let xt = x.t().as_standard_layout().mapv(|v| v as f32);
         let mut values = Vec::with_capacity(n * p);
         let mut rows = Vec::with_capacity(n * p);
-        // Sorting (value key, row) packed in one u64 is about twice as fast as
-        // sorting pairs with a comparator (4.6 ms -> 2 ms for 240 x 1024).
+        // (value key, row) packed in one u64 sorts as plain integers, without
+        // a comparator call per pair (about twice as fast; `cargo bench -p stacking-core`).
         let mut keys: Vec<u64> = Vec::with_capacity(n);
         for col in xt.rows() {
             keys.clear();

@@ -1,0 +1,325 @@
+//! The driver: `helloworld.Greeter/SayHello` runs the whole workflow once.
+//!
+//! 1. store the dataset (or pass it inline), under a key scoped by a fresh run id;
+//! 2. `Trainer.Train` for trainers `0..N` with `models[i % len]`, one after
+//!    another or all at once (`CONCURRENT_TRAINING`);
+//! 3. `Reducer.Reduce` with every trainer's keys in trainer order;
+//! 4. `Metatrainer.Metatrain` with the meta model's config;
+//! 5. read the full model and meta predictions back and check they decode;
+//! 6. delete the run's objects (unless asked to keep them) and reply.
+//!
+//! The whole invocation has one deadline (the caller's `grpc-timeout`, at
+//! most `INVOCATION_TIMEOUT_S`); each call downstream gets what remains of
+//! it ([`crate::rpc`]). Whatever happens — success, a failed stage, the
+//! caller cancelling, the deadline, SIGTERM — the run's objects are deleted
+//! by a task detached from the request: every key the run can write is known
+//! from its run id, and the run's prefix is listed as well. After a failed
+//! run a second sweep follows [`LATE_WRITE_GRACE`] later, for a write a
+//! worker had in flight when the run gave up.
+
+mod cleanup;
+mod plan;
+mod stages;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use stacking_core::params::excerpt;
+use stacking_core::{DatasetError, StackConfig};
+use tokio_util::task::TaskTracker;
+use tonic::transport::Channel;
+
+pub use self::cleanup::LATE_WRITE_GRACE;
+use self::cleanup::{run_keys, CleanupGuard};
+use self::stages::RunState;
+use crate::context::Context;
+use crate::error::StepError;
+use crate::pb::stacking::metatrainer_client::MetatrainerClient;
+use crate::pb::stacking::reducer_client::ReducerClient;
+use crate::pb::stacking::trainer_client::TrainerClient;
+pub use crate::report::{
+    ArtifactSink, ByteCounts, DatasetReport, Progress, ReportOptions, RunArtifacts, RunReport,
+    Stages, TrainerReport,
+};
+use crate::rpc::{self, Deadline};
+use crate::settings::Transfer;
+use crate::trace::Span;
+
+/// Everything the driver is configured with.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    pub trainer_addr: String,
+    pub reducer_addr: String,
+    pub metatrainer_addr: String,
+    pub trainers: usize,
+    pub concurrent: bool,
+    pub keep_objects: bool,
+    pub stack: StackConfig,
+    pub call_timeout: Duration,
+    pub max_message_bytes: usize,
+    /// The dataset's provenance, progress events and results beyond the reply.
+    pub report: ReportOptions,
+}
+
+/// The dataset in its wire form and its row count.
+#[derive(Debug, Clone)]
+pub struct LoadedDataset {
+    pub bytes: Bytes,
+    pub n_samples: usize,
+}
+
+/// Why the driver has no dataset to run with.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetUnavailable {
+    #[error("making the dataset failed: {0}")]
+    Failed(#[from] DatasetError),
+    #[error("the dataset generator stopped before it finished")]
+    GeneratorStopped,
+    #[error("the driver was started without a dataset")]
+    Missing,
+}
+
+/// A dataset still being made (on another thread) when the driver starts.
+pub type PendingDataset = tokio::sync::oneshot::Receiver<Result<LoadedDataset, DatasetUnavailable>>;
+
+/// The driver's state: configuration, the dataset made at start-up, clients.
+#[derive(Debug)]
+pub struct Driver {
+    cfg: DriverConfig,
+    ctx: Context,
+    dataset: tokio::sync::OnceCell<Result<LoadedDataset, DatasetUnavailable>>,
+    pending: std::sync::Mutex<Option<PendingDataset>>,
+    trainer: TrainerClient<Channel>,
+    reducer: ReducerClient<Channel>,
+    metatrainer: MetatrainerClient<Channel>,
+    /// Cleanup tasks still running; a draining driver waits for them.
+    cleanups: TaskTracker,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn us_to_ms(us: u64) -> f64 {
+    us as f64 / 1e3
+}
+impl Driver {
+    /// `dataset` is the wire form (`X.npy` then `y.npy`), made once at start-up.
+    pub fn new(
+        cfg: DriverConfig,
+        ctx: Context,
+        dataset: Bytes,
+        n_samples: usize,
+    ) -> Result<Self, StepError> {
+        let d = Self::with_pending(cfg, ctx, None)?;
+        let _ = d.dataset.set(Ok(LoadedDataset {
+            bytes: dataset,
+            n_samples,
+        }));
+        Ok(d)
+    }
+
+    /// A driver whose dataset is still being generated: it serves as soon as
+    /// it is made, so that generating it overlaps the process start-up.
+    pub fn new_pending(
+        cfg: DriverConfig,
+        ctx: Context,
+        pending: PendingDataset,
+    ) -> Result<Self, StepError> {
+        Self::with_pending(cfg, ctx, Some(pending))
+    }
+
+    /// Whether the dataset is already made (without waiting).
+    pub fn is_ready_now(&self) -> bool {
+        matches!(self.dataset.get(), Some(Ok(_)))
+    }
+
+    /// Waits for the dataset; false if making it failed.
+    pub async fn ready(&self) -> bool {
+        self.dataset().await.is_ok()
+    }
+
+    async fn dataset(&self) -> Result<&LoadedDataset, StepError> {
+        let loaded = self
+            .dataset
+            .get_or_init(|| async {
+                let pending = self.pending.lock().ok().and_then(|mut p| p.take());
+                match pending {
+                    Some(rx) => rx
+                        .await
+                        .unwrap_or(Err(DatasetUnavailable::GeneratorStopped)),
+                    None => Err(DatasetUnavailable::Missing),
+                }
+            })
+            .await;
+        loaded
+            .as_ref()
+            .map_err(|e| StepError::Internal(format!("dataset: {e}")))
+    }
+
+    fn with_pending(
+        cfg: DriverConfig,
+        ctx: Context,
+        pending: Option<PendingDataset>,
+    ) -> Result<Self, StepError> {
+        if cfg.trainers == 0 {
+            return Err(StepError::bad("trainersNum must be at least 1"));
+        }
+        if ctx.transfer.uses_store() && ctx.store.is_none() {
+            return Err(StepError::bad(format!(
+                "TRANSFER_TYPE={} needs a store",
+                ctx.transfer.as_str()
+            )));
+        }
+        let limit = cfg.max_message_bytes;
+        let endpoint = |addr: &str| rpc::channel(addr, cfg.call_timeout);
+        let trainer = TrainerClient::new(endpoint(&cfg.trainer_addr)?)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        let reducer = ReducerClient::new(endpoint(&cfg.reducer_addr)?)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        let metatrainer = MetatrainerClient::new(endpoint(&cfg.metatrainer_addr)?)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        Ok(Self {
+            cfg,
+            ctx,
+            dataset: tokio::sync::OnceCell::new(),
+            pending: std::sync::Mutex::new(pending),
+            trainer,
+            reducer,
+            metatrainer,
+            cleanups: TaskTracker::new(),
+        })
+    }
+
+    pub fn config(&self) -> &DriverConfig {
+        &self.cfg
+    }
+
+    pub fn context(&self) -> &Context {
+        &self.ctx
+    }
+
+    /// Waits (at most `bound`) for cleanups still running, before the
+    /// process exits.
+    pub async fn wait_for_cleanups(&self, bound: Duration) {
+        self.cleanups.close();
+        let _ = tokio::time::timeout(bound, self.cleanups.wait()).await;
+    }
+
+    /// One complete invocation, untraced, within the default budget.
+    pub async fn run(&self) -> Result<RunReport, StepError> {
+        let budget = self.ctx.limits().invocation_timeout;
+        self.run_traced(&Span::none(), Deadline::after(budget))
+            .await
+    }
+
+    /// One complete invocation by `deadline`; its spans are children of `root`.
+    pub async fn run_traced(
+        &self,
+        root: &Span,
+        deadline: Deadline,
+    ) -> Result<RunReport, StepError> {
+        let run_id = format!("run-{}", uuid::Uuid::new_v4().simple());
+        let mut root_tags = root.child("run", None);
+        root_tags.tag("run_id", &run_id);
+        drop(root_tags);
+        let mut cleanup = CleanupGuard {
+            store: self.ctx.store.clone().filter(|_| !self.cfg.keep_objects),
+            keys: run_keys(&run_id, self.cfg.trainers),
+            run_id: run_id.clone(),
+            tracker: self.cleanups.clone(),
+            armed: true,
+        };
+        let started = Instant::now();
+        let result = self.run_stages(&run_id, deadline, root).await;
+        if let Some(task) = cleanup.start(result.is_err()) {
+            if result.is_ok() {
+                let _span = root.child("cleanup", None);
+                let _ = task.await;
+            }
+        }
+        result.map(|mut report| {
+            report.stages_ms.cleanup = ms(started.elapsed()) - report.stages_ms.total;
+            report.stages_ms.total = ms(started.elapsed());
+            report
+        })
+    }
+
+    async fn run_stages(
+        &self,
+        run_id: &str,
+        deadline: Deadline,
+        root: &Span,
+    ) -> Result<RunReport, StepError> {
+        let started = Instant::now();
+        let started_at = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+        let LoadedDataset {
+            bytes: dataset,
+            n_samples,
+        } = self.dataset().await?.clone();
+        let n_features = plan::n_features(&dataset);
+        let dataset_report = self.dataset_report(&dataset, n_samples, n_features);
+        let mut run = RunState {
+            run_id,
+            deadline,
+            root,
+            dataset_inline: Bytes::new(),
+            dataset_key: String::new(),
+            n_samples,
+            stages: Stages::default(),
+            bytes: ByteCounts::default(),
+            warnings: Vec::new(),
+        };
+        if self.ctx.transfer == Transfer::Inline {
+            self.check_inline_plan(&dataset, n_samples, n_features)?;
+        }
+        self.upload(&mut run, dataset).await?;
+        let (trainers, tuples) = self.train_all(&mut run).await?;
+        let reduced = self.reduce(&mut run, tuples).await?;
+        let meta = self.metatrain(&mut run, reduced).await?;
+        self.progress(Progress::Stage("read back"));
+        let artifacts = self.read_back(&mut run, &meta, trainers.len()).await?;
+        run.stages.total = ms(started.elapsed());
+        let ensemble_auc: f64 = meta.score.parse().map_err(|_| {
+            StepError::Internal(format!(
+                "metatrainer score {:?} is not a number",
+                excerpt(&meta.score, 40)
+            ))
+        })?;
+        let mut compute_ms: f64 = trainers.iter().map(|t| t.compute_ms).sum();
+        if self.cfg.concurrent {
+            compute_ms = trainers.iter().map(|t| t.compute_ms).fold(0.0, f64::max);
+        }
+        if let Some(sink) = &self.cfg.report.artifacts {
+            if let Ok(mut sink) = sink.lock() {
+                sink.push(artifacts);
+            }
+        }
+        Ok(RunReport {
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            started_at,
+            run_id: run_id.to_string(),
+            transfer: self.ctx.transfer.as_str().to_string(),
+            concurrent: self.cfg.concurrent,
+            dataset: dataset_report,
+            meta_model: self.cfg.stack.meta_model.to_json(),
+            trainers,
+            warnings: run.warnings,
+            ensemble_auc,
+            auc_as_reported_by_original: meta.score_as_reported_by_original.parse().ok(),
+            compute_ms: compute_ms + run.stages.reduce_compute + run.stages.metatrain_compute,
+            stages_ms: run.stages,
+            bytes: run.bytes,
+        })
+    }
+
+    /// Sends a progress event to whoever watches (a terminal's progress bar).
+    fn progress(&self, event: Progress) {
+        if let Some(tx) = &self.cfg.report.progress {
+            let _ = tx.send(event);
+        }
+    }
+}

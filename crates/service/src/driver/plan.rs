@@ -1,0 +1,87 @@
+//! What the driver knows about a run before it starts: the dataset's shape
+//! for the report, and whether an inline run fits the message limit.
+
+use bytes::Bytes;
+use stacking_core::{ModelSpec, WireLayout};
+
+use super::Driver;
+use crate::error::StepError;
+use crate::report::DatasetReport;
+
+/// The number of features in a dataset's wire form (0 if its header does
+/// not parse; the trainer reports that properly).
+pub(super) fn n_features(dataset: &Bytes) -> usize {
+    let prefix = &dataset[..dataset.len().min(WireLayout::PROBE_LEN)];
+    WireLayout::from_prefix(prefix).map_or(0, |l| l.n_features)
+}
+
+impl Driver {
+    /// The dataset's shape, size and provenance, for the report.
+    pub(super) fn dataset_report(
+        &self,
+        dataset: &Bytes,
+        n_samples: usize,
+        n_features: usize,
+    ) -> DatasetReport {
+        let opts = &self.cfg.report;
+        DatasetReport {
+            n_samples,
+            n_features,
+            bytes: dataset.len(),
+            source: if opts.dataset_source.is_empty() {
+                "make_classification".to_string()
+            } else {
+                opts.dataset_source.clone()
+            },
+            seed: opts.seed,
+            notes: opts.dataset_notes.clone(),
+        }
+    }
+
+    /// Refuses up front, with `OUT_OF_RANGE`, an inline message over the limit.
+    pub(super) fn check_inline_size(&self, what: &str, bytes: usize) -> Result<(), StepError> {
+        // Room for the message's other fields.
+        let limit = self.cfg.max_message_bytes.saturating_sub(64 << 10);
+        if bytes > limit {
+            return Err(StepError::TooLarge(format!(
+                "{what} would carry {bytes} bytes inline, over the {} MiB message limit; raise GRPC_MAX_MESSAGE_MB on every function or use TRANSFER_TYPE=S3 or ELASTICACHE",
+                self.cfg.max_message_bytes >> 20
+            )));
+        }
+        Ok(())
+    }
+
+    /// Before any work: the least the inline `Reduce` and `Metatrain`
+    /// requests must carry (every trainer's predictions, each KNN model's
+    /// training rows, each linear model's coefficients; `Metatrain` also the
+    /// dataset) against the message limit. Without it, a run too large to
+    /// send failed only after all its training, with an h2 protocol error.
+    pub(super) fn check_inline_plan(
+        &self,
+        dataset: &Bytes,
+        n_samples: usize,
+        n_features: usize,
+    ) -> Result<(), StepError> {
+        let models: usize = (0..self.cfg.trainers)
+            .map(|i| match self.cfg.stack.model_for_trainer(i) {
+                ModelSpec::KNeighborsRegressor(_) => n_samples * (n_features + 1) * 8,
+                ModelSpec::RandomForestRegressor(_) => 0,
+                _ => n_features * 8,
+            })
+            .sum();
+        let predictions = self.cfg.trainers * n_samples * 8;
+        for (what, at_least) in [
+            ("Reduce", models + predictions),
+            ("Metatrain", dataset.len() + models + predictions),
+        ] {
+            self.check_inline_size(what, at_least).map_err(|_| {
+                StepError::TooLarge(format!(
+                    "{} trainers inline on a {n_samples} x {n_features} dataset would send {what} at least {at_least} bytes in one message, over the {} MiB limit; raise GRPC_MAX_MESSAGE_MB on every function, use fewer trainers, or use TRANSFER_TYPE=S3 or ELASTICACHE",
+                    self.cfg.trainers,
+                    self.cfg.max_message_bytes >> 20
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
