@@ -46,6 +46,7 @@ use stacking_service::local::{LocalOptions, LocalStack};
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
 use stacking_service::Transfer;
+use stacking_service::{Route, RunPlan};
 use stacking_storage::redis::{self as redis_store, RedisConfig};
 use stacking_storage::s3::{self, PayloadSigning, S3Config};
 use stacking_storage::{memory, BlobStore};
@@ -384,14 +385,16 @@ async fn bench() {
 
     // Embedded store, all four in this process.
     let local = LocalStack::start(LocalOptions {
-        transfer: Transfer::S3,
-        store: Some(Arc::new(memory::open())),
-        trainers: 4,
-        concurrent: false,
-        keep_objects: false,
+        route: Route::new(Transfer::S3, Some(Arc::new(memory::open()))).unwrap(),
+        plan: RunPlan {
+            trainers: 4,
+            concurrent: false,
+            keep_objects: false,
+            max_message_bytes: 256 << 20,
+            ..RunPlan::default()
+        },
         stack: StackConfig::default(),
         dataset: dataset.clone(),
-        max_message_bytes: 256 << 20,
         max_jobs: cpus(),
         threads_per_job: cpus(),
         spans: None,

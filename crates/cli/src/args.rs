@@ -188,8 +188,9 @@ pub struct DataArgs {
     /// JSON {"models": [...], "meta_model": {...}} replacing the default models.
     #[arg(long = "models")]
     pub models: Option<PathBuf>,
-    /// Keep each run's stored objects instead of deleting them.
-    #[arg(long = "keep-objects", env = "KEEP_OBJECTS", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+    /// Keep each run's stored objects instead of deleting them (also
+    /// `KEEP_OBJECTS=true`, read with the other settings).
+    #[arg(long = "keep-objects")]
     pub keep_objects: bool,
 }
 

@@ -122,8 +122,9 @@ async fn check_config(role: &str, rest: Vec<String>, offline: bool) -> Result<()
             let driver = setup::driver_from_args(&d, &settings, None)?;
             let cfg = driver.config();
             role_lines.extend([
-                ("trainers", cfg.trainers.to_string()),
-                ("concurrent", cfg.concurrent.to_string()),
+                ("trainers", cfg.plan.trainers.to_string()),
+                ("concurrent", cfg.plan.concurrent.to_string()),
+                ("keep objects", cfg.plan.keep_objects.to_string()),
                 ("-tAddr", cfg.trainer_addr.clone()),
                 ("-rAddr", cfg.reducer_addr.clone()),
                 ("-mAddr", cfg.metatrainer_addr.clone()),
@@ -146,8 +147,7 @@ async fn check_config(role: &str, rest: Vec<String>, offline: bool) -> Result<()
         println!("  {name:<22} {value}");
     }
     let store = ctx
-        .store
-        .as_ref()
+        .store()
         .map_or("none (inline transfer)".to_string(), |s| s.describe());
     let checked = match (offline, settings.transfer) {
         (true, _) => "not contacted (--offline)",
@@ -157,7 +157,7 @@ async fn check_config(role: &str, rest: Vec<String>, offline: bool) -> Result<()
     println!(
         "  {:<22} {store}: {}",
         "store",
-        if ctx.store.is_some() { checked } else { "-" }
+        if ctx.store().is_some() { checked } else { "-" }
     );
     Ok(())
 }

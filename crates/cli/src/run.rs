@@ -8,6 +8,7 @@ use anyhow::{Context as _, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stacking_service::driver::{ArtifactSink, Progress, RunArtifacts, RunReport};
 use stacking_service::local::{LocalOptions, LocalStack};
+use stacking_service::Route;
 use stacking_storage::redis::{self, RedisConfig};
 use stacking_storage::s3::{self, S3Config};
 use stacking_storage::{memory, BlobStore};
@@ -52,14 +53,10 @@ pub async fn run(args: RunArgs) -> Result<()> {
     report.artifacts = artifacts.clone();
     let notes = report.dataset_notes.clone();
     let stack = LocalStack::start(LocalOptions {
-        transfer: settings.transfer,
-        store,
-        trainers: settings.trainers,
-        concurrent: settings.concurrent,
-        keep_objects: args.data.keep_objects,
+        route: Route::new(settings.transfer, store)?,
+        plan: settings.plan.clone(),
         stack: setup::load_stack(&args.data)?,
         dataset: loaded.dataset,
-        max_message_bytes: settings.common.max_message_bytes,
         max_jobs: settings.common.max_server_threads,
         threads_per_job: setup::cpus(),
         spans: spans.clone(),
@@ -73,8 +70,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     if !args.json {
         println!(
             "stacking run: {n} x {p} dataset, {} trainers ({}), transfer {}, store {store_name}",
-            settings.trainers,
-            mode(settings.concurrent),
+            settings.plan.trainers,
+            mode(settings.plan.concurrent),
             settings.transfer.as_str()
         );
         println!("settings: {}", settings.line());
@@ -134,8 +131,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
             &recorded,
             &format!(
                 "stacking run: {} trainers ({}), transfer {}",
-                settings.trainers,
-                mode(settings.concurrent),
+                settings.plan.trainers,
+                mode(settings.plan.concurrent),
                 settings.transfer.as_str()
             ),
         )?;

@@ -5,7 +5,7 @@
 //! printed with where it came from, so nothing is silently ignored.
 
 use anyhow::{bail, Result};
-use stacking_service::{CommonSettings, Transfer};
+use stacking_service::{CommonSettings, RunPlan, Transfer};
 
 use crate::args::{RunArgs, StoreArg};
 
@@ -23,8 +23,8 @@ pub struct Shown {
 /// The resolved settings of one `stacking run`.
 #[derive(Debug, Clone)]
 pub struct RunSettings {
-    pub trainers: usize,
-    pub concurrent: bool,
+    /// What the driver runs: trainers, concurrency, object keeping, limits.
+    pub plan: RunPlan,
     pub transfer: Transfer,
     /// The object store; `None` with inline transfer.
     pub store: Option<StoreArg>,
@@ -153,9 +153,14 @@ impl RunSettings {
                 },
             });
         }
-        Ok(Self {
-            trainers,
+        let keep_objects = args.data.keep_objects || common.keep_objects.unwrap_or(false);
+        let plan = RunPlan {
             concurrent,
+            keep_objects,
+            ..RunPlan::new(trainers, &common)?
+        };
+        Ok(Self {
+            plan,
             transfer,
             store,
             zipkin,

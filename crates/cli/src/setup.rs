@@ -9,8 +9,7 @@ use stacking_core::{Dataset, StackConfig};
 use stacking_service::driver::{
     DatasetUnavailable, Driver, DriverConfig, LoadedDataset, ReportOptions,
 };
-use stacking_service::settings::DEFAULT_CALL_TIMEOUT;
-use stacking_service::{CommonSettings, Context, Transfer};
+use stacking_service::{CommonSettings, Context, Route, RunPlan, Transfer};
 use stacking_storage::redis::{self, RedisConfig};
 use stacking_storage::s3::{self, S3Config};
 use stacking_storage::BlobStore;
@@ -41,7 +40,7 @@ pub fn open_store(transfer: Transfer) -> Result<Arc<dyn BlobStore>> {
 
 /// Stops start-up when the store does not answer or its bucket is missing.
 pub async fn probe_store(ctx: &Context) -> Result<()> {
-    if let Some(store) = &ctx.store {
+    if let Some(store) = ctx.store() {
         store
             .probe()
             .await
@@ -52,8 +51,7 @@ pub async fn probe_store(ctx: &Context) -> Result<()> {
 
 pub fn context_from_env(settings: &CommonSettings) -> Result<Context> {
     Ok(Context::new(
-        store_for(settings)?,
-        settings.transfer,
+        Route::new(settings.transfer, store_for(settings)?)?,
         settings.max_server_threads,
         cpus(),
     )
@@ -137,12 +135,11 @@ pub fn driver_from_args(
         trainer_addr: args.t_addr.clone(),
         reducer_addr: args.r_addr.clone(),
         metatrainer_addr: args.m_addr.clone(),
-        trainers: trainers_num(args.trainers_num, settings)?,
-        concurrent: settings.concurrent_training.unwrap_or(false),
-        keep_objects: args.data.keep_objects,
+        plan: RunPlan {
+            keep_objects: args.data.keep_objects || settings.keep_objects.unwrap_or(false),
+            ..RunPlan::new(trainers_num(args.trainers_num, settings)?, settings)?
+        },
         stack: load_stack(&args.data)?,
-        call_timeout: DEFAULT_CALL_TIMEOUT,
-        max_message_bytes: settings.max_message_bytes,
         report: ReportOptions::default(),
     };
     let ctx = context_from_env(settings)?.with_tracer(tracer);

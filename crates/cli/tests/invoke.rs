@@ -5,7 +5,7 @@ use std::process::Command;
 use stacking_core::dataset::{make_classification, GeneratorParams};
 use stacking_core::StackConfig;
 use stacking_service::local::{LocalOptions, LocalStack};
-use stacking_service::Transfer;
+use stacking_service::{Route, RunPlan};
 
 /// Runs `stacking invoke`; returns whether it exited 0, and its stdout.
 fn invoke_status(
@@ -85,14 +85,16 @@ async fn small_stack() -> LocalStack {
     })
     .unwrap();
     LocalStack::start(LocalOptions {
-        transfer: Transfer::Inline,
-        store: None,
-        trainers: 4,
-        concurrent: false,
-        keep_objects: false,
+        route: Route::Inline,
+        plan: RunPlan {
+            trainers: 4,
+            concurrent: false,
+            keep_objects: false,
+            max_message_bytes: 64 << 20,
+            ..RunPlan::default()
+        },
         stack: StackConfig::default(),
         dataset,
-        max_message_bytes: 64 << 20,
         max_jobs: 2,
         threads_per_job: 1,
         spans: None,

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde_json::Value;
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
+use stacking_service::{Route, RunPlan};
 use stacking_testkit::process::{free_port, wait_serving, Proc};
 use stacking_testkit::s3::{S3Server, ACCESS, SECRET};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -343,11 +344,14 @@ async fn the_invoker_traces_its_requests_with_dash_trace() {
     use stacking_service::local::{LocalOptions, LocalStack};
     let (port, spans) = collector().await;
     let stack = LocalStack::start(LocalOptions {
-        transfer: stacking_service::Transfer::Inline,
-        store: None,
-        trainers: 1,
-        concurrent: false,
-        keep_objects: false,
+        route: Route::Inline,
+        plan: RunPlan {
+            trainers: 1,
+            concurrent: false,
+            keep_objects: false,
+            max_message_bytes: 64 << 20,
+            ..RunPlan::default()
+        },
         stack: stacking_core::StackConfig::default(),
         dataset: stacking_core::dataset::make_classification(&stacking_core::GeneratorParams {
             n_samples: 60,
@@ -355,7 +359,6 @@ async fn the_invoker_traces_its_requests_with_dash_trace() {
             ..Default::default()
         })
         .unwrap(),
-        max_message_bytes: 64 << 20,
         max_jobs: 1,
         threads_per_job: 1,
         spans: None,

@@ -13,13 +13,75 @@ use crate::error::StepError;
 use crate::settings::{Limits, Transfer};
 use crate::trace::{Kind, Span, Tracer};
 
+/// Which kind of store a stored transfer goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `TRANSFER_TYPE=S3`: an S3-API object store (or the embedded one).
+    S3,
+    /// `TRANSFER_TYPE=ELASTICACHE`: a Redis server.
+    ElastiCache,
+}
+
+/// Where a function's payloads travel. A stored transfer holds its store, so
+/// "S3 without a store" cannot be built, let alone found at request time.
+#[derive(Debug, Clone)]
+pub enum Route {
+    /// Inside the messages' bytes fields; a key in a request is refused.
+    Inline,
+    /// Through a store; the messages carry keys.
+    Store(StoreKind, Arc<dyn BlobStore>),
+}
+
+impl Route {
+    /// The route `transfer` names, with `store` when it needs one.
+    pub fn new(transfer: Transfer, store: Option<Arc<dyn BlobStore>>) -> Result<Self, StepError> {
+        let kind = match transfer {
+            Transfer::Inline => return Ok(Route::Inline),
+            Transfer::S3 => StoreKind::S3,
+            Transfer::ElastiCache => StoreKind::ElastiCache,
+        };
+        match store {
+            Some(store) => Ok(Route::Store(kind, store)),
+            None => Err(StepError::bad(format!(
+                "TRANSFER_TYPE={} needs a store",
+                transfer.as_str()
+            ))),
+        }
+    }
+
+    /// `TRANSFER_TYPE=S3` through `store`.
+    pub fn s3(store: Arc<dyn BlobStore>) -> Self {
+        Route::Store(StoreKind::S3, store)
+    }
+
+    /// `TRANSFER_TYPE=ELASTICACHE` through `store`.
+    pub fn elasticache(store: Arc<dyn BlobStore>) -> Self {
+        Route::Store(StoreKind::ElastiCache, store)
+    }
+
+    /// The transfer setting this route implements.
+    pub fn transfer(&self) -> Transfer {
+        match self {
+            Route::Inline => Transfer::Inline,
+            Route::Store(StoreKind::S3, _) => Transfer::S3,
+            Route::Store(StoreKind::ElastiCache, _) => Transfer::ElastiCache,
+        }
+    }
+
+    /// The store, if payloads go through one.
+    pub fn store(&self) -> Option<&Arc<dyn BlobStore>> {
+        match self {
+            Route::Inline => None,
+            Route::Store(_, store) => Some(store),
+        }
+    }
+}
+
 /// Shared state of one function process.
 #[derive(Debug, Clone)]
 pub struct Context {
-    /// Where stored payloads live (required when the transfer uses one: S3, ELASTICACHE).
-    pub store: Option<Arc<dyn BlobStore>>,
-    /// How this function hands its results on.
-    pub transfer: Transfer,
+    /// How this function hands its results on, and the store if any.
+    pub route: Route,
     compute: Arc<Semaphore>,
     max_jobs: usize,
     threads_per_job: usize,
@@ -51,15 +113,9 @@ pub struct Moved {
 impl Context {
     /// `max_jobs` CPU-bound requests run at once (`MAX_SERVER_THREADS`);
     /// each may use `threads_per_job` threads for its fold fits.
-    pub fn new(
-        store: Option<Arc<dyn BlobStore>>,
-        transfer: Transfer,
-        max_jobs: usize,
-        threads_per_job: usize,
-    ) -> Self {
+    pub fn new(route: Route, max_jobs: usize, threads_per_job: usize) -> Self {
         Self {
-            store,
-            transfer,
+            route,
             compute: Arc::new(Semaphore::new(max_jobs.max(1))),
             max_jobs: max_jobs.max(1),
             threads_per_job: threads_per_job.max(1),
@@ -115,8 +171,18 @@ impl Context {
         self.threads_per_job
     }
 
-    fn store(&self) -> Result<&Arc<dyn BlobStore>, StepError> {
-        self.store.as_ref().ok_or_else(|| {
+    /// The store, if payloads go through one.
+    pub fn store(&self) -> Option<&Arc<dyn BlobStore>> {
+        self.route.store()
+    }
+
+    /// The transfer setting this function runs with.
+    pub fn transfer(&self) -> Transfer {
+        self.route.transfer()
+    }
+
+    fn required_store(&self) -> Result<&Arc<dyn BlobStore>, StepError> {
+        self.store().ok_or_else(|| {
             StepError::bad("a key was given but this function has no object store (TRANSFER_TYPE=INLINE); send the bytes inline or run with TRANSFER_TYPE=S3")
         })
     }
@@ -140,7 +206,7 @@ impl Context {
         }
         let mut span = parent.child(format!("storage get {what}"), Some(Kind::Client));
         span.tag("storage.key", key);
-        let data = self.store()?.get(key).await?;
+        let data = self.required_store()?.get(key).await?;
         span.tag("storage.bytes", data.len());
         moved.read += data.len() as u64;
         Ok(data)
@@ -158,7 +224,7 @@ impl Context {
         let mut span = parent.child(format!("storage get {what}"), Some(Kind::Client));
         span.tag("storage.key", key);
         span.tag("storage.range", format!("{}-{}", range.start, range.end));
-        let (data, size) = self.store()?.get_range(key, range).await?;
+        let (data, size) = self.required_store()?.get_range(key, range).await?;
         span.tag("storage.bytes", data.len());
         moved.read += data.len() as u64;
         Ok((data, size))
@@ -171,19 +237,19 @@ impl Context {
         data: Bytes,
         parent: &Span,
     ) -> Result<Emitted, StepError> {
-        match self.transfer {
-            Transfer::Inline => Ok(Emitted {
+        match &self.route {
+            Route::Inline => Ok(Emitted {
                 inline: data,
                 key: String::new(),
                 written: 0,
             }),
-            Transfer::S3 | Transfer::ElastiCache => {
+            Route::Store(_, store) => {
                 let written = data.len() as u64;
                 let name = key.rsplit('/').next().unwrap_or(&key).to_string();
                 let mut span = parent.child(format!("storage put {name}"), Some(Kind::Client));
                 span.tag("storage.key", &key);
                 span.tag("storage.bytes", written);
-                self.store()?.put(&key, data).await?;
+                store.put(&key, data).await?;
                 Ok(Emitted {
                     inline: Bytes::new(),
                     key,

@@ -38,5 +38,5 @@ pub mod settings;
 pub mod steps;
 pub mod trace;
 
-pub use context::Context;
-pub use settings::{CommonSettings, Transfer};
+pub use context::{Context, Route, StoreKind};
+pub use settings::{CommonSettings, RunPlan, Transfer};

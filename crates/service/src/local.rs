@@ -8,33 +8,30 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use stacking_core::{Dataset, StackConfig};
-use stacking_storage::BlobStore;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
+use crate::context::Route;
 use crate::driver::{Driver, DriverConfig, ReportOptions};
 use crate::error::StepError;
 use crate::pb::helloworld::greeter_client::GreeterClient;
 use crate::pb::helloworld::{HelloReply, HelloRequest};
 use crate::server::{serve, Role, ServeError};
-use crate::settings::{Limits, Transfer, DEFAULT_CALL_TIMEOUT};
+use crate::settings::{Limits, RunPlan};
 use crate::trace::{Sink, Tracer, ZipkinSpan};
 use crate::Context;
 
 /// How to start a local stack.
 #[derive(Debug, Clone)]
 pub struct LocalOptions {
-    pub transfer: Transfer,
-    /// The shared store (required when the transfer uses one).
-    pub store: Option<Arc<dyn BlobStore>>,
-    pub trainers: usize,
-    pub concurrent: bool,
-    pub keep_objects: bool,
+    /// Inline, or through the store all four functions share.
+    pub route: Route,
+    /// What the driver runs: the same settings type as the distributed driver's.
+    pub plan: RunPlan,
     pub stack: StackConfig,
     pub dataset: Dataset,
-    pub max_message_bytes: usize,
     /// Requests each function computes at once.
     pub max_jobs: usize,
     /// Threads one request may use.
@@ -92,14 +89,9 @@ impl LocalStack {
             .filter_map(|role| sink().map(|s| Tracer::start(role, s)))
             .collect();
         let ctx = |i: usize| {
-            Context::new(
-                opts.store.clone(),
-                opts.transfer,
-                opts.max_jobs,
-                opts.threads_per_job,
-            )
-            .with_limits(opts.limits)
-            .with_tracer(tracers.get(i).cloned())
+            Context::new(opts.route.clone(), opts.max_jobs, opts.threads_per_job)
+                .with_limits(opts.limits)
+                .with_tracer(tracers.get(i).cloned())
         };
         let (tl, trainer) = loopback().await?;
         let (rl, reducer) = loopback().await?;
@@ -111,12 +103,8 @@ impl LocalStack {
                 trainer_addr: trainer.to_string(),
                 reducer_addr: reducer.to_string(),
                 metatrainer_addr: metatrainer.to_string(),
-                trainers: opts.trainers,
-                concurrent: opts.concurrent,
-                keep_objects: opts.keep_objects,
+                plan: opts.plan.clone(),
                 stack: opts.stack.clone(),
-                call_timeout: DEFAULT_CALL_TIMEOUT,
-                max_message_bytes: opts.max_message_bytes,
                 report: opts.report.clone(),
             },
             ctx(3),
@@ -133,7 +121,7 @@ impl LocalStack {
             .into_iter()
             .map(|(listener, role)| {
                 let mut stopped = stopped.clone();
-                let limit = opts.max_message_bytes;
+                let limit = opts.plan.max_message_bytes;
                 tokio::spawn(async move {
                     serve(listener, role, limit, async move {
                         let _ = stopped.wait_for(|s| *s).await;
@@ -151,8 +139,8 @@ impl LocalStack {
             .connect()
             .await?;
         let client = GreeterClient::new(channel)
-            .max_decoding_message_size(opts.max_message_bytes)
-            .max_encoding_message_size(opts.max_message_bytes);
+            .max_decoding_message_size(opts.plan.max_message_bytes)
+            .max_encoding_message_size(opts.plan.max_message_bytes);
         Ok(Self {
             driver,
             trainer,

@@ -59,6 +59,59 @@ impl Transfer {
     }
 }
 
+/// How the driver runs one invocation: the settings the distributed driver
+/// and `stacking run` share. Each resolves it from its flags and the
+/// environment (the driver as the original does, `TrainersNum` over
+/// `-trainersNum`; `stacking run` with its flags first) and embeds it whole,
+/// in [`crate::driver::DriverConfig`] and [`crate::local::LocalOptions`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPlan {
+    /// Trainers called per invocation, at least 1.
+    pub trainers: usize,
+    /// Call every trainer at once (`CONCURRENT_TRAINING`).
+    pub concurrent: bool,
+    /// Keep the run's stored objects (`KEEP_OBJECTS`).
+    pub keep_objects: bool,
+    /// Largest gRPC message sent or accepted (`GRPC_MAX_MESSAGE_MB`).
+    pub max_message_bytes: usize,
+    /// Bound on one downstream call (the invocation's deadline usually wins).
+    pub call_timeout: Duration,
+}
+
+impl Default for RunPlan {
+    /// Four trainers one after another, objects deleted, the default
+    /// message limit and call bound.
+    fn default() -> Self {
+        Self {
+            trainers: 4,
+            concurrent: false,
+            keep_objects: false,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_MB << 20,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+        }
+    }
+}
+
+impl RunPlan {
+    /// A plan of `trainers` trainers with every other setting as `settings` say.
+    pub fn new(trainers: usize, settings: &CommonSettings) -> Result<Self, SettingsError> {
+        if trainers == 0 {
+            return Err(SettingsError::Invalid {
+                var: "TrainersNum",
+                value: "0".into(),
+                allowed: "a whole number >= 1",
+            });
+        }
+        Ok(Self {
+            trainers,
+            concurrent: settings.concurrent_training.unwrap_or(false),
+            keep_objects: settings.keep_objects.unwrap_or(false),
+            max_message_bytes: settings.max_message_bytes,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+        })
+    }
+}
+
 /// `true`/`false` the way the original's environment toggles are written.
 pub fn parse_bool(var: &'static str, value: &str) -> Result<bool, SettingsError> {
     match value.trim().to_ascii_lowercase().as_str() {
@@ -167,6 +220,8 @@ pub struct CommonSettings {
     pub trainers_num: Option<usize>,
     /// `CONCURRENT_TRAINING` (driver): call every trainer at once.
     pub concurrent_training: Option<bool>,
+    /// `KEEP_OBJECTS` (driver): keep each run's stored objects.
+    pub keep_objects: Option<bool>,
 }
 
 pub const DEFAULT_MAX_MESSAGE_MB: usize = 256;
@@ -198,6 +253,9 @@ impl CommonSettings {
         let concurrent_training = get("CONCURRENT_TRAINING")
             .map(|v| parse_bool("CONCURRENT_TRAINING", &v))
             .transpose()?;
+        let keep_objects = get("KEEP_OBJECTS")
+            .map(|v| parse_bool("KEEP_OBJECTS", &v))
+            .transpose()?;
         Ok(Self {
             transfer,
             max_server_threads,
@@ -206,6 +264,7 @@ impl CommonSettings {
             limits,
             trainers_num,
             concurrent_training,
+            keep_objects,
         })
     }
 
@@ -240,6 +299,10 @@ impl CommonSettings {
                 "CONCURRENT_TRAINING",
                 self.concurrent_training
                     .map_or_else(unset, |c| c.to_string()),
+            ),
+            (
+                "KEEP_OBJECTS",
+                self.keep_objects.map_or_else(unset, |k| k.to_string()),
             ),
         ]
     }
@@ -328,7 +391,13 @@ mod tests {
             shown.contains(&("TrainersNum", "16".to_string())),
             "{shown:?}"
         );
-        assert_eq!(shown.len(), 10);
+        assert_eq!(shown.len(), 11);
+        let s = CommonSettings::from_lookup(lookup(&[("KEEP_OBJECTS", "yes")])).unwrap();
+        assert_eq!(s.keep_objects, Some(true));
+        assert!(RunPlan::new(4, &s).unwrap().keep_objects);
+        let e = CommonSettings::from_lookup(lookup(&[("KEEP_OBJECTS", "maybe")])).unwrap_err();
+        assert!(e.to_string().contains("KEEP_OBJECTS"), "{e}");
+        assert!(RunPlan::new(0, &s).is_err());
     }
 
     #[test]

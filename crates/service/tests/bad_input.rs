@@ -13,6 +13,7 @@ use stacking_service::pb::stacking::{
     MetaTrainRequest, ModelPredTuple, ReduceRequest, TrainRequest,
 };
 use stacking_service::Transfer;
+use stacking_service::{Route, RunPlan};
 use support::*;
 use tonic::Code;
 
@@ -369,15 +370,17 @@ async fn unreachable_trainer_is_unavailable() {
             trainer_addr: addr.to_string(),
             reducer_addr: stack.reducer.to_string(),
             metatrainer_addr: stack.metatrainer.to_string(),
-            trainers: 2,
-            concurrent: false,
-            keep_objects: false,
+            plan: RunPlan {
+                trainers: 2,
+                concurrent: false,
+                keep_objects: false,
+                max_message_bytes: 64 << 20,
+                call_timeout: Duration::from_secs(10),
+            },
             stack: Default::default(),
-            call_timeout: Duration::from_secs(10),
-            max_message_bytes: 64 << 20,
             report: Default::default(),
         },
-        stacking_service::Context::new(None, Transfer::Inline, 1, 1),
+        stacking_service::Context::new(Route::Inline, 1, 1),
         Bytes::from(small_dataset().to_bytes()),
         120,
     )

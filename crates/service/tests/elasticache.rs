@@ -14,6 +14,7 @@ use stacking_service::local::{LocalOptions, LocalStack};
 use stacking_service::pb::stacking::trainer_client::TrainerClient;
 use stacking_service::pb::stacking::TrainRequest;
 use stacking_service::Transfer;
+use stacking_service::{Route, RunPlan};
 use stacking_storage::redis::{self as redis_store, RedisConfig};
 use stacking_storage::BlobStore;
 use stacking_testkit::redis::RedisServer;
@@ -95,14 +96,16 @@ async fn kept_keys_carry_the_expiry_and_storage_spans_are_recorded() {
     };
     let spans = Arc::new(std::sync::Mutex::new(Vec::new()));
     let stack = LocalStack::start(LocalOptions {
-        transfer: Transfer::ElastiCache,
-        store: Some(store_for(&server)),
-        trainers: 4,
-        concurrent: false,
-        keep_objects: true,
+        route: Route::new(Transfer::ElastiCache, Some(store_for(&server))).unwrap(),
+        plan: RunPlan {
+            trainers: 4,
+            concurrent: false,
+            keep_objects: true,
+            max_message_bytes: 64 << 20,
+            ..RunPlan::default()
+        },
         stack: StackConfig::default(),
         dataset: small_dataset(),
-        max_message_bytes: 64 << 20,
         max_jobs: 2,
         threads_per_job: 2,
         spans: Some(spans.clone()),

@@ -21,6 +21,7 @@ use stacking_service::pb::stacking::{ModelPredTuple, ReduceRequest, TrainRequest
 use stacking_service::server::{serve, Role};
 use stacking_service::settings::Limits;
 use stacking_service::{Context, Transfer};
+use stacking_service::{Route, RunPlan};
 use support::*;
 use tokio::net::TcpListener;
 use tonic::Code;
@@ -71,7 +72,7 @@ fn runaway_train() -> TrainRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_train_whose_deadline_passes_stops_its_work_and_frees_its_slot() {
-    let ctx = Context::new(None, Transfer::Inline, 1, 2);
+    let ctx = Context::new(Route::Inline, 1, 2);
     let addr = serve_on_loopback(Role::Trainer(ctx.clone())).await;
     let mut trainer = TrainerClient::new(channel(addr).await);
     let mut req = tonic::Request::new(runaway_train());
@@ -103,7 +104,7 @@ async fn the_compute_budget_turns_into_deadline_exceeded() {
         compute_budget: Duration::from_secs(1),
         ..Limits::default()
     };
-    let ctx = Context::new(None, Transfer::Inline, 1, 2).with_limits(limits);
+    let ctx = Context::new(Route::Inline, 1, 2).with_limits(limits);
     let addr = serve_on_loopback(Role::Trainer(ctx.clone())).await;
     let mut trainer = TrainerClient::new(channel(addr).await);
     let status = trainer.train(runaway_train()).await.unwrap_err();
@@ -125,7 +126,7 @@ async fn requests_may_not_write_or_read_outside_their_own_run() {
         .put("run-other/dataset", dataset.clone())
         .await
         .unwrap();
-    let ctx = Context::new(Some(store.clone()), Transfer::S3, 2, 2);
+    let ctx = Context::new(Route::s3(store.clone()), 2, 2);
     let addr = serve_on_loopback(Role::Trainer(ctx)).await;
     let mut trainer = TrainerClient::new(channel(addr).await);
     let lasso = Bytes::from_static(br#"{"model":"Lasso","params":{"alpha":0.1}}"#);
@@ -208,16 +209,18 @@ async fn driver_with(
         trainer_addr: trainer.to_string(),
         reducer_addr: reducer.to_string(),
         metatrainer_addr: metatrainer.to_string(),
-        trainers,
-        concurrent: true,
-        keep_objects: false,
+        plan: RunPlan {
+            trainers,
+            concurrent: true,
+            keep_objects: false,
+            max_message_bytes: 64 << 20,
+            call_timeout: Duration::from_secs(300),
+        },
         stack: StackConfig::default(),
-        call_timeout: Duration::from_secs(300),
-        max_message_bytes: 64 << 20,
         report: Default::default(),
     };
     let ds = default_dataset();
-    let ctx = Context::new(Some(store), Transfer::S3, 2, 2);
+    let ctx = Context::new(Route::s3(store), 2, 2);
     let driver = Driver::new(cfg, ctx, Bytes::from(ds.to_bytes()), ds.n_samples()).unwrap();
     serve_on_loopback(Role::Driver(Arc::new(driver))).await
 }
@@ -326,7 +329,7 @@ async fn buffered_requests_are_bounded_by_bytes_not_by_count() {
         memory_budget_bytes: 8 << 20,
         ..Limits::default()
     };
-    let ctx = Context::new(None, Transfer::Inline, 3, 1).with_limits(limits);
+    let ctx = Context::new(Route::Inline, 3, 1).with_limits(limits);
     let addr = serve_on_loopback(Role::Trainer(ctx.clone())).await;
     let trainer = TrainerClient::new(channel(addr).await);
     let lasso = Bytes::from_static(br#"{"model":"Lasso","params":{"alpha":0.1}}"#);
@@ -385,7 +388,7 @@ async fn buffered_requests_are_bounded_by_bytes_not_by_count() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_disconnects_mid_call_leaves_no_objects_and_stops_the_work() {
     let s3 = S3Server::start().await;
-    let ctx = Context::new(Some(s3.store()), Transfer::S3, 2, 2);
+    let ctx = Context::new(Route::s3(s3.store()), 2, 2);
     let trainer = serve_on_loopback(Role::Trainer(ctx.clone())).await;
     let stack = start(StackOpts {
         transfer: Transfer::S3,
@@ -431,16 +434,18 @@ async fn an_inline_run_too_large_for_one_message_is_refused_before_any_work() {
         trainer_addr: closed.to_string(),
         reducer_addr: closed.to_string(),
         metatrainer_addr: closed.to_string(),
-        trainers: 512,
-        concurrent: true,
-        keep_objects: false,
+        plan: RunPlan {
+            trainers: 512,
+            concurrent: true,
+            keep_objects: false,
+            max_message_bytes: 256 << 20,
+            call_timeout: Duration::from_secs(300),
+        },
         stack: StackConfig::default(),
-        call_timeout: Duration::from_secs(300),
-        max_message_bytes: 256 << 20,
         report: Default::default(),
     };
     let ds = default_dataset();
-    let ctx = Context::new(None, Transfer::Inline, 2, 2);
+    let ctx = Context::new(Route::Inline, 2, 2);
     let driver = Driver::new(cfg, ctx, Bytes::from(ds.to_bytes()), ds.n_samples()).unwrap();
     let e = driver.run().await.unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange, "{e}");
@@ -469,15 +474,17 @@ async fn an_inline_metatrain_over_the_limit_is_refused_before_any_work() {
         trainer_addr: closed.to_string(),
         reducer_addr: closed.to_string(),
         metatrainer_addr: closed.to_string(),
-        trainers: 4,
-        concurrent: false,
-        keep_objects: false,
+        plan: RunPlan {
+            trainers: 4,
+            concurrent: false,
+            keep_objects: false,
+            max_message_bytes: 4 << 20,
+            call_timeout: Duration::from_secs(300),
+        },
         stack: StackConfig::default(),
-        call_timeout: Duration::from_secs(300),
-        max_message_bytes: 4 << 20,
         report: Default::default(),
     };
-    let ctx = Context::new(None, Transfer::Inline, 2, 2);
+    let ctx = Context::new(Route::Inline, 2, 2);
     let driver = Driver::new(cfg, ctx, dataset, ds.n_samples()).unwrap();
     let e = driver.run().await.unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange, "{e}");

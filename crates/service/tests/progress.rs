@@ -5,7 +5,7 @@ use stacking_core::dataset::{make_classification, GeneratorParams};
 use stacking_core::StackConfig;
 use stacking_service::driver::{ArtifactSink, Progress, ReportOptions};
 use stacking_service::local::{LocalOptions, LocalStack};
-use stacking_service::Transfer;
+use stacking_service::{Route, RunPlan};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_trainer_reports_progress_and_each_run_leaves_its_results() {
@@ -13,11 +13,14 @@ async fn each_trainer_reports_progress_and_each_run_leaves_its_results() {
     let artifacts = ArtifactSink::default();
     for concurrent in [false, true] {
         let stack = LocalStack::start(LocalOptions {
-            transfer: Transfer::Inline,
-            store: None,
-            trainers: 5,
-            concurrent,
-            keep_objects: false,
+            route: Route::Inline,
+            plan: RunPlan {
+                trainers: 5,
+                concurrent,
+                keep_objects: false,
+                max_message_bytes: 64 << 20,
+                ..RunPlan::default()
+            },
             stack: StackConfig::default(),
             dataset: make_classification(&GeneratorParams {
                 n_samples: 60,
@@ -25,7 +28,6 @@ async fn each_trainer_reports_progress_and_each_run_leaves_its_results() {
                 ..Default::default()
             })
             .unwrap(),
-            max_message_bytes: 64 << 20,
             max_jobs: 2,
             threads_per_job: 1,
             spans: None,

@@ -19,3 +19,13 @@ pub mod s3;
 mod store;
 
 pub use store::{BlobStore, Chunking, ObjectStoreBackend, StorageError};
+
+/// An environment of `pairs`, for the backends' `from_lookup` tests.
+#[cfg(test)]
+pub(crate) fn test_lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let env: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    move |k| env.get(k).cloned()
+}

@@ -232,13 +232,7 @@ mod tests {
     use super::*;
 
     /// An environment holding only `pairs`.
-    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let env: std::collections::HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| env.get(k).cloned()
-    }
+    use crate::test_lookup as lookup;
 
     #[test]
     fn payload_is_signed_by_default_only_over_http_to_another_host() {

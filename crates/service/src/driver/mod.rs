@@ -42,7 +42,7 @@ pub use crate::report::{
     Stages, TrainerReport,
 };
 use crate::rpc::{self, Deadline};
-use crate::settings::Transfer;
+use crate::settings::{RunPlan, Transfer};
 use crate::trace::Span;
 
 /// Everything the driver is configured with.
@@ -51,12 +51,9 @@ pub struct DriverConfig {
     pub trainer_addr: String,
     pub reducer_addr: String,
     pub metatrainer_addr: String,
-    pub trainers: usize,
-    pub concurrent: bool,
-    pub keep_objects: bool,
+    /// Trainers, concurrency, object keeping, message limit, call bound.
+    pub plan: RunPlan,
     pub stack: StackConfig,
-    pub call_timeout: Duration,
-    pub max_message_bytes: usize,
     /// The dataset's provenance, progress events and results beyond the reply.
     pub report: ReportOptions,
 }
@@ -162,17 +159,11 @@ impl Driver {
         ctx: Context,
         pending: Option<PendingDataset>,
     ) -> Result<Self, StepError> {
-        if cfg.trainers == 0 {
+        if cfg.plan.trainers == 0 {
             return Err(StepError::bad("trainersNum must be at least 1"));
         }
-        if ctx.transfer.uses_store() && ctx.store.is_none() {
-            return Err(StepError::bad(format!(
-                "TRANSFER_TYPE={} needs a store",
-                ctx.transfer.as_str()
-            )));
-        }
-        let limit = cfg.max_message_bytes;
-        let endpoint = |addr: &str| rpc::channel(addr, cfg.call_timeout);
+        let limit = cfg.plan.max_message_bytes;
+        let endpoint = |addr: &str| rpc::channel(addr, cfg.plan.call_timeout);
         let trainer = TrainerClient::new(endpoint(&cfg.trainer_addr)?)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
@@ -227,8 +218,12 @@ impl Driver {
         root_tags.tag("run_id", &run_id);
         drop(root_tags);
         let mut cleanup = CleanupGuard {
-            store: self.ctx.store.clone().filter(|_| !self.cfg.keep_objects),
-            keys: run_keys(&run_id, self.cfg.trainers),
+            store: self
+                .ctx
+                .store()
+                .cloned()
+                .filter(|_| !self.cfg.plan.keep_objects),
+            keys: run_keys(&run_id, self.cfg.plan.trainers),
             run_id: run_id.clone(),
             tracker: self.cleanups.clone(),
             armed: true,
@@ -273,7 +268,7 @@ impl Driver {
             bytes: ByteCounts::default(),
             warnings: Vec::new(),
         };
-        if self.ctx.transfer == Transfer::Inline {
+        if self.ctx.transfer() == Transfer::Inline {
             self.check_inline_plan(&dataset, n_samples, n_features)?;
         }
         self.upload(&mut run, dataset).await?;
@@ -290,7 +285,7 @@ impl Driver {
             ))
         })?;
         let mut compute_ms: f64 = trainers.iter().map(|t| t.compute_ms).sum();
-        if self.cfg.concurrent {
+        if self.cfg.plan.concurrent {
             compute_ms = trainers.iter().map(|t| t.compute_ms).fold(0.0, f64::max);
         }
         if let Some(sink) = &self.cfg.report.artifacts {
@@ -302,8 +297,8 @@ impl Driver {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at,
             run_id: run_id.to_string(),
-            transfer: self.ctx.transfer.as_str().to_string(),
-            concurrent: self.cfg.concurrent,
+            transfer: self.ctx.transfer().as_str().to_string(),
+            concurrent: self.cfg.plan.concurrent,
             dataset: dataset_report,
             meta_model: self.cfg.stack.meta_model.to_json(),
             trainers,

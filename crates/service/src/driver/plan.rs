@@ -41,11 +41,11 @@ impl Driver {
     /// Refuses up front, with `OUT_OF_RANGE`, an inline message over the limit.
     pub(super) fn check_inline_size(&self, what: &str, bytes: usize) -> Result<(), StepError> {
         // Room for the message's other fields.
-        let limit = self.cfg.max_message_bytes.saturating_sub(64 << 10);
+        let limit = self.cfg.plan.max_message_bytes.saturating_sub(64 << 10);
         if bytes > limit {
             return Err(StepError::TooLarge(format!(
                 "{what} would carry {bytes} bytes inline, over the {} MiB message limit; raise GRPC_MAX_MESSAGE_MB on every function or use TRANSFER_TYPE=S3 or ELASTICACHE",
-                self.cfg.max_message_bytes >> 20
+                self.cfg.plan.max_message_bytes >> 20
             )));
         }
         Ok(())
@@ -62,14 +62,14 @@ impl Driver {
         n_samples: usize,
         n_features: usize,
     ) -> Result<(), StepError> {
-        let models: usize = (0..self.cfg.trainers)
+        let models: usize = (0..self.cfg.plan.trainers)
             .map(|i| match self.cfg.stack.model_for_trainer(i) {
                 ModelSpec::KNeighborsRegressor(_) => n_samples * (n_features + 1) * 8,
                 ModelSpec::RandomForestRegressor(_) => 0,
                 _ => n_features * 8,
             })
             .sum();
-        let predictions = self.cfg.trainers * n_samples * 8;
+        let predictions = self.cfg.plan.trainers * n_samples * 8;
         for (what, at_least) in [
             ("Reduce", models + predictions),
             ("Metatrain", dataset.len() + models + predictions),
@@ -77,8 +77,8 @@ impl Driver {
             self.check_inline_size(what, at_least).map_err(|_| {
                 StepError::TooLarge(format!(
                     "{} trainers inline on a {n_samples} x {n_features} dataset would send {what} at least {at_least} bytes in one message, over the {} MiB limit; raise GRPC_MAX_MESSAGE_MB on every function, use fewer trainers, or use TRANSFER_TYPE=S3 or ELASTICACHE",
-                    self.cfg.trainers,
-                    self.cfg.max_message_bytes >> 20
+                    self.cfg.plan.trainers,
+                    self.cfg.plan.max_message_bytes >> 20
                 ))
             })?;
         }

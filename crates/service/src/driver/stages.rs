@@ -74,7 +74,7 @@ impl Driver {
         dataset: Bytes,
     ) -> Result<(), StepError> {
         let t = Instant::now();
-        if self.ctx.transfer == Transfer::Inline {
+        if self.ctx.transfer() == Transfer::Inline {
             self.check_inline_size("Train", dataset.len())?;
             run.dataset_inline = dataset;
         } else {
@@ -94,7 +94,7 @@ impl Driver {
     ) -> Result<(Vec<TrainerReport>, Vec<ModelPredTuple>), StepError> {
         let t = Instant::now();
         self.progress(Progress::Training {
-            trainers: self.cfg.trainers,
+            trainers: self.cfg.plan.trainers,
         });
         let call = |i: usize| {
             let spec = self.cfg.stack.model_for_trainer(i);
@@ -122,11 +122,11 @@ impl Driver {
                 Ok::<_, StepError>((reply, ms(t0.elapsed()), start_ms))
             }
         };
-        let replies: Vec<(TrainReply, f64, f64)> = if self.cfg.concurrent {
-            futures::future::try_join_all((0..self.cfg.trainers).map(call)).await?
+        let replies: Vec<(TrainReply, f64, f64)> = if self.cfg.plan.concurrent {
+            futures::future::try_join_all((0..self.cfg.plan.trainers).map(call)).await?
         } else {
-            let mut v = Vec::with_capacity(self.cfg.trainers);
-            for i in 0..self.cfg.trainers {
+            let mut v = Vec::with_capacity(self.cfg.plan.trainers);
+            for i in 0..self.cfg.plan.trainers {
                 v.push(call(i).await?);
             }
             v

@@ -9,6 +9,7 @@ use stacking_core::dataset::{make_classification, GeneratorParams};
 use stacking_core::{Dataset, StackConfig};
 use stacking_service::local::{LocalOptions, LocalStack};
 use stacking_service::Transfer;
+use stacking_service::{Route, RunPlan};
 use stacking_storage::s3::{self, S3Config};
 use stacking_storage::{memory, BlobStore};
 
@@ -93,14 +94,16 @@ impl Default for StackOpts {
 
 pub async fn start(o: StackOpts) -> LocalStack {
     LocalStack::start(LocalOptions {
-        transfer: o.transfer,
-        store: o.store,
-        trainers: o.trainers,
-        concurrent: o.concurrent,
-        keep_objects: o.keep_objects,
+        route: Route::new(o.transfer, o.store).unwrap(),
+        plan: RunPlan {
+            trainers: o.trainers,
+            concurrent: o.concurrent,
+            keep_objects: o.keep_objects,
+            max_message_bytes: o.max_message_bytes,
+            ..RunPlan::default()
+        },
         stack: StackConfig::default(),
         dataset: o.dataset,
-        max_message_bytes: o.max_message_bytes,
         max_jobs: o.max_jobs,
         threads_per_job: 2,
         spans: None,
