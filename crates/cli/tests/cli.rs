@@ -1,24 +1,17 @@
 //! The binary as users run it: `stacking run`, and the four functions as
 //! separate processes talking gRPC on loopback, stopped by SIGTERM.
 
-use std::process::{Command, Output};
+mod support;
+
+use std::process::Command;
 use std::time::Duration;
 
-use stacking_service::pb::helloworld::greeter_client::GreeterClient;
-use stacking_service::pb::helloworld::HelloRequest;
+use stacking_service::rpc::say_hello;
 use stacking_testkit::process::{free_port, wait_serving, Proc};
+use support::{run, stacking, text};
 
-fn stacking() -> Command {
-    stacking_testkit::process::clean_command(env!("CARGO_BIN_EXE_stacking"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run the stacking binary")
-}
-
-fn text(o: &Output) -> String {
-    stacking_testkit::process::output_text(o)
-}
+/// Bound on one invocation in these tests.
+const TIMEOUT: Duration = Duration::from_secs(120);
 
 #[test]
 fn main_job_prints_a_readable_summary() {
@@ -236,18 +229,9 @@ async fn four_processes_inline_then_graceful_sigterm() {
     for &p in &ports {
         wait_healthy(p).await;
     }
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{}", ports[0]))
-        .unwrap()
-        .connect()
+    let reply = say_hello(&format!("127.0.0.1:{}", ports[0]), "test", TIMEOUT)
         .await
         .unwrap();
-    let reply = GreeterClient::new(ch)
-        .say_hello(HelloRequest {
-            name: "test".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
     // TrainersNum=6 from the environment overrides -trainersNum 2.
     assert!(reply.message.contains("trainers=6"), "{}", reply.message);
     let report: serde_json::Value = serde_json::from_str(&reply.report_json).unwrap();

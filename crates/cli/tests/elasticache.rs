@@ -2,25 +2,14 @@
 //! (`BUCKET_NAME=host:port`) on four processes, `check-config`, and
 //! `stacking run --store redis`, against a real `redis-server` on loopback.
 
-use std::process::{Command, Output};
+mod support;
+
 use std::time::Duration;
 
-use stacking_service::pb::helloworld::greeter_client::GreeterClient;
-use stacking_service::pb::helloworld::HelloRequest;
+use stacking_service::rpc::say_hello;
 use stacking_testkit::process::{free_port, wait_serving, Proc};
 use stacking_testkit::redis::RedisServer;
-
-fn stacking() -> Command {
-    stacking_testkit::process::clean_command(env!("CARGO_BIN_EXE_stacking"))
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().expect("run the stacking binary")
-}
-
-fn text(o: &Output) -> String {
-    stacking_testkit::process::output_text(o)
-}
+use support::{run, stacking, text};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_processes_with_the_originals_environment() {
@@ -62,20 +51,10 @@ async fn four_processes_with_the_originals_environment() {
             .await
             .unwrap();
     }
-    let ch = tonic::transport::Endpoint::from_shared(format!("http://{}", addr(0)))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut greeter = GreeterClient::new(ch);
     for _ in 0..2 {
-        let reply = greeter
-            .say_hello(HelloRequest {
-                name: "test".into(),
-            })
+        let reply = say_hello(&addr(0), "test", Duration::from_secs(120))
             .await
-            .unwrap()
-            .into_inner();
+            .unwrap();
         let report: serde_json::Value = serde_json::from_str(&reply.report_json).unwrap();
         assert_eq!(report["transfer"], "ELASTICACHE");
         assert!(report["bytes"]["storage_written"].as_u64().unwrap() > 2_000_000);

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
+use stacking_service::rpc::say_hello;
 use stacking_testkit::process::{free_port, wait_serving, Proc};
 use stacking_testkit::s3::{S3Server, ACCESS, BUCKET, SECRET};
 use tonic::Code;
@@ -110,17 +111,8 @@ impl Cluster {
     fn say_hello(&self) -> tokio::task::JoinHandle<Result<String, tonic::Status>> {
         let url = format!("http://127.0.0.1:{}", self.ports[0]);
         tokio::spawn(async move {
-            let channel = tonic::transport::Endpoint::from_shared(url)
-                .map_err(|e| tonic::Status::internal(e.to_string()))?
-                .connect()
-                .await
-                .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-            let reply = GreeterClient::new(channel)
-                .say_hello(HelloRequest {
-                    name: "fault".into(),
-                })
-                .await?;
-            Ok(reply.into_inner().message)
+            let reply = say_hello(&url, "fault", Duration::from_secs(300)).await?;
+            Ok(reply.message)
         })
     }
 

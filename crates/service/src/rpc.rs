@@ -22,6 +22,8 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
 
 use crate::error::StepError;
+use crate::pb::helloworld::greeter_client::GreeterClient;
+use crate::pb::helloworld::{HelloReply, HelloRequest};
 
 /// HTTP/2 flow-control windows for servers and clients. HTTP/2's default
 /// 64 KiB windows make a 2.4 MiB message take dozens of round trips.
@@ -61,6 +63,25 @@ pub fn channel(addr: &str, call_timeout: Duration) -> Result<Channel, StepError>
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW));
     Ok(ep.connect_lazy())
+}
+
+/// Connects to the driver at `addr` and calls `helloworld.Greeter/SayHello`
+/// once, within `timeout` (connect included): one invocation as any caller
+/// makes it. Replies up to the default message limit are accepted.
+pub async fn say_hello(
+    addr: &str,
+    name: &str,
+    timeout: Duration,
+) -> Result<HelloReply, tonic::Status> {
+    let channel = channel(addr, timeout).map_err(tonic::Status::from)?;
+    let limit = crate::settings::DEFAULT_MAX_MESSAGE_MB << 20;
+    let mut client = GreeterClient::new(channel).max_decoding_message_size(limit);
+    let reply = client
+        .say_hello(HelloRequest {
+            name: name.to_string(),
+        })
+        .await?;
+    Ok(reply.into_inner())
 }
 
 /// When an invocation must have answered.
