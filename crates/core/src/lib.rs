@@ -14,7 +14,8 @@
 //! - [`cv`], [`metrics`]: scikit-learn's folds and ROC AUC.
 //! - [`stack`]: the level-0 and level-1 steps and the full two-layer model.
 //! - [`serial`], [`npy`]: safe, versioned bytes for models and arrays.
-//! - [`rng`]: numpy's and scikit-learn's random streams, reproduced.
+//! - `rng` (internal, like the models' `tree` and `linalg`): numpy's and
+//!   scikit-learn's random streams, reproduced.
 
 pub mod config;
 pub mod cv;
@@ -23,7 +24,7 @@ pub mod metrics;
 pub mod models;
 pub mod npy;
 pub mod params;
-pub mod rng;
+pub(crate) mod rng;
 pub mod serial;
 pub mod stack;
 pub mod stop;

@@ -35,7 +35,10 @@ impl NumpyRandomState {
         (a * 67_108_864.0 + b) / 9_007_199_254_740_992.0
     }
 
-    /// `standard_normal()`: legacy polar Box-Muller, which caches its second value.
+    /// `standard_normal()`: legacy polar Box-Muller, which caches its second
+    /// value. One draw at a time: the reference the batched fill is tested
+    /// against.
+    #[cfg(test)]
     pub fn standard_normal(&mut self) -> f64 {
         if let Some(g) = self.cached_gauss.take() {
             return g;

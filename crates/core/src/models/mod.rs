@@ -14,13 +14,13 @@
 pub mod invalid;
 pub mod knn;
 pub mod lasso;
-pub mod linalg;
+mod linalg;
 pub mod linear_regression;
 pub mod linear_svr;
 pub mod logistic;
 pub mod random_forest;
 pub mod spec;
-pub mod tree;
+pub(crate) mod tree;
 
 use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
