@@ -41,7 +41,9 @@ pub fn default_meta() -> ModelSpec {
 /// JSON: `{"models": [...], "meta_model": {...}}` as in the original driver.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StackConfig {
+    /// The level-0 models, assigned to trainers in turn.
     pub models: Vec<ModelSpec>,
+    /// The level-1 model fitted on the level-0 predictions.
     pub meta_model: ModelSpec,
 }
 
@@ -55,6 +57,7 @@ impl Default for StackConfig {
 }
 
 impl StackConfig {
+    /// Parses and checks a stack configuration; absent keys take the benchmark's defaults.
     pub fn from_json_bytes(bytes: &[u8]) -> Result<Self, ConfigError> {
         let value: Value =
             serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;

@@ -3,20 +3,36 @@
 
 use thiserror::Error;
 
+/// Why the rows could not be split into folds.
 #[derive(Debug, Error, PartialEq)]
 pub enum FoldError {
+    /// Fewer rows than folds.
     #[error("cannot make {n_splits} folds from {n_samples} samples")]
-    TooFewSamples { n_splits: usize, n_samples: usize },
+    TooFewSamples {
+        /// Folds asked for.
+        n_splits: usize,
+        /// Rows available.
+        n_samples: usize,
+    },
+    /// Fewer than two folds asked for.
     #[error("n_splits must be at least 2, got {0}")]
     TooFewSplits(usize),
+    /// A class has fewer members than there are folds (stratified folds only).
     #[error("the smallest class has {members} members; StratifiedKFold needs at least {n_splits}")]
-    ClassTooSmall { members: usize, n_splits: usize },
+    ClassTooSmall {
+        /// Rows of the smallest class.
+        members: usize,
+        /// Folds asked for.
+        n_splits: usize,
+    },
 }
 
 /// One fold: the rows it trains on and the rows it predicts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Fold {
+    /// Rows the fold's model is fitted on.
     pub train: Vec<usize>,
+    /// Rows the fold's model predicts.
     pub test: Vec<usize>,
 }
 

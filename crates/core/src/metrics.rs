@@ -2,14 +2,28 @@
 
 use thiserror::Error;
 
+/// Why a score could not be computed.
 #[derive(Debug, Error, PartialEq)]
 pub enum MetricError {
+    /// Labels and scores differ in number.
     #[error("labels and scores differ in length ({labels} vs {scores})")]
-    LengthMismatch { labels: usize, scores: usize },
+    LengthMismatch {
+        /// Labels given.
+        labels: usize,
+        /// Scores given.
+        scores: usize,
+    },
+    /// The labels hold one class only, so ROC AUC is undefined.
     #[error("ROC AUC is undefined when only one class is present in the labels")]
     OneClass,
+    /// A score is NaN or infinite.
     #[error("score {index} is {value}; scores must be finite")]
-    NonFinite { index: usize, value: f64 },
+    NonFinite {
+        /// Position of the score.
+        index: usize,
+        /// The score.
+        value: f64,
+    },
 }
 
 /// `roc_auc_score(y_true, y_score)` for 0/1 labels.

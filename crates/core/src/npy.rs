@@ -16,17 +16,29 @@ const MAGIC: &[u8] = b"\x93NUMPY";
 /// Why bytes are not an acceptable `.npy` array.
 #[derive(Debug, Error)]
 pub enum NpyError {
+    /// No bytes at all.
     #[error("empty input: expected .npy bytes")]
     Empty,
+    /// The header is not a valid `.npy` header (what is wrong).
     #[error("not a .npy file: {0}")]
     BadHeader(String),
+    /// The header promises more data than follows.
     #[error("the header claims {claimed} data bytes but only {available} follow (truncated?)")]
-    Truncated { claimed: u128, available: usize },
+    Truncated {
+        /// Bytes the header says follow.
+        claimed: u128,
+        /// Bytes that do.
+        available: usize,
+    },
+    /// The array's element type is not the one expected.
     #[error("unsupported dtype {found}; expected {expected}")]
     WrongDtype {
+        /// The dtype in the header.
         found: String,
+        /// The dtype expected.
         expected: &'static str,
     },
+    /// The data does not decode (what is wrong).
     #[error("could not decode array data: {0}")]
     Data(String),
 }
@@ -138,6 +150,7 @@ fn check_header(bytes: &[u8]) -> Result<HeaderInfo, NpyError> {
 pub struct ArrayExtent {
     /// The dtype string, e.g. `<f8`.
     pub descr: String,
+    /// Length of each dimension.
     pub shape: Vec<usize>,
     /// Header plus data: where the next array would start.
     pub total_len: usize,
@@ -278,14 +291,17 @@ fn encode<A: WriteNpyExt>(a: &A) -> Vec<u8> {
     out
 }
 
+/// A float64 matrix as `.npy` bytes (C order).
 pub fn encode_f64_2d(a: &Array2<f64>) -> Vec<u8> {
     encode(a)
 }
 
+/// A float64 vector as `.npy` bytes.
 pub fn encode_f64_1d(a: &Array1<f64>) -> Vec<u8> {
     encode(a)
 }
 
+/// An int64 vector as `.npy` bytes.
 pub fn encode_i64_1d(a: &Array1<i64>) -> Vec<u8> {
     encode(a)
 }
@@ -351,10 +367,12 @@ pub mod serde_2d {
     use ndarray::Array2;
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes the matrix as `.npy` bytes.
     pub fn serialize<S: Serializer>(a: &Array2<f64>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(&super::encode_f64_2d(a))
     }
 
+    /// Reads a matrix from `.npy` bytes.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Array2<f64>, D::Error> {
         let bytes = serde_bytes::ByteBuf::deserialize(d)?;
         super::decode_f64_2d(&bytes).map_err(serde::de::Error::custom)
@@ -366,10 +384,12 @@ pub mod serde_1d {
     use ndarray::Array1;
     use serde::{Deserialize, Deserializer, Serializer};
 
+    /// Writes the vector as `.npy` bytes.
     pub fn serialize<S: Serializer>(a: &Array1<f64>, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_bytes(&super::encode_f64_1d(a))
     }
 
+    /// Reads a vector from `.npy` bytes.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Array1<f64>, D::Error> {
         let bytes = serde_bytes::ByteBuf::deserialize(d)?;
         super::decode_f64_1d(&bytes).map_err(serde::de::Error::custom)

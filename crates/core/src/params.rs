@@ -14,40 +14,76 @@ use thiserror::Error;
 /// values taken from the input are cut to [`ECHO_LIMIT`] characters.
 #[derive(Debug, Error, PartialEq)]
 pub enum ConfigError {
+    /// The bytes are not JSON (the parser's message).
     #[error("model config is not valid JSON: {0}")]
     Json(String),
+    /// The JSON is not an object (an excerpt of it).
     #[error("model config must be a JSON object like {{\"model\": \"Lasso\", \"params\": {{...}}}}, got {0}")]
     NotAnObject(String),
+    /// The object has no `"model"` key.
     #[error("model config has no \"model\" name")]
     MissingModel,
+    /// A model name this build does not implement.
     #[error("unknown model {name:?}; known models: {known}")]
-    UnknownModel { name: String, known: String },
-    #[error("unknown key {key:?} in model config; allowed keys: \"model\", \"params\"")]
-    UnknownKey { key: String },
-    #[error("{model}: unknown parameter {param:?}; known parameters: {known}")]
-    UnknownParam {
-        model: &'static str,
-        param: String,
+    UnknownModel {
+        /// The name given (an excerpt).
+        name: String,
+        /// The names this build implements.
         known: String,
     },
+    /// A key other than `"model"` and `"params"`.
+    #[error("unknown key {key:?} in model config; allowed keys: \"model\", \"params\"")]
+    UnknownKey {
+        /// The key (an excerpt).
+        key: String,
+    },
+    /// A parameter the model does not have.
+    #[error("{model}: unknown parameter {param:?}; known parameters: {known}")]
+    UnknownParam {
+        /// The model.
+        model: &'static str,
+        /// The parameter as given (an excerpt).
+        param: String,
+        /// The parameters the model knows.
+        known: String,
+    },
+    /// A parameter of the wrong JSON type.
     #[error("{model}: parameter {param:?} must be {expected}, got {found}")]
     WrongType {
+        /// The model.
         model: &'static str,
+        /// The parameter.
         param: &'static str,
+        /// The type expected.
         expected: &'static str,
+        /// The value given (an excerpt).
         found: String,
     },
+    /// A parameter outside its accepted range.
     #[error("{model}: parameter {param:?} = {value} is out of range: {expected}")]
     OutOfRange {
+        /// The model.
         model: &'static str,
+        /// The parameter.
         param: &'static str,
+        /// The value given (an excerpt).
         value: String,
+        /// The range accepted.
         expected: &'static str,
     },
+    /// A stack-config key other than `"models"` and `"meta_model"`.
     #[error("stack config: unknown key {key:?}; allowed keys: \"models\", \"meta_model\"")]
-    UnknownStackKey { key: String },
+    UnknownStackKey {
+        /// The key (an excerpt).
+        key: String,
+    },
+    /// `"models"` is not a non-empty list.
     #[error("stack config: \"models\" must be a non-empty list, got {found}")]
-    ModelsNotAList { found: String },
+    ModelsNotAList {
+        /// What was given (an excerpt).
+        found: String,
+    },
+    /// A model given a role it cannot play.
     #[error("stack config: {0}")]
     Role(#[from] crate::models::RoleError),
 }

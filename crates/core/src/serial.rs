@@ -22,6 +22,7 @@ use crate::stack::FullModel;
 
 pub mod budget;
 
+/// The `format` every encoded model carries.
 pub const FORMAT: &str = "stacking-model";
 /// Version 2 stores repeated level-0 models once in lists and full models.
 pub const SCHEMA_VERSION: u32 = 2;
@@ -32,23 +33,39 @@ pub const MAX_MODEL_BYTES: usize = 1 << 30;
 /// The most level-0 models a model list or full model may hold.
 pub const MAX_LIST_MODELS: usize = 65_536;
 
+/// Why bytes did not decode to a model.
 #[derive(Debug, Error)]
 pub enum DecodeError {
+    /// No bytes at all.
     #[error("empty input: expected an encoded model")]
     Empty,
+    /// More bytes than any model may have.
     #[error("encoded model is {0} bytes; the limit is {MAX_MODEL_BYTES}")]
     TooLarge(usize),
+    /// Not MessagePack of a stacking model (the decoder's message).
     #[error("not a stacking model: {0}")]
     Malformed(String),
+    /// Another format's bytes.
     #[error("unsupported format {found:?} (expected {FORMAT:?})")]
-    Format { found: String },
-    #[error("schema version {found} is not supported (this build reads versions {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION})")]
-    Version { found: u32 },
-    #[error("expected a {expected} model, got a {found} model")]
-    Kind {
-        expected: &'static str,
+    Format {
+        /// The format found.
         found: String,
     },
+    /// A schema version this build does not read.
+    #[error("schema version {found} is not supported (this build reads versions {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION})")]
+    Version {
+        /// The version found.
+        found: u32,
+    },
+    /// Another kind of model (a list where one model was expected, ...).
+    #[error("expected a {expected} model, got a {found} model")]
+    Kind {
+        /// The kind expected.
+        expected: &'static str,
+        /// The kind found.
+        found: String,
+    },
+    /// A model that decodes but is not consistent.
     #[error("model is inconsistent: {0}")]
     Invalid(#[from] InvalidModel),
 }
@@ -122,10 +139,12 @@ fn body<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, DecodeError> {
     Ok(env.body)
 }
 
+/// One level-0 model (a trainer's output).
 pub fn encode_model(model: &FittedModel) -> Result<Vec<u8>, EncodeError> {
     encode("level0", model)
 }
 
+/// One level-0 model, checked for consistency.
 pub fn decode_model(bytes: &[u8]) -> Result<FittedModel, DecodeError> {
     // A level-0 body is the same in every version.
     check_envelope(bytes, "level0")?;
@@ -226,6 +245,7 @@ pub fn encode_models<M: Borrow<FittedModel>>(models: &[M]) -> Result<Vec<u8>, En
     encode("level0-list", &share(models))
 }
 
+/// A list of level-0 models, each checked and repeats shared.
 pub fn decode_models(bytes: &[u8]) -> Result<Vec<Arc<FittedModel>>, DecodeError> {
     let list = match check_envelope(bytes, "level0-list")? {
         1 => SharedListIn::in_order(body::<V1List>(bytes)?.0),
@@ -254,6 +274,7 @@ struct FullInV1 {
     meta: FittedModel,
 }
 
+/// The full two-layer model (the metatrainer's output).
 pub fn encode_full(model: &FullModel) -> Result<Vec<u8>, EncodeError> {
     encode(
         "full",
@@ -264,6 +285,7 @@ pub fn encode_full(model: &FullModel) -> Result<Vec<u8>, EncodeError> {
     )
 }
 
+/// The full two-layer model, checked for consistency.
 pub fn decode_full(bytes: &[u8]) -> Result<FullModel, DecodeError> {
     let full: FullIn = match check_envelope(bytes, "full")? {
         1 => {

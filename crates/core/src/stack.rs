@@ -18,30 +18,53 @@ use crate::stop::Stop;
 /// Folds used by `cross_val_predict(cv=5)`.
 pub const N_FOLDS: usize = 5;
 
+/// Why a level-0 or level-1 step failed.
 #[derive(Debug, Error)]
 pub enum StackError {
+    /// The folds could not be made.
     #[error(transparent)]
     Fold(#[from] FoldError),
+    /// A model could not be fitted.
     #[error(transparent)]
     Fit(#[from] FitError),
+    /// A model could not predict.
     #[error(transparent)]
     Predict(#[from] PredictError),
+    /// The score could not be computed.
     #[error(transparent)]
     Metric(#[from] MetricError),
+    /// No level-0 predictions at all.
     #[error("no level-0 predictions to stack")]
     NoPredictions,
+    /// A prediction vector of the wrong length.
     #[error("prediction vector {index} has {found} entries; expected {expected}")]
     PredictionLength {
+        /// Which prediction vector.
         index: usize,
+        /// Entries expected (rows).
         expected: usize,
+        /// Entries found.
         found: usize,
     },
+    /// Meta features and labels differ in rows.
     #[error("meta features have {rows} rows but there are {labels} labels")]
-    MetaRows { rows: usize, labels: usize },
+    MetaRows {
+        /// Rows of the meta features.
+        rows: usize,
+        /// Labels.
+        labels: usize,
+    },
     #[error(
         "the full model has {models} level-0 models but its meta model takes {meta_inputs} inputs"
     )]
-    Inconsistent { models: usize, meta_inputs: usize },
+    /// The meta model's inputs do not match the level-0 models.
+    Inconsistent {
+        /// Level-0 models.
+        models: usize,
+        /// Inputs the meta model takes.
+        meta_inputs: usize,
+    },
+    /// A model given a role it cannot play.
     #[error(transparent)]
     Role(#[from] RoleError),
 }
@@ -315,11 +338,14 @@ pub fn train_level1_until(
 /// one four times (the KNN model is 2.4 MiB of training rows).
 #[derive(Debug, Clone, PartialEq)]
 pub struct FullModel {
+    /// The level-0 models, one per trainer (repeats shared).
     pub level0: Vec<Arc<FittedModel>>,
+    /// The level-1 model.
     pub meta: FittedModel,
 }
 
 impl FullModel {
+    /// The two layers, checked to fit together.
     pub fn new(level0: Vec<Arc<FittedModel>>, meta: FittedModel) -> Result<Self, StackError> {
         let m = Self { level0, meta };
         m.check()?;

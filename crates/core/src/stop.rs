@@ -15,10 +15,13 @@ use thiserror::Error;
 /// Why work was asked to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum StopReason {
+    /// Whoever waited for the work went away.
     #[error("the caller went away or its deadline passed")]
     Cancelled,
+    /// The work ran past its compute budget.
     #[error("the compute budget for one request ran out")]
     BudgetExceeded,
+    /// The process is shutting down.
     #[error("the function is shutting down")]
     ShuttingDown,
 }

@@ -32,6 +32,7 @@ pub struct MemoryBudgetLayer {
 }
 
 impl MemoryBudgetLayer {
+    /// A layer holding at most `budget_bytes` of request messages at once.
     pub fn new(budget_bytes: usize) -> Self {
         let total_units = u32::try_from((budget_bytes as u64 / UNIT).max(1)).unwrap_or(u32::MAX);
         Self {
@@ -57,6 +58,7 @@ impl<S> Layer<S> for MemoryBudgetLayer {
     }
 }
 
+/// The service that admits requests by their declared size.
 #[derive(Debug, Clone)]
 pub struct MemoryBudget<S> {
     inner: S,

@@ -13,6 +13,7 @@ use tonic_prost::ProstEncoder;
 /// The longest decode error repeated to the caller.
 const MAX_DETAIL: usize = 200;
 
+/// tonic's protobuf codec, with decoding errors answered `INVALID_ARGUMENT`.
 #[derive(Debug, Clone)]
 pub struct StrictCodec<T, U>(PhantomData<(T, U)>);
 
@@ -41,6 +42,7 @@ where
     }
 }
 
+/// The decoder of [`StrictCodec`].
 #[derive(Debug, Clone)]
 pub struct StrictDecoder<U>(PhantomData<U>);
 

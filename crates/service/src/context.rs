@@ -98,15 +98,20 @@ pub struct Context {
 /// A result handed on: inline bytes or a key (the other one empty).
 #[derive(Debug)]
 pub struct Emitted {
+    /// The bytes, when handed on inline.
     pub inline: Bytes,
+    /// The key, when handed on through the store.
     pub key: String,
+    /// Bytes written to the store.
     pub written: u64,
 }
 
 /// Bytes a step moved through the store.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Moved {
+    /// Bytes read from the store.
     pub read: u64,
+    /// Bytes written to the store.
     pub written: u64,
 }
 
@@ -132,11 +137,13 @@ impl Context {
         self.running.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// The same context with these bounds.
     pub fn with_limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
     }
 
+    /// The bounds every request runs under.
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -146,6 +153,7 @@ impl Context {
         self.hard_stop.cancel();
     }
 
+    /// The same context, sending spans to `tracer`.
     pub fn with_tracer(mut self, tracer: Option<Arc<Tracer>>) -> Self {
         self.tracer = tracer;
         self
@@ -167,6 +175,7 @@ impl Context {
         self.max_jobs
     }
 
+    /// Threads one request may use for its fold fits.
     pub fn threads_per_job(&self) -> usize {
         self.threads_per_job
     }
@@ -359,10 +368,12 @@ impl RunScope {
         Ok(scope)
     }
 
+    /// The full key of `name` under the run.
     pub fn key(&self, name: &str) -> String {
         format!("{}{name}", self.prefix)
     }
 
+    /// The run's prefix (`run-.../`), or empty without a run id.
     pub fn prefix(&self) -> &str {
         &self.prefix
     }

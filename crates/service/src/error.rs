@@ -11,36 +11,57 @@ use tonic::{Code, Status};
 /// The longest status message sent, in characters.
 pub const MAX_STATUS_MESSAGE: usize = 1024;
 
+/// Why a step failed; [`StepError::code`] is its gRPC status code.
 #[derive(Debug, Error)]
 pub enum StepError {
+    /// The request is malformed (what is wrong).
     #[error("{0}")]
     BadRequest(String),
+    /// A model configuration that does not parse or check.
     #[error("model_config: {0}")]
     Config(#[from] ConfigError),
+    /// A model given a role it cannot play.
     #[error("model_config: {0}")]
     Role(#[from] RoleError),
+    /// A dataset that does not decode or check.
     #[error("{what}: {source}")]
     Dataset {
+        /// Which payload.
         what: &'static str,
+        /// What is wrong with it.
         #[source]
         source: DatasetError,
     },
+    /// A model that does not decode or check.
     #[error("{what}: {source}")]
     Decode {
+        /// Which payload.
         what: String,
+        /// What is wrong with it.
         #[source]
         source: DecodeError,
     },
+    /// The ML core refused or failed.
     #[error("{0}")]
     Stack(#[from] StackError),
+    /// The store failed.
     #[error("{0}")]
     Storage(#[from] StorageError),
+    /// A call to another function failed.
     #[error("{context}: {status}")]
-    Downstream { context: String, status: Status },
+    Downstream {
+        /// Which call.
+        context: String,
+        /// What it answered.
+        status: Status,
+    },
+    /// A bug or a broken invariant (what happened).
     #[error("internal error: {0}")]
     Internal(String),
+    /// A model could not be encoded.
     #[error("internal error: {0}")]
     Encode(#[from] EncodeError),
+    /// The work was stopped.
     #[error("stopped: {0}")]
     Stopped(StopReason),
     /// A message or payload over a configured size limit.
@@ -49,10 +70,12 @@ pub enum StepError {
 }
 
 impl StepError {
+    /// A [`StepError::BadRequest`].
     pub fn bad(msg: impl Into<String>) -> Self {
         StepError::BadRequest(msg.into())
     }
 
+    /// The gRPC status code this error is answered with.
     pub fn code(&self) -> Code {
         match self {
             StepError::BadRequest(_)

@@ -30,7 +30,9 @@ pub struct LocalOptions {
     pub route: Route,
     /// What the driver runs: the same settings type as the distributed driver's.
     pub plan: RunPlan,
+    /// The level-0 models and the meta model.
     pub stack: StackConfig,
+    /// The dataset the driver runs on.
     pub dataset: Dataset,
     /// Requests each function computes at once.
     pub max_jobs: usize,
@@ -49,9 +51,13 @@ pub struct LocalOptions {
 
 /// A running local stack. Stop it with [`LocalStack::stop`].
 pub struct LocalStack {
+    /// The driver's address.
     pub driver: SocketAddr,
+    /// The trainer's address.
     pub trainer: SocketAddr,
+    /// The reducer's address.
     pub reducer: SocketAddr,
+    /// The metatrainer's address.
     pub metatrainer: SocketAddr,
     stop: watch::Sender<bool>,
     tracers: Vec<Arc<Tracer>>,
@@ -59,12 +65,16 @@ pub struct LocalStack {
     client: GreeterClient<Channel>,
 }
 
+/// Why a local stack could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
+    /// No loopback port.
     #[error("binding a loopback port: {0}")]
     Bind(#[from] std::io::Error),
+    /// A function refused its configuration.
     #[error("{0}")]
     Setup(#[from] StepError),
+    /// The driver did not accept a connection.
     #[error("connecting to the driver: {0}")]
     Connect(#[from] tonic::transport::Error),
 }
@@ -76,6 +86,7 @@ async fn loopback() -> std::io::Result<(TcpListener, SocketAddr)> {
 }
 
 impl LocalStack {
+    /// Starts all four functions and connects to the driver.
     pub async fn start(opts: LocalOptions) -> Result<Self, LocalError> {
         let (stop, stopped) = watch::channel(false);
         let sink = || match (&opts.spans, &opts.zipkin) {

@@ -21,7 +21,9 @@ pub const COMMON_SERVICES: [&str; 3] = [
 /// The layer: `role` serves `service` plus [`COMMON_SERVICES`].
 #[derive(Debug, Clone, Copy)]
 pub struct RoleGuardLayer {
+    /// The role this server plays.
     pub role: &'static str,
+    /// The gRPC service it serves.
     pub service: &'static str,
 }
 
@@ -36,6 +38,7 @@ impl<S> Layer<S> for RoleGuardLayer {
     }
 }
 
+/// The service that answers another role's calls with `UNIMPLEMENTED`.
 #[derive(Debug, Clone)]
 pub struct RoleGuard<S> {
     inner: S,

@@ -28,6 +28,7 @@ use crate::pb::helloworld::{HelloReply, HelloRequest};
 /// HTTP/2 flow-control windows for servers and clients. HTTP/2's default
 /// 64 KiB windows make a 2.4 MiB message take dozens of round trips.
 pub const STREAM_WINDOW: u32 = 16 << 20;
+/// The connection-level window.
 pub const CONNECTION_WINDOW: u32 = 64 << 20;
 
 /// TCP connect to another function.
@@ -43,6 +44,7 @@ pub const MAX_ATTEMPTS: u32 = 8;
 pub const RETRY_WINDOW: Duration = Duration::from_secs(10);
 /// Backoff before the first retry; it doubles up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest backoff between attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
 /// A lazily connected channel to `addr` (`host:port` or a URL).
@@ -89,6 +91,7 @@ pub async fn say_hello(
 pub struct Deadline(Instant);
 
 impl Deadline {
+    /// `budget` from now.
     pub fn after(budget: Duration) -> Self {
         Self(Instant::now() + budget)
     }

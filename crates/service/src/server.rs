@@ -24,9 +24,13 @@ use crate::Context;
 /// Which function a process serves.
 #[derive(Debug, Clone)]
 pub enum Role {
+    /// The driver (`helloworld.Greeter`).
     Driver(Arc<Driver>),
+    /// A trainer (`stacking.Trainer`).
     Trainer(Context),
+    /// The reducer (`stacking.Reducer`).
     Reducer(Context),
+    /// The metatrainer (`stacking.Metatrainer`).
     Metatrainer(Context),
 }
 
@@ -65,6 +69,7 @@ impl Role {
         }
     }
 
+    /// The role's name: driver, trainer, reducer, metatrainer.
     pub fn name(&self) -> &'static str {
         match self {
             Role::Driver(_) => "driver",
@@ -75,10 +80,13 @@ impl Role {
     }
 }
 
+/// Why a server stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
+    /// The reflection service could not be built.
     #[error("reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
+    /// The transport failed (bind, accept).
     #[error("gRPC server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }

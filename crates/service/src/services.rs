@@ -25,6 +25,7 @@ fn reply<T>(rpc: &str, result: Result<T, StepError>) -> Result<Response<T>, Stat
     })
 }
 
+/// `stacking.Trainer` over a function's context.
 #[derive(Debug, Clone)]
 pub struct TrainerService(pub Context);
 
@@ -40,6 +41,7 @@ impl Trainer for TrainerService {
     }
 }
 
+/// `stacking.Reducer` over a function's context.
 #[derive(Debug, Clone)]
 pub struct ReducerService(pub Context);
 
@@ -57,6 +59,7 @@ impl Reducer for ReducerService {
     }
 }
 
+/// `stacking.Metatrainer` over a function's context.
 #[derive(Debug, Clone)]
 pub struct MetatrainerService(pub Context);
 

@@ -6,14 +6,20 @@ use std::time::Duration;
 
 use thiserror::Error;
 
+/// Why a setting was refused.
 #[derive(Debug, Error, PartialEq)]
 pub enum SettingsError {
+    /// A value the variable does not take.
     #[error("{var}={value:?} is not allowed; allowed values: {allowed}")]
     Invalid {
+        /// The variable.
         var: &'static str,
+        /// The value given.
         value: String,
+        /// The values it takes.
         allowed: &'static str,
     },
+    /// `TRANSFER_TYPE=XDT`, vHive's own transfer, which this build does not have.
     #[error("TRANSFER_TYPE=XDT is not supported by this implementation (XDT is vHive's own data-transfer layer); use TRANSFER_TYPE=INLINE, S3 or ELASTICACHE")]
     XdtUnsupported,
 }
@@ -31,6 +37,7 @@ pub enum Transfer {
 }
 
 impl Transfer {
+    /// Reads `TRANSFER_TYPE` (any case; empty means INLINE).
     pub fn parse(var: &'static str, value: &str) -> Result<Self, SettingsError> {
         match value.trim().to_ascii_uppercase().as_str() {
             "INLINE" | "" => Ok(Transfer::Inline),
@@ -45,6 +52,7 @@ impl Transfer {
         }
     }
 
+    /// The name as the environment spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Transfer::Inline => "INLINE",
@@ -125,6 +133,7 @@ pub fn parse_bool(var: &'static str, value: &str) -> Result<bool, SettingsError>
     }
 }
 
+/// A whole number of at least 1.
 pub fn parse_positive(var: &'static str, value: &str) -> Result<usize, SettingsError> {
     value
         .trim()
@@ -169,9 +178,13 @@ pub struct Limits {
     pub invocation_timeout: Duration,
 }
 
+/// `COMPUTE_BUDGET_S` when unset.
 pub const DEFAULT_COMPUTE_BUDGET: Duration = Duration::from_secs(120);
+/// `MEMORY_BUDGET_MB` when unset.
 pub const DEFAULT_MEMORY_BUDGET_MB: usize = 512;
+/// `DRAIN_TIMEOUT_S` when unset.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+/// `INVOCATION_TIMEOUT_S` when unset.
 pub const DEFAULT_INVOCATION_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Default for Limits {
@@ -186,6 +199,7 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// Reads the limits through `get`; unset ones take their defaults.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let d = Self::default();
         let seconds = |var: &'static str, default: Duration| match get(var) {
@@ -207,6 +221,7 @@ impl Limits {
 /// Environment-derived settings common to every function.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CommonSettings {
+    /// `TRANSFER_TYPE`.
     pub transfer: Transfer,
     /// `MAX_SERVER_THREADS`: requests computed at once (default: CPU count).
     pub max_server_threads: usize,
@@ -224,6 +239,7 @@ pub struct CommonSettings {
     pub keep_objects: Option<bool>,
 }
 
+/// `GRPC_MAX_MESSAGE_MB` when unset.
 pub const DEFAULT_MAX_MESSAGE_MB: usize = 256;
 
 impl CommonSettings {
@@ -307,6 +323,7 @@ impl CommonSettings {
         ]
     }
 
+    /// Reads the settings from the process environment.
     pub fn from_env() -> Result<Self, SettingsError> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }

@@ -6,6 +6,7 @@ use object_store::local::LocalFileSystem;
 
 use crate::{ObjectStoreBackend, StorageError};
 
+/// A store of files under `dir` (created if missing).
 pub fn open(dir: &std::path::Path) -> Result<ObjectStoreBackend, StorageError> {
     std::fs::create_dir_all(dir)
         .map_err(|e| StorageError::Config(format!("cannot create {}: {e}", dir.display())))?;

@@ -6,6 +6,7 @@ use object_store::memory::InMemory;
 
 use crate::ObjectStoreBackend;
 
+/// A store held in this process's memory.
 pub fn open() -> ObjectStoreBackend {
     ObjectStoreBackend::new(Arc::new(InMemory::new()), "memory")
 }

@@ -16,6 +16,7 @@ use object_store::{BackoffConfig, ClientOptions, RetryConfig};
 use crate::store::Chunking;
 use crate::{ObjectStoreBackend, StorageError};
 
+/// Bucket when `BUCKET_NAME` is unset (the original's).
 pub const DEFAULT_BUCKET: &str = "vhive-stacking";
 /// TCP connect to the S3 endpoint.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -24,6 +25,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// No retry starts later than this after the first attempt.
 pub const RETRY_BUDGET: Duration = Duration::from_secs(5);
+/// Region when `AWS_REGION` is unset.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
 /// Whether a request's SigV4 signature covers its payload's SHA-256.
@@ -48,6 +50,7 @@ pub enum PayloadSigning {
 }
 
 impl PayloadSigning {
+    /// The variable that chooses it.
     pub const VAR: &'static str = "AWS_UNSIGNED_PAYLOAD";
 
     /// From `AWS_UNSIGNED_PAYLOAD`: `true`, `false`, or unset / `auto`.
@@ -94,16 +97,23 @@ fn transport_protects_body(endpoint: &str) -> bool {
 /// S3 connection settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct S3Config {
+    /// The bucket every key lives in.
     pub bucket: String,
+    /// The bucket's region.
     pub region: String,
+    /// Access key id (`AWS_ACCESS_KEY`), unless credentials come from a role.
     pub access_key: Option<String>,
+    /// Secret key (`AWS_SECRET_KEY`).
     pub secret_key: Option<String>,
     /// e.g. `http://127.0.0.1:9000`; `None` means AWS itself.
     pub endpoint: Option<String>,
+    /// TCP connect bound.
     pub connect_timeout: Duration,
+    /// Bound on one request, body included.
     pub request_timeout: Duration,
     /// Retries stop after this long from the first attempt.
     pub give_up_after: Duration,
+    /// Whether requests sign their payload's hash.
     pub payload_signing: PayloadSigning,
     /// Credentials come from a role (web identity or container credentials)
     /// rather than keys in the environment.
@@ -173,6 +183,7 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// A client for the configured bucket. Nothing is sent until the first call.
 pub fn open(cfg: &S3Config) -> Result<ObjectStoreBackend, StorageError> {
     install_tls_provider();
     if (cfg.access_key.is_none() || cfg.secret_key.is_none()) && !cfg.role_credentials {

@@ -13,25 +13,63 @@ use thiserror::Error;
 /// Why a storage operation failed.
 #[derive(Debug, Error)]
 pub enum StorageError {
+    /// No object under the key.
     #[error("object {key:?} not found in {store}")]
-    NotFound { key: String, store: String },
+    NotFound {
+        /// The key.
+        key: String,
+        /// The store asked.
+        store: String,
+    },
+    /// A key the stores refuse (empty, too long, a `..` segment, ...).
     #[error("invalid object key {key:?}: {reason}")]
-    InvalidKey { key: String, reason: String },
+    InvalidKey {
+        /// The key (an excerpt).
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The store did not answer, or answered with a server error.
     #[error("storage {store} is unavailable: {reason}")]
-    Unavailable { store: String, reason: String },
+    Unavailable {
+        /// The store.
+        store: String,
+        /// The client's message.
+        reason: String,
+    },
+    /// The store refused the credentials.
     #[error("storage {store} refused access: {reason}")]
-    PermissionDenied { store: String, reason: String },
+    PermissionDenied {
+        /// The store.
+        store: String,
+        /// The store's message.
+        reason: String,
+    },
+    /// A ranged read starting past the object's end.
     #[error("object {key:?} has {size} bytes, fewer than the range {start}.. asks for")]
-    RangeNotSatisfiable { key: String, start: u64, size: u64 },
+    RangeNotSatisfiable {
+        /// The key.
+        key: String,
+        /// The first byte asked for.
+        start: u64,
+        /// The object's size.
+        size: u64,
+    },
+    /// An object over the store's size limit, refused before it is sent.
     #[error("object {key:?} has {size} bytes, over the {limit}-byte limit of {store} (raise {setting}, or use another transfer)")]
     TooLarge {
+        /// The key.
         key: String,
+        /// The object's size in bytes.
         size: u64,
+        /// The store's limit in bytes.
         limit: u64,
+        /// The store.
         store: String,
         /// The setting that raises the limit.
         setting: &'static str,
     },
+    /// A setting that does not describe a usable store.
     #[error("storage configuration: {0}")]
     Config(String),
 }
@@ -39,7 +77,9 @@ pub enum StorageError {
 /// A flat key-value object store.
 #[async_trait]
 pub trait BlobStore: Send + Sync + std::fmt::Debug {
+    /// Stores `data` under `key`, replacing any object there.
     async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError>;
+    /// The whole object under `key`.
     async fn get(&self, key: &str) -> Result<Bytes, StorageError>;
     /// Bytes `range` of an object (the end clipped to the object's size),
     /// and the object's whole size. A range starting at or past the end is
@@ -79,7 +119,9 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
 /// travel in parallel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Chunking {
+    /// Bytes per part.
     pub part: usize,
+    /// Parts in flight at once.
     pub concurrency: usize,
 }
 
@@ -100,6 +142,7 @@ pub struct ObjectStoreBackend {
 }
 
 impl ObjectStoreBackend {
+    /// A store over `inner`, named `name` in errors.
     pub fn new(inner: Arc<dyn ObjectStore>, name: impl Into<String>) -> Self {
         Self {
             inner,

@@ -21,6 +21,7 @@ impl Proc {
         Ok(Self { child })
     }
 
+    /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

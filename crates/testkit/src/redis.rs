@@ -86,10 +86,12 @@ impl RedisServer {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The loopback port it listens on.
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// Its process id.
     pub fn pid(&self) -> u32 {
         self.proc.pid()
     }

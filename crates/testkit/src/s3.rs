@@ -29,8 +29,11 @@ use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
+/// Access key the server accepts.
 pub const ACCESS: &str = "stacking-test-access";
+/// Secret key the server accepts.
 pub const SECRET: &str = "stacking-test-secret-key-0123456789";
+/// The bucket it serves.
 pub const BUCKET: &str = "vhive-stacking";
 
 #[derive(Debug, Clone)]

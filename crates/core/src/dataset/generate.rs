@@ -8,13 +8,17 @@ use crate::rng::NumpyRandomState;
 /// Parameters of [`make_classification`]; the defaults are the benchmark's.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeneratorParams {
+    /// Rows to generate.
     pub n_samples: usize,
+    /// Columns to generate (two of them informative).
     pub n_features: usize,
     /// scikit-learn's `weights`: `[w0, w1]`, or `[w0]` meaning `[w0, 1 - w0]`.
     /// Kept as given, because `1 - 0.9` is not `0.1` in floating point and
     /// scikit-learn sizes the clusters from the literal values.
     pub weights: Vec<f64>,
+    /// Fraction of labels flipped at random (scikit-learn's `flip_y`).
     pub flip_y: f64,
+    /// scikit-learn's `random_state`.
     pub seed: u32,
 }
 

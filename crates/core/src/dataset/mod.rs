@@ -12,39 +12,93 @@ use crate::npy::{self, NpyError};
 /// Why a dataset was refused.
 #[derive(Debug, Error)]
 pub enum DatasetError {
+    /// An `.npy` part of the wire form could not be read.
     #[error("{what}: {source}")]
     Npy {
+        /// Which part: `X.npy` or `y.npy`.
         what: &'static str,
+        /// What was wrong with it.
         #[source]
         source: NpyError,
     },
+    /// The features are not a matrix (their number of dimensions).
     #[error("features must be a 2-d float array, got {0}-d")]
     FeaturesNot2d(usize),
+    /// The labels are not a vector (their number of dimensions).
     #[error("labels must be a 1-d array, got {0}-d")]
     LabelsNot1d(usize),
+    /// Features and labels differ in rows.
     #[error("features have {rows} rows but labels have {labels} entries")]
-    LengthMismatch { rows: usize, labels: usize },
+    LengthMismatch {
+        /// Rows of the feature matrix.
+        rows: usize,
+        /// Labels given.
+        labels: usize,
+    },
+    /// No rows or no features.
     #[error("the dataset is empty ({rows} rows, {cols} features)")]
-    Empty { rows: usize, cols: usize },
+    Empty {
+        /// Rows of the feature matrix.
+        rows: usize,
+        /// Columns of the feature matrix.
+        cols: usize,
+    },
+    /// A label other than 0 or 1 where labels must be 0/1.
     #[error("labels must be 0 or 1; row {index} has label {value}")]
-    NonBinaryLabel { index: usize, value: f64 },
+    NonBinaryLabel {
+        /// Row of the label.
+        index: usize,
+        /// The label.
+        value: f64,
+    },
+    /// A third distinct label value.
     #[error("labels must take exactly two distinct values; row {index} has label {value}, a third after {first} and {second}")]
     ThirdLabel {
+        /// Row of the third value.
         index: usize,
+        /// The third value.
         value: f64,
+        /// The first label value seen.
         first: f64,
+        /// The second label value seen.
         second: f64,
     },
+    /// A label that is NaN or infinite.
     #[error("labels must be finite numbers; row {index} has label {value}")]
-    NonFiniteLabel { index: usize, value: f64 },
+    NonFiniteLabel {
+        /// Row of the label.
+        index: usize,
+        /// The label.
+        value: f64,
+    },
+    /// Every label is the same class.
     #[error("both classes must be present; all {n} labels are {class}")]
-    SingleClass { n: usize, class: f64 },
+    SingleClass {
+        /// Rows.
+        n: usize,
+        /// The one label they all carry.
+        class: f64,
+    },
     #[error(
         "feature value at row {row}, column {col} is {value}; NaN and infinity are not allowed"
     )]
-    NonFinite { row: usize, col: usize, value: f64 },
+    /// A feature value that is NaN or infinite.
+    NonFinite {
+        /// Row of the value.
+        row: usize,
+        /// Column of the value.
+        col: usize,
+        /// The value.
+        value: f64,
+    },
+    /// A generator parameter out of its range.
     #[error("invalid generator parameter {name}: {reason}")]
-    GeneratorParam { name: &'static str, reason: String },
+    GeneratorParam {
+        /// The parameter.
+        name: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
 }
 
 /// `rows` labels, each 0 or 1, both classes present.
@@ -116,7 +170,9 @@ fn two_label_values(y: &Array1<f64>) -> Result<Result<(f64, f64), f64>, DatasetE
 /// features, so with this it fetches the labels alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WireLayout {
+    /// Rows of the dataset.
     pub n_samples: usize,
+    /// Columns of the feature matrix.
     pub n_features: usize,
     /// Byte offset of `y.npy` within the wire form.
     pub labels_offset: usize,
@@ -269,18 +325,22 @@ impl Dataset {
         Self::from_npy(x, y)
     }
 
+    /// The feature matrix, rows by features.
     pub fn x(&self) -> &Array2<f64> {
         &self.x
     }
 
+    /// The 0/1 labels, one per row.
     pub fn y(&self) -> &Array1<f64> {
         &self.y
     }
 
+    /// Rows.
     pub fn n_samples(&self) -> usize {
         self.x.nrows()
     }
 
+    /// Columns of the feature matrix.
     pub fn n_features(&self) -> usize {
         self.x.ncols()
     }

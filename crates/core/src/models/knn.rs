@@ -13,10 +13,13 @@ use super::{FitError, InvalidModel};
 use crate::params::{ConfigError, IntRange, ParamReader};
 use crate::stop::{Stop, StopReason};
 
+/// How neighbours' targets are averaged (scikit-learn's `weights`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KnnWeights {
+    /// Every neighbour counts the same.
     Uniform,
+    /// Neighbours count by the inverse of their distance.
     Distance,
 }
 
@@ -52,6 +55,7 @@ pub const MAX_NEIGHBOURS: u64 = 100_000;
 const QUERY_BLOCK: usize = 256;
 
 impl KnnParams {
+    /// The scikit-learn class name.
     pub const NAME: &'static str = "KNeighborsRegressor";
 
     /// scikit-learn's defaults.
@@ -116,7 +120,9 @@ impl KnnParams {
 /// The fitted state: the training rows themselves.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Neighbours {
+    /// Neighbours averaged per prediction.
     pub n_neighbors: usize,
+    /// How they are averaged.
     pub weights: KnnWeights,
     /// Training rows, `n_train x n_features`, stored as `.npy` bytes.
     #[serde(with = "crate::npy::serde_2d")]
@@ -127,6 +133,7 @@ pub struct Neighbours {
 }
 
 impl KnnParams {
+    /// Keeps the training rows: KNN fits by remembering them.
     pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<Neighbours, FitError> {
         if self.n_neighbors > x.nrows() {
             return Err(FitError::TooFewNeighbours {
@@ -144,6 +151,7 @@ impl KnnParams {
 }
 
 impl Neighbours {
+    /// Rejects a decoded model whose rows, targets or `n_neighbors` disagree.
     pub fn validate(&self, n_features: usize) -> Result<(), InvalidModel> {
         if self.y.is_empty() || self.x.dim() != (self.y.len(), n_features) {
             return Err(InvalidModel::NeighbourShape {

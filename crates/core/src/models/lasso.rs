@@ -29,6 +29,7 @@ impl Default for LassoParams {
 }
 
 impl LassoParams {
+    /// The scikit-learn class name.
     pub const NAME: &'static str = "Lasso";
 
     /// scikit-learn's defaults.
@@ -111,6 +112,7 @@ impl LassoParams {
         self.max_iter
     }
 
+    /// Coordinate descent as scikit-learn's `Lasso`, stopping when `stop` is set.
     pub fn fit(
         &self,
         x: ArrayView2<f64>,

@@ -30,6 +30,7 @@ impl Default for LinearRegressionParams {
 }
 
 impl LinearRegressionParams {
+    /// The scikit-learn class name.
     pub const NAME: &'static str = "LinearRegression";
 
     /// scikit-learn's defaults.

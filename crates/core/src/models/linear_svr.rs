@@ -13,10 +13,13 @@ use crate::params::{non_negative, positive, tolerance, ConfigError, ParamReader,
 use crate::rng::NumpyRandomState;
 use crate::stop::Stop;
 
+/// The loss LinearSVR minimises (scikit-learn's `loss`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SvrLoss {
+    /// `epsilon_insensitive`: the absolute error beyond epsilon (L1 loss).
     EpsilonInsensitive,
+    /// `squared_epsilon_insensitive`: the squared error beyond epsilon (L2 loss).
     SquaredEpsilonInsensitive,
 }
 
@@ -52,6 +55,7 @@ impl Default for LinearSvrParams {
 }
 
 impl LinearSvrParams {
+    /// The scikit-learn class name.
     pub const NAME: &'static str = "LinearSVR";
 
     /// scikit-learn's defaults.
@@ -138,6 +142,7 @@ impl LinearSvrParams {
         self.max_iter
     }
 
+    /// Dual coordinate descent as liblinear's, stopping when `stop` is set.
     pub fn fit(
         &self,
         x: ArrayView2<f64>,

@@ -35,6 +35,7 @@ impl Default for LogisticParams {
 }
 
 impl LogisticParams {
+    /// The scikit-learn class name.
     pub const NAME: &'static str = "LogisticRegression";
 
     /// scikit-learn's defaults.
@@ -81,6 +82,7 @@ impl LogisticParams {
     }
 }
 
+/// The logistic function, without overflow for large negative `z`.
 pub fn sigmoid(z: f64) -> f64 {
     if z >= 0.0 {
         1.0 / (1.0 + (-z).exp())
@@ -105,6 +107,7 @@ impl LogisticParams {
         self.max_iter
     }
 
+    /// The L2-penalised fit as scikit-learn's default `lbfgs` solution, stopping when `stop` is set.
     pub fn fit(
         &self,
         x: ArrayView2<f64>,

@@ -34,32 +34,54 @@ use crate::stop::{Stop, StopReason};
 /// Why a model could not be fitted.
 #[derive(Debug, Error, PartialEq)]
 pub enum FitError {
+    /// X or y is empty.
     #[error("{model}: cannot fit on {rows} rows and {cols} features")]
     Empty {
+        /// The model's name.
         model: &'static str,
+        /// Rows of X.
         rows: usize,
+        /// Columns of X.
         cols: usize,
     },
+    /// X and y differ in rows.
     #[error("{model}: X has {rows} rows but y has {labels}")]
     LengthMismatch {
+        /// The model's name.
         model: &'static str,
+        /// Rows of X.
         rows: usize,
+        /// Entries of y.
         labels: usize,
     },
+    /// KNN asked for more neighbours than it has training rows.
     #[error("KNeighborsRegressor: n_neighbors = {k} exceeds the {n} training rows")]
-    TooFewNeighbours { k: usize, n: usize },
+    TooFewNeighbours {
+        /// `n_neighbors`.
+        k: usize,
+        /// Training rows.
+        n: usize,
+    },
+    /// LogisticRegression given one class only.
     #[error("LogisticRegression needs both classes in the training rows")]
     OneClass,
+    /// A solver met a value it cannot continue from (NaN, a singular system).
     #[error("{model}: numerical failure: {reason}")]
     Numerical {
+        /// The model's name.
         model: &'static str,
+        /// What went wrong.
         reason: &'static str,
     },
+    /// The fit would need more memory than the model allows.
     #[error("{model} is too large: {what}")]
     TooLarge {
+        /// The model's name.
         model: &'static str,
+        /// What would be too large.
         what: &'static str,
     },
+    /// The fit was stopped (cancelled, out of budget, shutting down).
     #[error("fit stopped: {0}")]
     Stopped(#[from] StopReason),
 }
@@ -67,12 +89,17 @@ pub enum FitError {
 /// Why a fitted model could not predict.
 #[derive(Debug, Error, PartialEq)]
 pub enum PredictError {
+    /// The prediction was stopped (cancelled, out of budget, shutting down).
     #[error("prediction stopped: {0}")]
     Stopped(#[from] StopReason),
+    /// X has a different number of columns than the model was fitted on.
     #[error("{model} was fitted on {expected} features but X has {found}")]
     FeatureMismatch {
+        /// The model's name.
         model: &'static str,
+        /// Features the model was fitted on.
         expected: usize,
+        /// Columns of X.
         found: usize,
     },
 }
@@ -81,14 +108,17 @@ pub enum PredictError {
 /// and the decision function of LogisticRegression).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearModel {
+    /// One weight per feature.
     #[serde(deserialize_with = "crate::serial::budget::vec")]
     pub coef: Vec<f64>,
+    /// The constant term.
     pub intercept: f64,
     /// Solver iterations (epochs for coordinate descent, Newton steps for logistic).
     pub n_iter: usize,
 }
 
 impl LinearModel {
+    /// `x · coef + intercept` for each row of `x`.
     pub fn decision(
         &self,
         model: &'static str,
@@ -103,8 +133,11 @@ impl LinearModel {
 /// A fitted model of any kind, with the parameters it was fitted with.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FittedModel {
+    /// The model and the parameters it was fitted with.
     pub spec: ModelSpec,
+    /// Features it was fitted on.
     pub n_features: usize,
+    /// What it learned.
     pub state: FittedState,
 }
 
@@ -112,8 +145,11 @@ pub struct FittedModel {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind")]
 pub enum FittedState {
+    /// Coefficients and intercept (LinearSVR, Lasso, LinearRegression, LogisticRegression).
     Linear(LinearModel),
+    /// The trees of a random forest.
     Forest(random_forest::Forest),
+    /// The training rows of a KNN model.
     Neighbours(knn::Neighbours),
 }
 
@@ -152,6 +188,7 @@ pub(crate) fn check_features(
 }
 
 impl FittedModel {
+    /// The scikit-learn class name.
     pub fn name(&self) -> &'static str {
         self.spec.name()
     }

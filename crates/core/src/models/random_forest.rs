@@ -26,14 +26,20 @@ pub const MAX_FOREST_NODES: usize = 2_000_000;
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MaxFeatures {
+    /// Every feature (`None` or `1.0` in scikit-learn).
     All,
+    /// `sqrt(p)` features.
     Sqrt,
+    /// `log2(p)` features.
     Log2,
+    /// This fraction of the features, at least one.
     Fraction(f64),
+    /// This many features.
     Count(usize),
 }
 
 impl MaxFeatures {
+    /// Features considered at each split for `p` features.
     pub fn resolve(self, p: usize) -> usize {
         let k = match self {
             MaxFeatures::All => p,
@@ -66,6 +72,7 @@ impl Default for RandomForestParams {
 }
 
 impl RandomForestParams {
+    /// The scikit-learn class name.
     pub const NAME: &'static str = "RandomForestRegressor";
 
     /// scikit-learn's defaults.
@@ -176,6 +183,7 @@ impl RandomForestParams {
 /// The fitted forest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Forest {
+    /// The fitted trees, in scikit-learn's order.
     #[serde(deserialize_with = "crate::serial::budget::vec")]
     pub trees: Vec<Tree>,
 }
@@ -213,6 +221,7 @@ impl RandomForestParams {
         counts
     }
 
+    /// Fits the forest on all rows of `x`, stopping when `stop` is set.
     pub fn fit(
         &self,
         x: ArrayView2<f64>,
@@ -337,6 +346,7 @@ impl Forest {
             .collect()
     }
 
+    /// Rejects a decoded forest whose trees could index out of bounds or loop.
     pub fn validate(&self, n_features: usize) -> Result<(), InvalidModel> {
         if self.trees.is_empty() {
             return Err(InvalidModel::NoTrees);

@@ -32,11 +32,17 @@ pub const MODEL_NAMES: [&str; 6] = [
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "Value", into = "Value")]
 pub enum ModelSpec {
+    /// `LinearSVR`.
     LinearSvr(LinearSvrParams),
+    /// `Lasso`.
     Lasso(LassoParams),
+    /// `LinearRegression`.
     LinearRegression(LinearRegressionParams),
+    /// `RandomForestRegressor`.
     RandomForestRegressor(RandomForestParams),
+    /// `KNeighborsRegressor`.
     KNeighborsRegressor(KnnParams),
+    /// `LogisticRegression` (the meta model).
     LogisticRegression(LogisticParams),
 }
 
@@ -234,10 +240,13 @@ pub enum RoleError {
 /// `ConvergenceWarning`. The fit is still returned, as scikit-learn does.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConvergenceWarning {
+    /// The model's name.
     pub model: String,
     /// Which fit: "fold 3" or "full".
     pub fit: String,
+    /// Iterations the solver ran.
     pub n_iter: usize,
+    /// Its iteration cap.
     pub max_iter: usize,
 }
 
@@ -289,6 +298,7 @@ impl TryFrom<Value> for ModelSpec {
 
 /// Work a model can do once on the whole matrix and reuse for every fold.
 pub enum Prepared {
+    /// Nothing to share.
     Nothing,
     /// The forest's sorted columns.
     Sorted(tree::SortedColumns),

@@ -48,11 +48,15 @@ use crate::trace::Span;
 /// Everything the driver is configured with.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
+    /// Address of the trainers (`-tAddr`).
     pub trainer_addr: String,
+    /// Address of the reducer (`-rAddr`).
     pub reducer_addr: String,
+    /// Address of the metatrainer (`-mAddr`).
     pub metatrainer_addr: String,
     /// Trainers, concurrency, object keeping, message limit, call bound.
     pub plan: RunPlan,
+    /// The level-0 models and the meta model.
     pub stack: StackConfig,
     /// The dataset's provenance, progress events and results beyond the reply.
     pub report: ReportOptions,
@@ -61,17 +65,22 @@ pub struct DriverConfig {
 /// The dataset in its wire form and its row count.
 #[derive(Debug, Clone)]
 pub struct LoadedDataset {
+    /// `X.npy` then `y.npy`, as sent to the trainers.
     pub bytes: Bytes,
+    /// Rows of the dataset.
     pub n_samples: usize,
 }
 
 /// Why the driver has no dataset to run with.
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetUnavailable {
+    /// The generator refused its parameters.
     #[error("making the dataset failed: {0}")]
     Failed(#[from] DatasetError),
+    /// The generator's thread ended without a dataset.
     #[error("the dataset generator stopped before it finished")]
     GeneratorStopped,
+    /// No dataset was given.
     #[error("the driver was started without a dataset")]
     Missing,
 }
@@ -185,10 +194,12 @@ impl Driver {
         })
     }
 
+    /// What the driver was started with.
     pub fn config(&self) -> &DriverConfig {
         &self.cfg
     }
 
+    /// Where it stores and how it computes.
     pub fn context(&self) -> &Context {
         &self.ctx
     }

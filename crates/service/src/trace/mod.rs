@@ -22,13 +22,17 @@ pub use self::span::{extract, Span, SpanId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Kind {
+    /// A span that calls another process.
     Client,
+    /// A span that serves a call.
     Server,
 }
 
+/// Where a span was recorded (Zipkin's `localEndpoint`).
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Endpoint {
+    /// The function's role.
     pub service_name: String,
 }
 
@@ -36,18 +40,25 @@ pub struct Endpoint {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ZipkinSpan {
+    /// 32 hex digits.
     pub trace_id: String,
+    /// 16 hex digits.
     pub id: String,
+    /// The parent span's id, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent_id: Option<String>,
+    /// What the span covers.
     pub name: String,
+    /// Client or server, if either.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kind: Option<Kind>,
     /// Microseconds since the epoch.
     pub timestamp: u64,
     /// Microseconds, at least 1.
     pub duration: u64,
+    /// The recording function.
     pub local_endpoint: Endpoint,
+    /// Key-value annotations.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub tags: std::collections::BTreeMap<String, String>,
 }

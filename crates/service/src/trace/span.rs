@@ -11,7 +11,9 @@ use super::{Endpoint, Kind, Msg, Tracer, ZipkinSpan};
 /// The identity of a span, enough to parent children and propagate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpanId {
+    /// The trace's id.
     pub trace_id: u128,
+    /// The span's own id.
     pub span_id: u64,
 }
 
@@ -94,14 +96,17 @@ impl Span {
         }
     }
 
+    /// Its identity, if it records.
     pub fn id(&self) -> Option<SpanId> {
         self.inner.as_ref().map(|a| a.id)
     }
 
+    /// Whether a tracer receives it.
     pub fn is_recording(&self) -> bool {
         self.inner.is_some()
     }
 
+    /// Adds (or replaces) a tag.
     pub fn tag(&mut self, key: &str, value: impl ToString) {
         if let Some(a) = &mut self.inner {
             a.tags.insert(key.to_string(), value.to_string());
@@ -127,6 +132,7 @@ impl Span {
         put("traceparent", format!("00-{trace}-{span}-01"));
     }
 
+    /// Ends the span now (it is sent when dropped, too).
     pub fn end(self) {}
 }
 

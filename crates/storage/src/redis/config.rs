@@ -27,12 +27,17 @@ pub const RETRIES: usize = 2;
 pub struct RedisConfig {
     /// `redis://host:port/db` or `rediss://...`, without credentials.
     pub url: String,
+    /// Username for `AUTH`, if any.
     pub username: Option<String>,
+    /// Password for `AUTH`, if any (never shown).
     pub password: Option<String>,
+    /// Expiry of every key written.
     pub ttl: Duration,
     /// Largest value `put` accepts, in bytes.
     pub max_object_bytes: u64,
+    /// TCP connect (and TLS handshake) bound.
     pub connect_timeout: Duration,
+    /// Bound on one command.
     pub response_timeout: Duration,
 }
 
