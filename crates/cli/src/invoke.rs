@@ -40,7 +40,7 @@ pub struct InvokeArgs {
     #[arg(long = "time", default_value_t = 5.0)]
     pub time: f64,
     /// Where to write latencies (microseconds, one per line). Default, as vSwarm's
-    /// invoker: rps<observed RPS>_lat.csv in the working directory.
+    /// invoker: `rps<observed RPS>_lat.csv` in the working directory.
     #[arg(long = "latf")]
     pub latf: Option<PathBuf>,
     /// Log every request: its number, endpoint, status (OK or the gRPC code) and latency.

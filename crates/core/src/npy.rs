@@ -2,7 +2,7 @@
 //!
 //! Decoding is delegated to `ndarray-npy`, which allocates the element buffer
 //! from the header's shape before reading the data. A 100-byte input claiming a
-//! shape of (10^12,) would therefore allocate terabytes, so [`check_header`]
+//! shape of (10^12,) would therefore allocate terabytes, so `check_header`
 //! first proves that the bytes actually hold every element the header claims.
 
 use ndarray::{Array1, Array2, ArrayD};

@@ -2,7 +2,7 @@
 //!
 //! Each model module owns its parameters: the names it knows, its defaults
 //! (once, as a `DEFAULT` constant), and the bounds of every value that scales
-//! work or memory. They all read through [`ParamReader`], which refuses
+//! work or memory. They all read through `ParamReader`, which refuses
 //! unknown names, wrong types and values out of bounds with a
 //! [`ConfigError`] that names the parameter, and never echoes more than a
 //! short excerpt of the input.

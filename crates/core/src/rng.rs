@@ -57,7 +57,7 @@ impl NumpyRandomState {
     }
 
     /// `standard_normal(size=out.len())` in order: exactly the values of
-    /// `out.len()` calls to [`Self::standard_normal`], leaving the same state.
+    /// `out.len()` calls to `standard_normal`, leaving the same state.
     ///
     /// Why batched: the uniform draws must come one after another from the
     /// MT stream, but the polar transform of an accepted pair (a log, a

@@ -40,11 +40,6 @@ impl MemoryBudgetLayer {
             total_units,
         }
     }
-
-    /// Bytes of request messages held now (rounded up to KiB).
-    pub fn in_use(&self) -> u64 {
-        (u64::from(self.total_units) - self.permits.available_permits() as u64) * UNIT
-    }
 }
 
 impl<S> Layer<S> for MemoryBudgetLayer {

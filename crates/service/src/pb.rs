@@ -1,6 +1,6 @@
 //! Generated protocol types (see `proto/`).
 
-#![allow(clippy::all, missing_docs)]
+#![allow(clippy::all, missing_docs, rustdoc::invalid_html_tags)]
 
 pub mod helloworld {
     tonic::include_proto!("helloworld");

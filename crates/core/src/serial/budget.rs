@@ -4,7 +4,7 @@
 //! an array of them decodes into up to 8x its input (and a list of shared
 //! models into 16x: an index and a pointer). A crafted 80 MB `order` array
 //! once decoded into a 1.32 GiB peak. Every sequence in the model format is
-//! therefore read through [`vec`], which charges each element's size against
+//! therefore read through [`vec()`], which charges each element's size against
 //! a budget proportional to the input's size, set by [`with_budget`] around
 //! one decode. Outside a decode (encoding, tests building models) nothing is
 //! charged.
