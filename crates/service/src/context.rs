@@ -268,6 +268,23 @@ impl Context {
         }
     }
 
+    /// Hands two results of one step on at once (stored concurrently),
+    /// counting what they wrote in `moved`.
+    pub async fn emit_pair(
+        &self,
+        first: (String, Bytes),
+        second: (String, Bytes),
+        moved: &mut Moved,
+        parent: &Span,
+    ) -> Result<(Emitted, Emitted), StepError> {
+        let pair = tokio::try_join!(
+            self.emit(first.0, first.1, parent),
+            self.emit(second.0, second.1, parent),
+        )?;
+        moved.written += pair.0.written + pair.1.written;
+        Ok(pair)
+    }
+
     /// Admits one request: at most `max_jobs` requests fetch, compute and
     /// store at once; the rest wait here holding nothing. Without this, 16
     /// concurrent Train calls each held a dataset and its copies while

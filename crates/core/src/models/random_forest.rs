@@ -4,6 +4,8 @@
 //! feature order from `rand_r` seeded by `RandomState(seed).randint(0, 2^31-1)`.
 //! The same seed therefore grows the same forest as scikit-learn.
 
+use std::borrow::Cow;
+
 use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -254,16 +256,10 @@ impl RandomForestParams {
         rows: &[usize],
         stop: &Stop,
     ) -> Result<Forest, FitError> {
-        let limits = self.limits(data.n_features());
-        let y: Vec<f64> = y.to_vec();
-        let mut growth = Growth {
-            node_budget: MAX_FOREST_NODES,
-            stop,
-        };
-        let trees = self
-            .tree_seeds()
-            .iter()
-            .map(|&seed| {
+        self.grow_trees(
+            data,
+            y,
+            |_, seed| {
                 let mut weight = vec![0.0; y.len()];
                 if self.bootstrap {
                     let counts = Self::bootstrap_counts(seed, rows.len());
@@ -275,12 +271,10 @@ impl RandomForestParams {
                         weight[row] = 1.0;
                     }
                 }
-                let mut rs = NumpyRandomState::new(seed);
-                let rand_r_seed = rs.randint(0, i64::from(RAND_R_MAX)) as u32;
-                grow(data, &y, &weight, &limits, rand_r_seed, &mut growth)
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(Forest { trees })
+                Cow::Owned(weight)
+            },
+            stop,
+        )
     }
 
     /// Grows tree `k` on rows weighted by `weights[k]` (the bootstrap counts).
@@ -301,7 +295,7 @@ impl RandomForestParams {
         weights: &[Vec<f64>],
         stop: &Stop,
     ) -> Result<Forest, FitError> {
-        let (n, p) = x.dim();
+        let n = x.nrows();
         if weights.len() != self.n_estimators || weights.iter().any(|w| w.len() != n) {
             return Err(FitError::LengthMismatch {
                 model: "RandomForestRegressor",
@@ -310,8 +304,20 @@ impl RandomForestParams {
             });
         }
         let data = SortedColumns::new(x);
+        self.grow_trees(&data, y, |k, _| Cow::Borrowed(&weights[k][..]), stop)
+    }
+
+    /// Grows one tree per seed on `data`, tree `k` on the row weights
+    /// `weights(k, seed)`, all of them within one node budget.
+    fn grow_trees<'w>(
+        &self,
+        data: &SortedColumns,
+        y: ArrayView1<f64>,
+        mut weights: impl FnMut(usize, u32) -> Cow<'w, [f64]>,
+        stop: &Stop,
+    ) -> Result<Forest, FitError> {
+        let limits = self.limits(data.n_features());
         let y: Vec<f64> = y.to_vec();
-        let limits = self.limits(data.n_features().min(p));
         let mut growth = Growth {
             node_budget: MAX_FOREST_NODES,
             stop,
@@ -319,11 +325,12 @@ impl RandomForestParams {
         let trees = self
             .tree_seeds()
             .iter()
-            .zip(weights)
-            .map(|(&seed, w)| {
+            .enumerate()
+            .map(|(k, &seed)| {
+                let weight = weights(k, seed);
                 let mut rs = NumpyRandomState::new(seed);
                 let rand_r_seed = rs.randint(0, i64::from(RAND_R_MAX)) as u32;
-                grow(&data, &y, w, &limits, rand_r_seed, &mut growth)
+                grow(data, &y, &weight, &limits, rand_r_seed, &mut growth)
             })
             .collect::<Result<_, _>>()?;
         Ok(Forest { trees })

@@ -190,11 +190,14 @@ pub async fn metatrain(
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    let (full, preds) = tokio::try_join!(
-        ctx.emit(scope.key("model_full"), full_bytes, span),
-        ctx.emit(scope.key("meta_predictions"), pred_bytes, span),
-    )?;
-    moved.written += full.written + preds.written;
+    let (full, preds) = ctx
+        .emit_pair(
+            (scope.key("model_full"), full_bytes),
+            (scope.key("meta_predictions"), pred_bytes),
+            &mut moved,
+            span,
+        )
+        .await?;
     Ok(MetaTrainReply {
         model_full: full.inline,
         model_full_key: full.key,

@@ -114,11 +114,14 @@ pub async fn reduce(
         })
         .await?;
     drop(stack_span);
-    let (models, meta) = tokio::try_join!(
-        ctx.emit(scope.key("models"), models_bytes, span),
-        ctx.emit(scope.key("meta_features"), meta_bytes, span),
-    )?;
-    moved.written += models.written + meta.written;
+    let (models, meta) = ctx
+        .emit_pair(
+            (scope.key("models"), models_bytes),
+            (scope.key("meta_features"), meta_bytes),
+            &mut moved,
+            span,
+        )
+        .await?;
     Ok(ReduceReply {
         models: models.inline,
         models_key: models.key,

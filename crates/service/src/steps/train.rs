@@ -52,11 +52,14 @@ pub async fn train(ctx: &Context, req: TrainRequest, span: &Span) -> Result<Trai
         tracing::warn!(trainer = %req.trainer_id, "{w}");
     }
     let id = &req.trainer_id;
-    let (model, preds) = tokio::try_join!(
-        ctx.emit(scope.key(&format!("model_{id}")), model_bytes, span),
-        ctx.emit(scope.key(&format!("pred_{id}")), pred_bytes, span),
-    )?;
-    moved.written += model.written + preds.written;
+    let (model, preds) = ctx
+        .emit_pair(
+            (scope.key(&format!("model_{id}")), model_bytes),
+            (scope.key(&format!("pred_{id}")), pred_bytes),
+            &mut moved,
+            span,
+        )
+        .await?;
     Ok(TrainReply {
         model: model.inline,
         model_key: model.key,
