@@ -9,27 +9,12 @@ use bytes::Bytes;
 use stacking_service::pb::stacking::metatrainer_client::MetatrainerClient;
 use stacking_service::pb::stacking::reducer_client::ReducerClient;
 use stacking_service::pb::stacking::trainer_client::TrainerClient;
-use stacking_service::pb::stacking::{
-    MetaTrainRequest, ModelPredTuple, ReduceRequest, TrainRequest,
-};
+use stacking_service::pb::stacking::{MetaTrainRequest, ReduceRequest, TrainRequest};
 use stacking_service::Transfer;
 use stacking_service::{Route, RunPlan};
+use support::requests::*;
 use support::*;
 use tonic::Code;
-
-fn lasso() -> Bytes {
-    Bytes::from_static(br#"{"model": "Lasso", "params": {"alpha": 0.1}}"#)
-}
-
-fn train_req(dataset: Bytes, config: Bytes) -> TrainRequest {
-    TrainRequest {
-        dataset,
-        dataset_key: String::new(),
-        model_config: config,
-        trainer_id: "0".into(),
-        run_id: "run-test".into(),
-    }
-}
 
 type Clients = (
     TrainerClient<tonic::transport::Channel>,
@@ -61,20 +46,20 @@ async fn trainer_rejects_bad_configs_and_datasets_then_still_serves() {
     let mut trainer =
         TrainerClient::new(channel(stack.trainer).await).max_decoding_message_size(64 << 20);
     let data = Bytes::from(small_dataset().to_bytes());
-    let good = train_req(data.clone(), lasso());
+    let good = train_inline(data.clone(), lasso());
     let cases: Vec<(TrainRequest, Code, &str)> = vec![
         (
-            train_req(data.clone(), Bytes::from_static(b"\x80\x04\x95pickle")),
+            train_inline(data.clone(), Bytes::from_static(b"\x80\x04\x95pickle")),
             Code::InvalidArgument,
             "JSON",
         ),
         (
-            train_req(data.clone(), Bytes::from_static(br#"{"model": "SVC"}"#)),
+            train_inline(data.clone(), Bytes::from_static(br#"{"model": "SVC"}"#)),
             Code::InvalidArgument,
             "SVC",
         ),
         (
-            train_req(
+            train_inline(
                 data.clone(),
                 Bytes::from_static(br#"{"model": "Lasso", "params": {"alpah": 1}}"#),
             ),
@@ -82,7 +67,7 @@ async fn trainer_rejects_bad_configs_and_datasets_then_still_serves() {
             "alpah",
         ),
         (
-            train_req(
+            train_inline(
                 data.clone(),
                 Bytes::from_static(br#"{"model": "Lasso", "params": {"alpha": "x"}}"#),
             ),
@@ -90,22 +75,22 @@ async fn trainer_rejects_bad_configs_and_datasets_then_still_serves() {
             "alpha",
         ),
         (
-            train_req(data.clone(), Bytes::new()),
+            train_inline(data.clone(), Bytes::new()),
             Code::InvalidArgument,
             "model_config is empty",
         ),
         (
-            train_req(Bytes::new(), lasso()),
+            train_inline(Bytes::new(), lasso()),
             Code::InvalidArgument,
             "no dataset",
         ),
         (
-            train_req(data.slice(..data.len() / 2), lasso()),
+            train_inline(data.slice(..data.len() / 2), lasso()),
             Code::InvalidArgument,
             "dataset",
         ),
         (
-            train_req(Bytes::from_static(b"not numpy at all"), lasso()),
+            train_inline(Bytes::from_static(b"not numpy at all"), lasso()),
             Code::InvalidArgument,
             "not a .npy file",
         ),
@@ -137,7 +122,7 @@ async fn oversized_messages_are_refused() {
     let mut trainer =
         TrainerClient::new(channel(stack.trainer).await).max_encoding_message_size(usize::MAX);
     let big = Bytes::from(vec![7u8; 200 << 10]);
-    let status = trainer.train(train_req(big, lasso())).await.unwrap_err();
+    let status = trainer.train(train_inline(big, lasso())).await.unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange, "{}", status.message());
     assert!(
         status.message().contains("message length too large"),
@@ -158,10 +143,7 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
     .await;
     let (mut trainer, mut reducer, mut meta) = clients(&stack).await;
 
-    let missing = TrainRequest {
-        dataset_key: "run-test/dataset".into(),
-        ..train_req(Bytes::new(), lasso())
-    };
+    let missing = train_stored("run-test", "run-test/dataset", 0);
     expect(
         trainer.train(missing).await,
         Code::NotFound,
@@ -175,17 +157,9 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
         "zero trainers",
     )
     .await;
-    let tuple = ModelPredTuple {
-        model_key: "run-x/model_0".into(),
-        pred_key: "run-x/pred_0".into(),
-        ..Default::default()
-    };
     expect(
         reducer
-            .reduce(ReduceRequest {
-                model_pred_tuples: vec![tuple],
-                run_id: String::new(),
-            })
+            .reduce(reduce_stored("", &[("run-x/model_0", "run-x/pred_0")]))
             .await,
         Code::NotFound,
         "run-x/model_0",
@@ -214,43 +188,21 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
         .await
         .unwrap();
     let a = trainer
-        .train(TrainRequest {
-            dataset_key: "run-y/dataset".into(),
-            run_id: "run-y".into(),
-            ..train_req(Bytes::new(), lasso())
-        })
+        .train(train_stored("run-y", "run-y/dataset", 0))
         .await
         .unwrap()
         .into_inner();
     let b = trainer
-        .train(TrainRequest {
-            dataset_key: "run-y/other-dataset".into(),
-            run_id: "run-y".into(),
-            trainer_id: "1".into(),
-            ..train_req(Bytes::new(), lasso())
-        })
+        .train(train_stored("run-y", "run-y/other-dataset", 1))
         .await
         .unwrap()
         .into_inner();
-    let tuples = vec![
-        ModelPredTuple {
-            model_key: a.model_key.clone(),
-            pred_key: a.pred_key.clone(),
-            ..Default::default()
-        },
-        ModelPredTuple {
-            model_key: b.model_key,
-            pred_key: b.pred_key,
-            ..Default::default()
-        },
+    let pairs = [
+        (a.model_key.as_str(), a.pred_key.as_str()),
+        (b.model_key.as_str(), b.pred_key.as_str()),
     ];
     expect(
-        reducer
-            .reduce(ReduceRequest {
-                model_pred_tuples: tuples,
-                run_id: "run-y".into(),
-            })
-            .await,
+        reducer.reduce(reduce_stored("run-y", &pairs)).await,
         Code::InvalidArgument,
         "prediction vector 1 has 100 entries",
     )
@@ -258,24 +210,19 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
 
     // Meta features that do not fit the dataset.
     let one = reducer
-        .reduce(ReduceRequest {
-            model_pred_tuples: vec![ModelPredTuple {
-                model_key: a.model_key,
-                pred_key: a.pred_key,
-                ..Default::default()
-            }],
-            run_id: "run-y".into(),
-        })
+        .reduce(reduce_stored("run-y", &[(&a.model_key, &a.pred_key)]))
         .await
         .unwrap()
         .into_inner();
-    let req = MetaTrainRequest {
-        dataset_key: "run-y/other-dataset".into(),
-        models_key: one.models_key.clone(),
-        meta_features_key: one.meta_features_key.clone(),
-        run_id: "run-y".into(),
-        ..Default::default()
+    let stored = |dataset_key: &str| {
+        metatrain_stored(
+            "run-y",
+            dataset_key,
+            &one.models_key,
+            &one.meta_features_key,
+        )
     };
+    let req = stored("run-y/other-dataset");
     expect(
         meta.metatrain(req).await,
         Code::InvalidArgument,
@@ -283,12 +230,8 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
     )
     .await;
     let bad_meta = MetaTrainRequest {
-        dataset_key: "run-y/dataset".into(),
-        models_key: one.models_key.clone(),
-        meta_features_key: one.meta_features_key.clone(),
         model_config: lasso(),
-        run_id: "run-y".into(),
-        ..Default::default()
+        ..stored("run-y/dataset")
     };
     expect(
         meta.metatrain(bad_meta).await,
@@ -297,11 +240,9 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
     )
     .await;
     let garbage_models = MetaTrainRequest {
-        dataset_key: "run-y/dataset".into(),
         models: Bytes::from_static(b"garbage"),
-        meta_features_key: one.meta_features_key.clone(),
-        run_id: "run-y".into(),
-        ..Default::default()
+        models_key: String::new(),
+        ..stored("run-y/dataset")
     };
     expect(
         meta.metatrain(garbage_models).await,
@@ -310,14 +251,11 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
     )
     .await;
     // and a good one still works
-    let good = MetaTrainRequest {
-        dataset_key: "run-y/dataset".into(),
-        models_key: one.models_key,
-        meta_features_key: one.meta_features_key,
-        run_id: "run-y".into(),
-        ..Default::default()
-    };
-    let reply = meta.metatrain(good).await.unwrap().into_inner();
+    let reply = meta
+        .metatrain(stored("run-y/dataset"))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(reply.score.parse::<f64>().unwrap() > 0.5);
     stack.stop().await;
 }
@@ -349,10 +287,7 @@ async fn storage_down_is_unavailable_within_bounded_time() {
     );
     let mut trainer = TrainerClient::new(channel(stack.trainer).await);
     let status = trainer
-        .train(TrainRequest {
-            dataset_key: "run-test/dataset".into(),
-            ..train_req(Bytes::new(), lasso())
-        })
+        .train(train_stored("run-test", "run-test/dataset", 0))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
@@ -366,20 +301,17 @@ async fn unreachable_trainer_is_unavailable() {
     let addr = closed.local_addr().unwrap();
     drop(closed);
     let driver = stacking_service::driver::Driver::new(
-        stacking_service::driver::DriverConfig {
-            trainer_addr: addr.to_string(),
-            reducer_addr: stack.reducer.to_string(),
-            metatrainer_addr: stack.metatrainer.to_string(),
-            plan: RunPlan {
+        stacking_service::driver::DriverConfig::new(
+            addr.to_string(),
+            stack.reducer.to_string(),
+            stack.metatrainer.to_string(),
+            RunPlan {
                 trainers: 2,
-                concurrent: false,
-                keep_objects: false,
                 max_message_bytes: 64 << 20,
                 call_timeout: Duration::from_secs(10),
+                ..RunPlan::default()
             },
-            stack: Default::default(),
-            report: Default::default(),
-        },
+        ),
         stacking_service::Context::new(Route::Inline, 1, 1),
         Bytes::from(small_dataset().to_bytes()),
         120,
@@ -420,33 +352,26 @@ async fn metatrainer_reads_only_the_labels_of_a_stored_dataset() {
         let key = format!("{run}/dataset");
         store.put(&key, wire.clone()).await.unwrap();
         let trained = trainer
-            .train(TrainRequest {
-                dataset_key: key.clone(),
-                run_id: run.into(),
-                ..train_req(Bytes::new(), lasso())
-            })
+            .train(train_stored(run, &key, 0))
             .await
             .unwrap()
             .into_inner();
         let reduced = reducer
-            .reduce(ReduceRequest {
-                model_pred_tuples: vec![ModelPredTuple {
-                    model_key: trained.model_key,
-                    pred_key: trained.pred_key,
-                    ..Default::default()
-                }],
-                run_id: run.into(),
-            })
+            .reduce(reduce_stored(
+                run,
+                &[(&trained.model_key, &trained.pred_key)],
+            ))
             .await
             .unwrap()
             .into_inner();
         let request = |dataset: Bytes, dataset_key: &str| MetaTrainRequest {
             dataset,
-            dataset_key: dataset_key.into(),
-            models_key: reduced.models_key.clone(),
-            meta_features_key: reduced.meta_features_key.clone(),
-            run_id: run.into(),
-            ..Default::default()
+            ..metatrain_stored(
+                run,
+                dataset_key,
+                &reduced.models_key,
+                &reduced.meta_features_key,
+            )
         };
         let by_key = meta.metatrain(request(Bytes::new(), &key)).await.unwrap();
         let inline = meta.metatrain(request(wire.clone(), "")).await.unwrap();

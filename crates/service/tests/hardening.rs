@@ -5,64 +5,31 @@
 
 mod support;
 
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use stacking_core::StackConfig;
 use stacking_service::driver::{Driver, DriverConfig};
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
 use stacking_service::pb::stacking::reducer_client::ReducerClient;
 use stacking_service::pb::stacking::trainer_client::TrainerClient;
 use stacking_service::pb::stacking::{ModelPredTuple, ReduceRequest, TrainRequest};
-use stacking_service::server::{serve, Role};
+use stacking_service::server::Role;
 use stacking_service::settings::Limits;
 use stacking_service::{Context, Transfer};
 use stacking_service::{Route, RunPlan};
 use support::*;
-use tokio::net::TcpListener;
 use tonic::Code;
 
 /// Many minutes of dual coordinate descent if nothing stops it.
 const RUNAWAY_SVR: &[u8] =
     br#"{"model":"LinearSVR","params":{"max_iter":1000000,"tol":1e-15,"C":1000}}"#;
 
-fn medium_dataset() -> Bytes {
-    let ds = stacking_core::dataset::make_classification(&stacking_core::GeneratorParams {
-        n_samples: 300,
-        n_features: 256,
-        ..Default::default()
-    })
-    .unwrap();
-    Bytes::from(ds.to_bytes())
-}
-
-/// Serves `role` on a loopback port until the test ends.
-async fn serve_on_loopback(role: Role) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(serve(listener, role, 64 << 20, std::future::pending()));
-    addr
-}
-
-/// Polls `done` every 20 ms for at most `bound`; whether it became true.
-async fn eventually(bound: Duration, mut done: impl FnMut() -> bool) -> bool {
-    let give_up = tokio::time::Instant::now() + bound;
-    while tokio::time::Instant::now() < give_up {
-        if done() {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    done()
-}
-
 fn runaway_train() -> TrainRequest {
     TrainRequest {
-        dataset: medium_dataset(),
+        dataset: dataset_bytes(300, 256),
         dataset_key: String::new(),
         model_config: Bytes::from_static(RUNAWAY_SVR),
         trainer_id: "0".into(),
@@ -205,31 +172,22 @@ async fn driver_with(
     metatrainer: SocketAddr,
     trainers: usize,
 ) -> SocketAddr {
-    let cfg = DriverConfig {
-        trainer_addr: trainer.to_string(),
-        reducer_addr: reducer.to_string(),
-        metatrainer_addr: metatrainer.to_string(),
-        plan: RunPlan {
-            trainers,
-            concurrent: true,
-            keep_objects: false,
-            max_message_bytes: 64 << 20,
-            call_timeout: Duration::from_secs(300),
-        },
-        stack: StackConfig::default(),
-        report: Default::default(),
+    let plan = RunPlan {
+        trainers,
+        concurrent: true,
+        max_message_bytes: 64 << 20,
+        ..RunPlan::default()
     };
+    let cfg = DriverConfig::new(
+        trainer.to_string(),
+        reducer.to_string(),
+        metatrainer.to_string(),
+        plan,
+    );
     let ds = default_dataset();
     let ctx = Context::new(Route::s3(store), 2, 2);
     let driver = Driver::new(cfg, ctx, Bytes::from(ds.to_bytes()), ds.n_samples()).unwrap();
     serve_on_loopback(Role::Driver(Arc::new(driver))).await
-}
-
-/// Runs `call` and fails the test if it takes longer than `bound`.
-async fn within<T>(bound: Duration, call: impl Future<Output = T>) -> T {
-    tokio::time::timeout(bound, call)
-        .await
-        .expect("the call did not end within its bound")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -312,16 +270,6 @@ async fn a_peer_that_never_answers_is_unavailable_in_bounded_time() {
     );
 }
 
-fn dataset_bytes(rows: usize) -> Bytes {
-    let ds = stacking_core::dataset::make_classification(&stacking_core::GeneratorParams {
-        n_samples: rows,
-        n_features: 1024,
-        ..Default::default()
-    })
-    .unwrap();
-    Bytes::from(ds.to_bytes())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn buffered_requests_are_bounded_by_bytes_not_by_count() {
     // Three computing slots, but room for only one 4.9 MB request at a time.
@@ -344,7 +292,7 @@ async fn buffered_requests_are_bounded_by_bytes_not_by_count() {
     // A message larger than the whole budget is refused before it is read.
     let status = trainer
         .clone()
-        .train(request(dataset_bytes(1100), 0))
+        .train(request(dataset_bytes(1100, 1024), 0))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
@@ -368,7 +316,7 @@ async fn buffered_requests_are_bounded_by_bytes_not_by_count() {
             }
         }
     });
-    let medium = dataset_bytes(600);
+    let medium = dataset_bytes(600, 1024);
     let calls = (1..=3).map(|id| {
         let mut client = trainer.clone();
         let req = request(medium.clone(), id);
@@ -430,20 +378,18 @@ async fn an_inline_run_too_large_for_one_message_is_refused_before_any_work() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let cfg = DriverConfig {
-        trainer_addr: closed.to_string(),
-        reducer_addr: closed.to_string(),
-        metatrainer_addr: closed.to_string(),
-        plan: RunPlan {
-            trainers: 512,
-            concurrent: true,
-            keep_objects: false,
-            max_message_bytes: 256 << 20,
-            call_timeout: Duration::from_secs(300),
-        },
-        stack: StackConfig::default(),
-        report: Default::default(),
+    let plan = RunPlan {
+        trainers: 512,
+        concurrent: true,
+        max_message_bytes: 256 << 20,
+        ..RunPlan::default()
     };
+    let cfg = DriverConfig::new(
+        closed.to_string(),
+        closed.to_string(),
+        closed.to_string(),
+        plan,
+    );
     let ds = default_dataset();
     let ctx = Context::new(Route::Inline, 2, 2);
     let driver = Driver::new(cfg, ctx, Bytes::from(ds.to_bytes()), ds.n_samples()).unwrap();
@@ -470,20 +416,16 @@ async fn an_inline_metatrain_over_the_limit_is_refused_before_any_work() {
     // Train (the dataset) and Reduce (the KNN model and predictions) fit in
     // 4 MiB; Metatrain (both) does not.
     assert!(dataset.len() < 3 << 20 && 2 * dataset.len() > 4 << 20);
-    let cfg = DriverConfig {
-        trainer_addr: closed.to_string(),
-        reducer_addr: closed.to_string(),
-        metatrainer_addr: closed.to_string(),
-        plan: RunPlan {
-            trainers: 4,
-            concurrent: false,
-            keep_objects: false,
-            max_message_bytes: 4 << 20,
-            call_timeout: Duration::from_secs(300),
-        },
-        stack: StackConfig::default(),
-        report: Default::default(),
+    let plan = RunPlan {
+        max_message_bytes: 4 << 20,
+        ..RunPlan::default()
     };
+    let cfg = DriverConfig::new(
+        closed.to_string(),
+        closed.to_string(),
+        closed.to_string(),
+        plan,
+    );
     let ctx = Context::new(Route::Inline, 2, 2);
     let driver = Driver::new(cfg, ctx, dataset, ds.n_samples()).unwrap();
     let e = driver.run().await.unwrap_err();

@@ -62,6 +62,26 @@ pub struct DriverConfig {
     pub report: ReportOptions,
 }
 
+impl DriverConfig {
+    /// A driver of the functions at these addresses, running `plan` with
+    /// the benchmark's models and no report beyond the reply.
+    pub fn new(
+        trainer_addr: String,
+        reducer_addr: String,
+        metatrainer_addr: String,
+        plan: RunPlan,
+    ) -> Self {
+        Self {
+            trainer_addr,
+            reducer_addr,
+            metatrainer_addr,
+            plan,
+            stack: StackConfig::default(),
+            report: ReportOptions::default(),
+        }
+    }
+}
+
 /// The dataset in its wire form and its row count.
 #[derive(Debug, Clone)]
 pub struct LoadedDataset {

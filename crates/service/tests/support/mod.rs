@@ -3,6 +3,8 @@
 //! local stacks on loopback.
 #![allow(dead_code)]
 
+pub mod requests;
+
 use std::sync::Arc;
 
 use stacking_core::dataset::{make_classification, GeneratorParams};
@@ -149,4 +151,50 @@ pub fn same_results_as_lone(
     run_ids.sort();
     run_ids.dedup();
     run_ids
+}
+
+/// A generated dataset of `rows` x `cols` in its wire form.
+pub fn dataset_bytes(rows: usize, cols: usize) -> bytes::Bytes {
+    let ds = make_classification(&GeneratorParams {
+        n_samples: rows,
+        n_features: cols,
+        ..GeneratorParams::default()
+    })
+    .unwrap();
+    bytes::Bytes::from(ds.to_bytes())
+}
+
+/// Serves `role` on a loopback port until the test ends.
+pub async fn serve_on_loopback(role: stacking_service::server::Role) -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(stacking_service::server::serve(
+        listener,
+        role,
+        64 << 20,
+        std::future::pending(),
+    ));
+    addr
+}
+
+/// Polls `done` every 20 ms for at most `bound`; whether it became true.
+pub async fn eventually(bound: std::time::Duration, mut done: impl FnMut() -> bool) -> bool {
+    let give_up = tokio::time::Instant::now() + bound;
+    while tokio::time::Instant::now() < give_up {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    done()
+}
+
+/// Runs `call` and fails the test if it takes longer than `bound`.
+pub async fn within<T>(
+    bound: std::time::Duration,
+    call: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::time::timeout(bound, call)
+        .await
+        .expect("the call did not end within its bound")
 }
