@@ -371,28 +371,29 @@ async fn a_client_that_disconnects_mid_call_leaves_no_objects_and_stops_the_work
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_inline_run_too_large_for_one_message_is_refused_before_any_work() {
-    // Nothing listens at the workers' address: any call would be UNAVAILABLE.
+/// An inline driver of `plan` on the default dataset whose workers' address
+/// has nothing listening: any call it made would be `UNAVAILABLE`, so a run
+/// that fails otherwise was refused before any work.
+fn inline_driver_of_nothing(plan: RunPlan) -> Driver {
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
-        .unwrap();
-    let plan = RunPlan {
+        .unwrap()
+        .to_string();
+    let cfg = DriverConfig::new(closed.clone(), closed.clone(), closed, plan);
+    let ds = default_dataset();
+    let ctx = Context::new(Route::Inline, 2, 2);
+    Driver::new(cfg, ctx, Bytes::from(ds.to_bytes()), ds.n_samples()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inline_run_too_large_for_one_message_is_refused_before_any_work() {
+    let driver = inline_driver_of_nothing(RunPlan {
         trainers: 512,
         concurrent: true,
         max_message_bytes: 256 << 20,
         ..RunPlan::default()
-    };
-    let cfg = DriverConfig::new(
-        closed.to_string(),
-        closed.to_string(),
-        closed.to_string(),
-        plan,
-    );
-    let ds = default_dataset();
-    let ctx = Context::new(Route::Inline, 2, 2);
-    let driver = Driver::new(cfg, ctx, Bytes::from(ds.to_bytes()), ds.n_samples()).unwrap();
+    });
     let e = driver.run().await.unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange, "{e}");
     let message = e.to_string();
@@ -407,27 +408,14 @@ async fn an_inline_run_too_large_for_one_message_is_refused_before_any_work() {
 /// only a check of that message refuses it before the trainers run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inline_metatrain_over_the_limit_is_refused_before_any_work() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let ds = default_dataset();
-    let dataset = Bytes::from(ds.to_bytes());
+    let dataset = Bytes::from(default_dataset().to_bytes());
     // Train (the dataset) and Reduce (the KNN model and predictions) fit in
     // 4 MiB; Metatrain (both) does not.
     assert!(dataset.len() < 3 << 20 && 2 * dataset.len() > 4 << 20);
-    let plan = RunPlan {
+    let driver = inline_driver_of_nothing(RunPlan {
         max_message_bytes: 4 << 20,
         ..RunPlan::default()
-    };
-    let cfg = DriverConfig::new(
-        closed.to_string(),
-        closed.to_string(),
-        closed.to_string(),
-        plan,
-    );
-    let ctx = Context::new(Route::Inline, 2, 2);
-    let driver = Driver::new(cfg, ctx, dataset, ds.n_samples()).unwrap();
+    });
     let e = driver.run().await.unwrap_err();
     assert_eq!(e.code(), Code::OutOfRange, "{e}");
     let message = e.to_string();
