@@ -1,40 +1,16 @@
-//! An S3-API server on a loopback port: `s3s` speaks the protocol and checks
-//! SigV4 signatures; objects live in memory. It runs on its own thread and
-//! runtime, so a test or benchmark on any runtime (or none) can use it, and
-//! its work is not scheduled among the caller's tasks.
-//!
-//! Operations: CreateBucket, HeadBucket, ListBuckets, PutObject, GetObject
-//! (with ranges), HeadObject, DeleteObject, DeleteObjects, ListObjectsV2
-//! (prefix, delimiter, pagination), and multipart uploads (Create, UploadPart,
-//! Complete with the listed parts in order, Abort).
-//!
-//! ETags are a CRC-64/NVME of the content plus its length, not MD5: S3 says
-//! an ETag "may or may not be an MD5 digest", and MD5 was close to half of
-//! a PUT's time here (measured with the storage contract's store), so an
-//! MD5 ETag made the benchmark measure this server's hashing rather than the
-//! functions.
+//! The bucket store behind the server: objects and multipart uploads in
+//! memory, and the `s3s` operations over them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use futures::TryStreamExt;
-use hyper_util::rt::{TokioExecutor, TokioIo};
 use s3s::crypto::{Checksum, Crc64Nvme};
 use s3s::dto::*;
 use s3s::{s3_error, S3Request, S3Response, S3Result, S3};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-
-/// Access key the server accepts.
-pub const ACCESS: &str = "stacking-test-access";
-/// Secret key the server accepts.
-pub const SECRET: &str = "stacking-test-secret-key-0123456789";
-/// The bucket it serves.
-pub const BUCKET: &str = "vhive-stacking";
 
 #[derive(Debug, Clone)]
 struct Stored {
@@ -53,19 +29,19 @@ pub struct MemoryS3 {
     buckets: Arc<Mutex<HashMap<String, Bucket>>>,
     /// PUTs whose signature did not cover the payload, so tests can check
     /// what a client sent.
-    unsigned_puts: Arc<AtomicUsize>,
+    pub(super) unsigned_puts: Arc<AtomicUsize>,
     /// Multipart uploads in progress: id -> (bucket, key, parts by number).
     uploads: Arc<Mutex<HashMap<String, Upload>>>,
     next_upload: Arc<AtomicUsize>,
     /// Multipart uploads completed, so tests can check large objects used them.
-    completed_uploads: Arc<AtomicUsize>,
+    pub(super) completed_uploads: Arc<AtomicUsize>,
     /// When set, every part after the first is refused (AccessDenied, which
     /// clients do not retry), so tests can see a failed upload aborted.
-    refuse_later_parts: Arc<std::sync::atomic::AtomicBool>,
+    pub(super) refuse_later_parts: Arc<std::sync::atomic::AtomicBool>,
 }
 
 #[derive(Debug)]
-struct Upload {
+pub(super) struct Upload {
     bucket: String,
     key: String,
     parts: BTreeMap<i32, Bytes>,
@@ -86,11 +62,16 @@ impl MemoryS3 {
         Ok(f(bucket))
     }
 
-    fn object_count(&self) -> usize {
+    /// An empty bucket `name` (replacing any of that name).
+    pub(super) fn add_bucket(&self, name: &str) {
+        self.lock().insert(name.to_string(), Bucket::new());
+    }
+
+    pub(super) fn object_count(&self) -> usize {
         self.lock().values().map(BTreeMap::len).sum()
     }
 
-    fn uploads(&self) -> MutexGuard<'_, HashMap<String, Upload>> {
+    pub(super) fn uploads(&self) -> MutexGuard<'_, HashMap<String, Upload>> {
         self.uploads.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -459,146 +440,4 @@ impl S3 for MemoryS3 {
             ..Default::default()
         }))
     }
-}
-
-/// A running server with bucket [`BUCKET`] and the credentials
-/// [`ACCESS`]/[`SECRET`]. Stopped (its thread joined) on drop.
-pub struct S3Server {
-    endpoint: String,
-    addr: SocketAddr,
-    threads: usize,
-    state: MemoryS3,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl S3Server {
-    /// Starts on `127.0.0.1` at a free port, with `threads` runtime workers.
-    pub fn start_with_threads(threads: usize) -> std::io::Result<Self> {
-        let state = MemoryS3::default();
-        state.lock().insert(BUCKET.to_string(), Bucket::new());
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-        let addr: SocketAddr = std_listener.local_addr()?;
-        let (stop, thread) = serve(state.clone(), std_listener, threads)?;
-        Ok(Self {
-            endpoint: format!("http://{addr}"),
-            addr,
-            threads,
-            state,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    /// Stops serving, as a store that went down: the port is closed and
-    /// every open connection dropped. The objects are kept for
-    /// [`S3Server::restart`].
-    pub fn stop_serving(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-
-    /// Serves again on the same port, with the objects it had.
-    pub fn restart(&mut self) -> std::io::Result<()> {
-        self.stop_serving();
-        let listener = std::net::TcpListener::bind(self.addr)?;
-        let (stop, thread) = serve(self.state.clone(), listener, self.threads)?;
-        self.stop = Some(stop);
-        self.thread = Some(thread);
-        Ok(())
-    }
-
-    /// Starts with two runtime workers (the machine's core count here).
-    pub fn start() -> std::io::Result<Self> {
-        Self::start_with_threads(2)
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn endpoint(&self) -> &str {
-        &self.endpoint
-    }
-
-    /// Objects currently stored, over all buckets.
-    pub fn object_count(&self) -> usize {
-        self.state.object_count()
-    }
-
-    /// Multipart uploads completed so far.
-    pub fn completed_multipart_count(&self) -> usize {
-        self.state.completed_uploads.load(Ordering::Relaxed)
-    }
-
-    /// Multipart uploads started and neither completed nor aborted.
-    pub fn pending_multipart_count(&self) -> usize {
-        self.state.uploads().len()
-    }
-
-    /// From now on refuse every multipart part after the first (or stop).
-    pub fn refuse_later_parts(&self, refuse: bool) {
-        self.state
-            .refuse_later_parts
-            .store(refuse, Ordering::Relaxed);
-    }
-
-    /// PUTs so far sent with `x-amz-content-sha256: UNSIGNED-PAYLOAD`.
-    pub fn unsigned_put_count(&self) -> usize {
-        self.state.unsigned_puts.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        self.stop_serving();
-    }
-}
-
-/// Serves `state` on `listener` from a thread with its own runtime, until
-/// the returned sender fires.
-fn serve(
-    state: MemoryS3,
-    std_listener: std::net::TcpListener,
-    threads: usize,
-) -> std::io::Result<(oneshot::Sender<()>, std::thread::JoinHandle<()>)> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(threads.max(1))
-        .thread_name("s3-server")
-        .enable_all()
-        .build()?;
-    std_listener.set_nonblocking(true)?;
-    let mut builder = s3s::service::S3ServiceBuilder::new(state);
-    builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS, SECRET));
-    let service = builder.build();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let thread = std::thread::Builder::new()
-        .name("s3-server".into())
-        .spawn(move || {
-            runtime.block_on(async move {
-                let Ok(listener) = TcpListener::from_std(std_listener) else {
-                    return;
-                };
-                let accept = async {
-                    while let Ok((stream, _)) = listener.accept().await {
-                        let _ = stream.set_nodelay(true);
-                        let service = service.clone();
-                        tokio::spawn(async move {
-                            let _ =
-                                hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                                    .serve_connection(TokioIo::new(stream), service)
-                                    .await;
-                        });
-                    }
-                };
-                tokio::select! {
-                    _ = accept => {}
-                    _ = stopped => {}
-                }
-            });
-            // Drops every connection task with the runtime.
-            runtime.shutdown_background();
-        })?;
-    Ok((stop, thread))
 }
