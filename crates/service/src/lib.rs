@@ -17,7 +17,8 @@
 //!   `role_guard`: `UNIMPLEMENTED` naming the role for another role's call.
 //! - [`malloc`]: allocator tuning for multi-MiB per-request buffers.
 //! - [`context`], [`settings`], [`error`]: transfer (inline bytes or object
-//!   store), run-scoped keys, environment settings and status codes.
+//!   store), run-scoped keys, environment settings and status codes;
+//!   `route`: a transfer and its store ([`Route`]).
 //! - [`pb`]: the generated protocol types; `codec`: decoding that answers
 //!   malformed protobuf with `INVALID_ARGUMENT`.
 //! - [`trace`]: Zipkin spans and their propagation across calls.
@@ -34,6 +35,7 @@ pub mod malloc;
 pub mod pb;
 pub mod report;
 mod role_guard;
+mod route;
 pub mod rpc;
 pub mod server;
 mod services;
@@ -41,5 +43,6 @@ pub mod settings;
 mod steps;
 pub mod trace;
 
-pub use context::{Context, Route, StoreKind};
+pub use context::Context;
+pub use route::{Route, StoreKind};
 pub use settings::{CommonSettings, RunPlan, Transfer};

@@ -13,7 +13,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-use crate::context::Route;
+use crate::route::Route;
 use crate::driver::{Driver, DriverConfig, ReportOptions};
 use crate::error::StepError;
 use crate::pb::helloworld::greeter_client::GreeterClient;

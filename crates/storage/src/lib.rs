@@ -8,17 +8,21 @@
 //! - [`redis`]: a Redis server (vSwarm's `ELASTICACHE` transfer), with
 //!   the `redis` crate.
 //!
-//! The first three sit on the `object_store` crate; this crate adds the narrow
-//! interface, key validation, bounded timeouts and errors that say which key
-//! and which store failed, so callers can map them to gRPC status codes.
+//! The first three sit on the `object_store` crate through one adapter,
+//! [`ObjectStoreBackend`] (`object_backend.rs`); this crate adds the narrow
+//! interface (`store.rs`), key validation, bounded timeouts and errors that
+//! say which key and which store failed, so callers can map them to gRPC
+//! status codes.
 
 pub mod fs;
 pub mod memory;
+mod object_backend;
 pub mod redis;
 pub mod s3;
 mod store;
 
-pub use store::{BlobStore, Chunking, ObjectStoreBackend, StorageError};
+pub use object_backend::ObjectStoreBackend;
+pub use store::{BlobStore, Chunking, StorageError};
 
 /// An environment of `pairs`, for the backends' `from_lookup` tests.
 #[cfg(test)]

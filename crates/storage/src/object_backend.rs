@@ -1,0 +1,306 @@
+//! The `object_store` crate's backends (memory, files, S3) behind
+//! [`BlobStore`]: key checks, bounded requests, chunked transfers of large
+//! objects, and errors that name the key and the store.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::path::Path;
+use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload};
+
+use crate::store::{BlobStore, Chunking, StorageError};
+
+/// Any `object_store` backend behind [`BlobStore`].
+#[derive(Debug, Clone)]
+pub struct ObjectStoreBackend {
+    inner: Arc<dyn ObjectStore>,
+    name: String,
+    chunking: Option<Chunking>,
+}
+
+impl ObjectStoreBackend {
+    /// A store over `inner`, named `name` in errors.
+    pub fn new(inner: Arc<dyn ObjectStore>, name: impl Into<String>) -> Self {
+        Self {
+            inner,
+            name: name.into(),
+            chunking: None,
+        }
+    }
+
+    /// Objects over `chunking.part` bytes move in parts (remote stores).
+    pub fn with_chunking(mut self, chunking: Chunking) -> Self {
+        self.chunking = Some(chunking);
+        self
+    }
+
+    /// A multipart upload of `data`, aborted if any part fails.
+    async fn put_in_parts(
+        &self,
+        key: &str,
+        path: &Path,
+        data: Bytes,
+        chunking: Chunking,
+    ) -> Result<(), StorageError> {
+        let mut upload = self
+            .inner
+            .put_multipart(path)
+            .await
+            .map_err(|e| self.map(key, e))?;
+        // Parts are numbered in the order `put_part` is called; the requests
+        // run when polled, `concurrency` at a time.
+        let parts: Vec<_> = (0..data.len())
+            .step_by(chunking.part)
+            .map(|start| {
+                let end = (start + chunking.part).min(data.len());
+                upload.put_part(PutPayload::from_bytes(data.slice(start..end)))
+            })
+            .collect();
+        let sent: Result<Vec<()>, _> = futures::stream::iter(parts)
+            .buffer_unordered(chunking.concurrency)
+            .try_collect()
+            .await;
+        let done = match sent {
+            Ok(_) => upload.complete().await.map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = done {
+            // Without an abort the parts stay stored (and billed) unseen.
+            let _ = upload.abort().await;
+            return Err(self.map(key, e));
+        }
+        Ok(())
+    }
+
+    /// The rest of an object whose first `first.len()` bytes were read, in
+    /// ranged GETs.
+    async fn get_rest(
+        &self,
+        key: &str,
+        first: Bytes,
+        size: u64,
+        chunking: Chunking,
+    ) -> Result<Bytes, StorageError> {
+        let size = usize::try_from(size).map_err(|_| StorageError::Unavailable {
+            store: self.name.clone(),
+            reason: format!("object {key:?} of {size} bytes does not fit in memory"),
+        })?;
+        let ranges: Vec<Range<u64>> = (first.len()..size)
+            .step_by(chunking.part)
+            .map(|start| start as u64..(start + chunking.part).min(size) as u64)
+            .collect();
+        // Parts are appended in order as they arrive: beyond the object,
+        // at most `concurrency` parts are in memory at once.
+        let mut parts = futures::stream::iter(ranges)
+            .map(|range| self.get_range(key, range))
+            .buffered(chunking.concurrency);
+        let mut whole = bytes::BytesMut::with_capacity(size);
+        whole.extend_from_slice(&first);
+        drop(first);
+        while let Some(part) = parts.next().await {
+            whole.extend_from_slice(&part?.0);
+        }
+        if whole.len() != size {
+            return Err(StorageError::Unavailable {
+                store: self.name.clone(),
+                reason: format!(
+                    "object {key:?} changed while read in parts ({} of {size} bytes)",
+                    whole.len()
+                ),
+            });
+        }
+        Ok(whole.freeze())
+    }
+
+    fn path(key: &str) -> Result<Path, StorageError> {
+        if key.is_empty() {
+            return Err(StorageError::InvalidKey {
+                key: key.into(),
+                reason: "empty key".into(),
+            });
+        }
+        Path::parse(key).map_err(|e| StorageError::InvalidKey {
+            key: key.into(),
+            reason: e.to_string(),
+        })
+    }
+
+    fn map(&self, key: &str, e: object_store::Error) -> StorageError {
+        let store = self.name.clone();
+        match e {
+            object_store::Error::NotFound { .. } => StorageError::NotFound {
+                key: key.into(),
+                store,
+            },
+            object_store::Error::InvalidPath { source } => StorageError::InvalidKey {
+                key: key.into(),
+                reason: source.to_string(),
+            },
+            e @ (object_store::Error::PermissionDenied { .. }
+            | object_store::Error::Unauthenticated { .. }) => StorageError::PermissionDenied {
+                store,
+                reason: e.to_string(),
+            },
+            other => StorageError::Unavailable {
+                store,
+                reason: error_chain(&other),
+            },
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(src) = cur {
+        let text = src.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        cur = src.source();
+    }
+    s
+}
+
+#[async_trait]
+impl BlobStore for ObjectStoreBackend {
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), StorageError> {
+        let path = Self::path(key)?;
+        if let Some(chunking) = self.chunking.filter(|c| data.len() > c.part) {
+            return self.put_in_parts(key, &path, data, chunking).await;
+        }
+        self.inner
+            .put(&path, PutPayload::from_bytes(data))
+            .await
+            .map(|_| ())
+            .map_err(|e| self.map(key, e))
+    }
+
+    async fn get(&self, key: &str) -> Result<Bytes, StorageError> {
+        if let Some(chunking) = self.chunking {
+            // The first part tells the size; a small object is read whole by it.
+            return match self.get_range(key, 0..chunking.part as u64).await {
+                Ok((first, size)) if first.len() as u64 >= size => Ok(first),
+                Ok((first, size)) => self.get_rest(key, first, size, chunking).await,
+                Err(StorageError::RangeNotSatisfiable { size: 0, .. }) => Ok(Bytes::new()),
+                Err(e) => Err(e),
+            };
+        }
+        let path = Self::path(key)?;
+        let result = self.inner.get(&path).await.map_err(|e| self.map(key, e))?;
+        result.bytes().await.map_err(|e| self.map(key, e))
+    }
+
+    async fn get_range(&self, key: &str, range: Range<u64>) -> Result<(Bytes, u64), StorageError> {
+        let path = Self::path(key)?;
+        let start = range.start;
+        if range.is_empty() {
+            let meta = self.inner.head(&path).await.map_err(|e| self.map(key, e))?;
+            return Ok((Bytes::new(), meta.size));
+        }
+        let options = GetOptions {
+            range: Some(GetRange::Bounded(range)),
+            ..GetOptions::default()
+        };
+        let result = match self.inner.get_opts(&path, options).await {
+            Ok(result) => result,
+            Err(e) => {
+                // Stores word an unsatisfiable range differently (object_store's own
+                // check, or HTTP 416 from the server); the object's size tells.
+                if !matches!(e, object_store::Error::NotFound { .. }) {
+                    if let Ok(meta) = self.inner.head(&path).await {
+                        if start >= meta.size {
+                            return Err(StorageError::RangeNotSatisfiable {
+                                key: key.into(),
+                                start,
+                                size: meta.size,
+                            });
+                        }
+                    }
+                }
+                return Err(self.map(key, e));
+            }
+        };
+        let size = result.meta.size;
+        let bytes = result.bytes().await.map_err(|e| self.map(key, e))?;
+        Ok((bytes, size))
+    }
+
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StorageError> {
+        let paths = keys
+            .iter()
+            .map(|k| Self::path(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut results = self
+            .inner
+            .delete_stream(futures::stream::iter(paths.into_iter().map(Ok)).boxed());
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.map(&keys.join(", "), e)),
+            }
+        }
+        Ok(())
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let path = Self::path(key)?;
+        match self.inner.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.map(key, e)),
+        }
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
+        let listed = self.list_modified(prefix).await?;
+        Ok(listed.into_iter().map(|(key, _)| key).collect())
+    }
+
+    async fn list_modified(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<(String, std::time::SystemTime)>, StorageError> {
+        let path = if prefix.is_empty() {
+            None
+        } else {
+            Some(Self::path(prefix.trim_end_matches('/'))?)
+        };
+        let metas: Vec<_> = self
+            .inner
+            .list(path.as_ref())
+            .try_collect()
+            .await
+            .map_err(|e| self.map(prefix, e))?;
+        Ok(metas
+            .into_iter()
+            .map(|m| (m.location.to_string(), m.last_modified.into()))
+            .collect())
+    }
+
+    async fn probe(&self) -> Result<(), StorageError> {
+        let nothing = Path::from(".stacking-start-up-probe");
+        let missing = || {
+            StorageError::Config(format!(
+                "{}: the bucket does not exist (set BUCKET_NAME to an existing bucket, or create it)",
+                self.name
+            ))
+        };
+        match self.inner.list_with_delimiter(Some(&nothing)).await {
+            Ok(_) => Ok(()),
+            // S3 answers a listing of a missing bucket with 404 NoSuchBucket.
+            Err(e) if error_chain(&e).contains("NoSuchBucket") => Err(missing()),
+            Err(e) => Err(match self.map("", e) {
+                StorageError::NotFound { .. } => missing(),
+                other => other,
+            }),
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
