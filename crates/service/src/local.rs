@@ -13,11 +13,11 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
-use crate::route::Route;
 use crate::driver::{Driver, DriverConfig, ReportOptions};
 use crate::error::StepError;
 use crate::pb::helloworld::greeter_client::GreeterClient;
 use crate::pb::helloworld::{HelloReply, HelloRequest};
+use crate::route::Route;
 use crate::server::{serve, Role, ServeError};
 use crate::settings::{Limits, RunPlan};
 use crate::trace::{Sink, Tracer, ZipkinSpan};
