@@ -8,7 +8,7 @@ use serde_json::{json, Map, Value};
 
 use super::knn::KnnParams;
 use super::lasso::LassoParams;
-use super::linear_regression::LinearRegressionParams;
+use super::linear_regression::{LinearRegressionParams, RowGram};
 use super::linear_svr::LinearSvrParams;
 use super::logistic::LogisticParams;
 use super::random_forest::RandomForestParams;
@@ -162,6 +162,9 @@ impl ModelSpec {
     pub fn prepare(&self, x: ArrayView2<f64>) -> Prepared {
         match self {
             ModelSpec::RandomForestRegressor(_) => Prepared::Sorted(tree::SortedColumns::new(x)),
+            ModelSpec::LinearRegression(_) => {
+                RowGram::of(x).map_or(Prepared::Nothing, Prepared::RowGram)
+            }
             _ => Prepared::Nothing,
         }
     }
@@ -184,6 +187,15 @@ impl ModelSpec {
                     spec: self.clone(),
                     n_features: x.ncols(),
                     state: FittedState::Forest(p.fit_rows(data, y, rows, stop)?),
+                })
+            }
+            (ModelSpec::LinearRegression(p), Prepared::RowGram(gram))
+                if !rows.is_empty() && y.len() == x.nrows() =>
+            {
+                Ok(FittedModel {
+                    spec: self.clone(),
+                    n_features: x.ncols(),
+                    state: FittedState::Linear(p.fit_rows(gram, x, y, rows, stop)?),
                 })
             }
             _ => self.fit_until(
@@ -302,4 +314,6 @@ pub enum Prepared {
     Nothing,
     /// The forest's sorted columns.
     Sorted(tree::SortedColumns),
+    /// LinearRegression's Gram matrix of the rows (more features than rows).
+    RowGram(RowGram),
 }
