@@ -12,6 +12,7 @@ use ndarray::{Array2, ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::gram::RowGram;
 use super::{FitError, LinearModel};
 use crate::params::{ConfigError, ParamReader};
 use crate::stop::Stop;
@@ -104,20 +105,6 @@ impl LinearRegressionParams {
     }
 }
 
-/// `X Xᵀ` of the uncentred rows, computed once for every fold when there
-/// are more features than rows: a fold's centred Gram matrix follows from it
-/// in `O(n²)` instead of a new `O(n² p)` product per fold.
-#[derive(Debug, Clone)]
-pub struct RowGram(Array2<f64>);
-
-impl RowGram {
-    /// The Gram matrix of `x`'s rows, or `None` when the rows are not fewer
-    /// than the features (the fit then solves in feature space).
-    pub fn of(x: ArrayView2<f64>) -> Option<Self> {
-        (x.nrows() < x.ncols()).then(|| Self(x.dot(&x.t())))
-    }
-}
-
 impl LinearRegressionParams {
     /// [`LinearRegressionParams::fit`] on the rows `rows` of `x`, with the
     /// rows' Gram matrix taken from `gram` (of all of `x`'s rows): the same
@@ -133,8 +120,7 @@ impl LinearRegressionParams {
         stop.check()?;
         let n = rows.len();
         let p = x.ncols();
-        let k = &gram.0;
-        let mut g = Array2::from_shape_fn((n, n), |(i, j)| k[[rows[i], rows[j]]]);
+        let mut g = gram.select(rows, 0.0);
         let y_rows: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
         let mut x_mean = ndarray::Array1::<f64>::zeros(p);
         let mut y_mean = 0.0;

@@ -3,10 +3,11 @@
 //! support vector regression (`solve_l2r_l1l2_svr`), with the bias as an extra
 //! feature of value `intercept_scaling` that is regularised like the weights.
 
-use ndarray::{ArrayView1, ArrayView2};
+use ndarray::{Array2, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::gram::RowGram;
 use super::linalg::{axpy, dot};
 use super::{FitError, LinearModel};
 use crate::params::{non_negative, positive, tolerance, ConfigError, ParamReader, SOLVER_ITER};
@@ -150,25 +151,81 @@ impl LinearSvrParams {
         stop: &Stop,
     ) -> Result<LinearModel, FitError> {
         let x = x.as_standard_layout();
-        let (n, p) = x.dim();
+        let p = x.ncols();
         let rows = x.as_slice().ok_or(FitError::Numerical {
             model: "LinearSVR",
             reason: "feature matrix is not contiguous",
         })?;
-        let bias = if self.fit_intercept {
+        let bias = self.bias();
+        let mut primal = Primal {
+            rows,
+            p,
+            bias,
+            w: vec![0.0; p],
+            w_bias: 0.0,
+        };
+        let qd: Vec<f64> = rows
+            .chunks_exact(p.max(1))
+            .map(|r| dot(r, r) + bias * bias)
+            .collect();
+        let y: Vec<f64> = y.to_vec();
+        let (_, iter) = self.solve(&y, &qd, &mut primal, stop)?;
+        finish(primal.w, primal.w_bias * bias, iter)
+    }
+
+    /// [`LinearSvrParams::fit`] on the rows `rows` of `x`, reading `w·x_i`
+    /// off the rows' Gram matrix (from `gram`, of all of `x`'s rows): a
+    /// coordinate step then costs `O(n)` instead of `O(p)`, with the same
+    /// visiting order, steps and stopping rule.
+    pub fn fit_rows(
+        &self,
+        gram: &RowGram,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        rows: &[usize],
+        stop: &Stop,
+    ) -> Result<LinearModel, FitError> {
+        let bias = self.bias();
+        let k = gram.select(rows, bias * bias);
+        let qd: Vec<f64> = (0..rows.len()).map(|i| k[[i, i]]).collect();
+        let mut kernel = Kernel {
+            k,
+            g: vec![0.0; rows.len()],
+        };
+        let y_rows: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
+        let (beta, iter) = self.solve(&y_rows, &qd, &mut kernel, stop)?;
+        let mut w = ndarray::Array1::<f64>::zeros(x.ncols());
+        for (&r, &b) in rows.iter().zip(&beta) {
+            if b != 0.0 {
+                w.scaled_add(b, &x.row(r));
+            }
+        }
+        let w_bias: f64 = beta.iter().map(|b| b * bias).sum();
+        finish(w.to_vec(), w_bias * bias, iter)
+    }
+
+    fn bias(&self) -> f64 {
+        if self.fit_intercept {
             self.intercept_scaling
         } else {
             0.0
-        };
+        }
+    }
+
+    /// liblinear's `solve_l2r_l1l2_svr`: the dual variables and the epochs run.
+    fn solve(
+        &self,
+        y: &[f64],
+        qd: &[f64],
+        margins: &mut impl Margins,
+        stop: &Stop,
+    ) -> Result<(Vec<f64>, usize), FitError> {
+        let n = y.len();
         let (lambda, upper) = match self.loss {
             SvrLoss::EpsilonInsensitive => (0.0, self.c),
             SvrLoss::SquaredEpsilonInsensitive => (0.5 / self.c, f64::INFINITY),
         };
-        let row = |i: usize| &rows[i * p..(i + 1) * p];
-        let qd: Vec<f64> = (0..n).map(|i| dot(row(i), row(i)) + bias * bias).collect();
         let mut beta = vec![0.0f64; n];
-        let mut w = vec![0.0f64; p];
-        let mut w_bias = 0.0f64;
         let mut index: Vec<usize> = (0..n).collect();
         let mut active = n;
         let mut rng = NumpyRandomState::new(self.random_state);
@@ -186,8 +243,7 @@ impl LinearSvrParams {
             let mut s = 0;
             while s < active {
                 let i = index[s];
-                let xi = row(i);
-                let g = -y[i] + lambda * beta[i] + dot(&w, xi) + w_bias * bias;
+                let g = -y[i] + lambda * beta[i] + margins.margin(i);
                 let h = qd[i] + lambda;
                 let gp = g + self.epsilon;
                 let gn = g - self.epsilon;
@@ -240,8 +296,7 @@ impl LinearSvrParams {
                 beta[i] = (beta[i] + d).clamp(-upper, upper);
                 let d = beta[i] - old;
                 if d != 0.0 {
-                    axpy(d, xi, &mut w);
-                    w_bias += d * bias;
+                    margins.step(i, d);
                 }
             }
             if iter == 0 {
@@ -258,16 +313,115 @@ impl LinearSvrParams {
             }
             gmax_old = gmax_new;
         }
-        if w.iter().any(|v| !v.is_finite()) {
-            return Err(FitError::Numerical {
-                model: "LinearSVR",
-                reason: "weights diverged",
-            });
+        Ok((beta, iter))
+    }
+}
+
+/// What the dual solver needs of the primal: `w·x_i` (bias term included)
+/// and the step `w += d·x_i`.
+trait Margins {
+    fn margin(&self, i: usize) -> f64;
+    fn step(&mut self, i: usize, d: f64);
+}
+
+/// The weights themselves: `O(p)` per margin and per step.
+struct Primal<'a> {
+    rows: &'a [f64],
+    p: usize,
+    bias: f64,
+    w: Vec<f64>,
+    w_bias: f64,
+}
+
+impl Margins for Primal<'_> {
+    fn margin(&self, i: usize) -> f64 {
+        dot(&self.w, &self.rows[i * self.p..(i + 1) * self.p]) + self.w_bias * self.bias
+    }
+
+    fn step(&mut self, i: usize, d: f64) {
+        axpy(d, &self.rows[i * self.p..(i + 1) * self.p], &mut self.w);
+        self.w_bias += d * self.bias;
+    }
+}
+
+/// Every margin kept up to date through the Gram matrix: `O(1)` per margin,
+/// `O(n)` per step.
+struct Kernel {
+    k: Array2<f64>,
+    g: Vec<f64>,
+}
+
+impl Margins for Kernel {
+    fn margin(&self, i: usize) -> f64 {
+        self.g[i]
+    }
+
+    fn step(&mut self, i: usize, d: f64) {
+        if let Some(row) = self.k.row(i).to_slice() {
+            axpy(d, row, &mut self.g);
         }
-        Ok(LinearModel {
-            coef: w,
-            intercept: w_bias * bias,
-            n_iter: iter,
+    }
+}
+
+/// The model, refused if the weights diverged.
+fn finish(w: Vec<f64>, intercept: f64, n_iter: usize) -> Result<LinearModel, FitError> {
+    if w.iter().any(|v| !v.is_finite()) || !intercept.is_finite() {
+        return Err(FitError::Numerical {
+            model: "LinearSVR",
+            reason: "weights diverged",
+        });
+    }
+    Ok(LinearModel {
+        coef: w,
+        intercept,
+        n_iter,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use ndarray::Axis;
+
+    use super::*;
+    use crate::dataset::{make_classification, GeneratorParams};
+
+    #[test]
+    fn fold_fits_through_the_gram_matrix_take_the_same_steps_as_through_the_weights() {
+        let ds = make_classification(&GeneratorParams {
+            n_samples: 60,
+            n_features: 200,
+            ..GeneratorParams::default()
         })
+        .unwrap();
+        let (x, y) = (ds.x(), ds.y());
+        let gram = RowGram::of(x.view()).unwrap();
+        let rows: Vec<usize> = (0..60).filter(|i| i % 5 != 3).collect();
+        let (xr, yr) = (x.select(Axis(0), &rows), y.select(Axis(0), &rows));
+        for loss in [
+            SvrLoss::EpsilonInsensitive,
+            SvrLoss::SquaredEpsilonInsensitive,
+        ] {
+            for fit_intercept in [true, false] {
+                let p = LinearSvrParams {
+                    loss,
+                    fit_intercept,
+                    tol: 1e-6,
+                    ..LinearSvrParams::default()
+                };
+                let kernel = p
+                    .fit_rows(&gram, x.view(), y.view(), &rows, &Stop::never())
+                    .unwrap();
+                let primal = p.fit(xr.view(), yr.view(), &Stop::never()).unwrap();
+                assert_eq!(kernel.n_iter, primal.n_iter, "{loss:?} {fit_intercept}");
+                let diff = kernel
+                    .coef
+                    .iter()
+                    .zip(&primal.coef)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0.0, f64::max);
+                assert!(diff < 1e-9, "{loss:?} {fit_intercept}: {diff}");
+                assert!((kernel.intercept - primal.intercept).abs() < 1e-9);
+            }
+        }
     }
 }

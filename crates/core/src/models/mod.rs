@@ -11,6 +11,7 @@
 //! scikit-learn on one thread (`cargo bench -p stacking-core` prints the
 //! ratios; the README keeps the figures).
 
+pub mod gram;
 pub mod invalid;
 pub mod knn;
 pub mod lasso;

@@ -6,9 +6,10 @@ use ndarray::{ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::gram::RowGram;
 use super::knn::KnnParams;
 use super::lasso::LassoParams;
-use super::linear_regression::{LinearRegressionParams, RowGram};
+use super::linear_regression::LinearRegressionParams;
 use super::linear_svr::LinearSvrParams;
 use super::logistic::LogisticParams;
 use super::random_forest::RandomForestParams;
@@ -162,7 +163,7 @@ impl ModelSpec {
     pub fn prepare(&self, x: ArrayView2<f64>) -> Prepared {
         match self {
             ModelSpec::RandomForestRegressor(_) => Prepared::Sorted(tree::SortedColumns::new(x)),
-            ModelSpec::LinearRegression(_) => {
+            ModelSpec::LinearRegression(_) | ModelSpec::LinearSvr(_) => {
                 RowGram::of(x).map_or(Prepared::Nothing, Prepared::RowGram)
             }
             _ => Prepared::Nothing,
@@ -190,6 +191,15 @@ impl ModelSpec {
                 })
             }
             (ModelSpec::LinearRegression(p), Prepared::RowGram(gram))
+                if !rows.is_empty() && y.len() == x.nrows() =>
+            {
+                Ok(FittedModel {
+                    spec: self.clone(),
+                    n_features: x.ncols(),
+                    state: FittedState::Linear(p.fit_rows(gram, x, y, rows, stop)?),
+                })
+            }
+            (ModelSpec::LinearSvr(p), Prepared::RowGram(gram))
                 if !rows.is_empty() && y.len() == x.nrows() =>
             {
                 Ok(FittedModel {
@@ -314,6 +324,7 @@ pub enum Prepared {
     Nothing,
     /// The forest's sorted columns.
     Sorted(tree::SortedColumns),
-    /// LinearRegression's Gram matrix of the rows (more features than rows).
+    /// The Gram matrix of the rows, for LinearRegression and LinearSVR (more
+    /// features than rows).
     RowGram(RowGram),
 }
