@@ -144,6 +144,32 @@ fn bad_environment_names_the_variable() {
     );
 }
 
+/// `KEEP_OBJECTS` is read with every other setting: it reaches the driver's
+/// plan (as does `--keep-objects`), and a bad value names the variable.
+#[test]
+fn keep_objects_comes_from_the_environment_or_the_flag() {
+    let keeps = |o: &std::process::Output| {
+        let out = text(o);
+        assert!(o.status.success(), "{out}");
+        out.lines()
+            .any(|l| l.trim_start().starts_with("keep objects") && l.trim_end().ends_with("true"))
+    };
+    assert!(!keeps(&run(stacking().args(["check-config", "driver"]))));
+    assert!(keeps(&run(stacking()
+        .args(["check-config", "driver"])
+        .env("KEEP_OBJECTS", "true"))));
+    assert!(keeps(&run(stacking().args([
+        "check-config",
+        "driver",
+        "--keep-objects"
+    ]))));
+    let o = run(stacking()
+        .args(["check-config", "driver"])
+        .env("KEEP_OBJECTS", "maybe"));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("KEEP_OBJECTS"), "{}", text(&o));
+}
+
 #[test]
 fn original_flags_pass_the_config_check() {
     let o = run(stacking().args([

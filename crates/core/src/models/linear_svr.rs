@@ -3,7 +3,7 @@
 //! support vector regression (`solve_l2r_l1l2_svr`), with the bias as an extra
 //! feature of value `intercept_scaling` that is regularised like the weights.
 
-use ndarray::{Array2, ArrayView1, ArrayView2};
+use ndarray::{ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
@@ -186,12 +186,11 @@ impl LinearSvrParams {
         stop: &Stop,
     ) -> Result<LinearModel, FitError> {
         let bias = self.bias();
-        let k = gram.select(rows, bias * bias);
-        let qd: Vec<f64> = (0..rows.len()).map(|i| k[[i, i]]).collect();
-        let mut kernel = Kernel {
-            k,
-            g: vec![0.0; rows.len()],
-        };
+        let n = rows.len();
+        // Row-major, so that row i of K is one contiguous slice.
+        let k: Vec<f64> = gram.select(rows, bias * bias).iter().copied().collect();
+        let qd: Vec<f64> = (0..n).map(|i| k[i * n + i]).collect();
+        let mut kernel = Kernel { k, g: vec![0.0; n] };
         let y_rows: Vec<f64> = rows.iter().map(|&r| y[r]).collect();
         let (beta, iter) = self.solve(&y_rows, &qd, &mut kernel, stop)?;
         let mut w = ndarray::Array1::<f64>::zeros(x.ncols());
@@ -347,7 +346,8 @@ impl Margins for Primal<'_> {
 /// Every margin kept up to date through the Gram matrix: `O(1)` per margin,
 /// `O(n)` per step.
 struct Kernel {
-    k: Array2<f64>,
+    /// The n x n Gram matrix (bias included), row-major.
+    k: Vec<f64>,
     g: Vec<f64>,
 }
 
@@ -357,9 +357,8 @@ impl Margins for Kernel {
     }
 
     fn step(&mut self, i: usize, d: f64) {
-        if let Some(row) = self.k.row(i).to_slice() {
-            axpy(d, row, &mut self.g);
-        }
+        let n = self.g.len();
+        axpy(d, &self.k[i * n..(i + 1) * n], &mut self.g);
     }
 }
 
