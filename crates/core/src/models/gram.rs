@@ -6,6 +6,9 @@ use ndarray::{Array2, ArrayView2};
 
 /// `X Xᵀ` of the uncentred rows: a fold's Gram matrix is a selection of it,
 /// `O(n²)` instead of a new `O(n² p)` product per fold.
+///
+/// Memory: it exists only when `n < p`, so its `n²` entries never outnumber
+/// the `n·p` of the dataset itself; the bounds on a request's dataset bound it.
 #[derive(Debug, Clone)]
 pub struct RowGram(Array2<f64>);
 
