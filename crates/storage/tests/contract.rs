@@ -137,18 +137,24 @@ async fn large_objects_move_in_parts(store: &dyn BlobStore, prefix: &str, size: 
         .unwrap();
 }
 
+/// A store on the testkit server moving objects over `part` bytes in parts,
+/// four at a time.
+fn chunked_store(server: &S3Server, part: usize) -> stacking_storage::ObjectStoreBackend {
+    s3::open(&testkit_config(server, SECRET, PayloadSigning::Auto))
+        .unwrap()
+        .with_chunking(Chunking {
+            part,
+            concurrency: 4,
+        })
+}
+
 /// Objects over the part size go up as multipart uploads and come back in
 /// ranged reads, byte for byte, leaving no upload open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_large_objects_move_in_parts() {
     let server = S3Server::start().unwrap();
     let part = 64 << 10;
-    let store = s3::open(&testkit_config(&server, SECRET, PayloadSigning::Auto))
-        .unwrap()
-        .with_chunking(Chunking {
-            part,
-            concurrency: 4,
-        });
+    let store = chunked_store(&server, part);
     large_objects_move_in_parts(&store, "run-large", 20 * part + 7).await;
     // One object at exactly the part size is a single PUT.
     store
@@ -168,12 +174,7 @@ async fn s3_large_objects_move_in_parts() {
 async fn s3_a_failed_multipart_upload_is_aborted() {
     let server = S3Server::start().unwrap();
     let part = 64 << 10;
-    let store = s3::open(&testkit_config(&server, SECRET, PayloadSigning::Auto))
-        .unwrap()
-        .with_chunking(Chunking {
-            part,
-            concurrency: 4,
-        });
+    let store = chunked_store(&server, part);
     server.refuse_later_parts(true);
     match store
         .put("run-fail/large", Bytes::from(vec![3u8; 10 * part]))
