@@ -161,13 +161,17 @@ pub fn train_level0_until(
 ) -> Result<Level0Output, StackError> {
     spec.check_level0()?;
     let folds = kfold(x.nrows(), N_FOLDS)?;
-    let prepared = spec.prepare(x);
+    let prepared = spec.prepare(x, &folds);
     let all_rows: Vec<usize> = (0..x.nrows()).collect();
     // Job k < N_FOLDS fits fold k and predicts its test rows; the last job is the full fit.
     let job = |k: usize| -> Result<FoldJob, StackError> {
         stop.check().map_err(FitError::from)?;
         match folds.get(k) {
             Some(fold) => {
+                let rows = (fold.train.as_slice(), fold.test.as_slice());
+                if let Some(predictions) = spec.predict_fold(&prepared, x, y, rows, stop)? {
+                    return Ok(FoldJob::Oof(predictions, None));
+                }
                 let model = spec.fit_rows(&prepared, x, y, &fold.train, stop)?;
                 Ok(FoldJob::Oof(
                     model.predict_until(x.select(Axis(0), &fold.test).view(), stop)?,

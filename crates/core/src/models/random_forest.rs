@@ -361,3 +361,45 @@ impl Forest {
         self.trees.iter().try_for_each(|t| t.validate(n_features))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::dataset::{make_classification, GeneratorParams};
+
+    /// Whole-number weights take the reciprocal-table shortcut in the split
+    /// search; halved weights are not whole and take the exact divisions
+    /// everywhere. Halving every weight halves every proxy exactly (powers of
+    /// two), so both must grow the very same trees.
+    #[test]
+    fn whole_weights_shortcut_grows_the_trees_the_exact_search_grows() {
+        let ds = make_classification(&GeneratorParams {
+            n_samples: 300,
+            n_features: 100,
+            ..GeneratorParams::default()
+        })
+        .unwrap();
+        let params = RandomForestParams::parse(
+            json!({"n_estimators": 4, "max_depth": 10, "random_state": 7})
+                .as_object()
+                .unwrap(),
+        )
+        .unwrap();
+        let counts: Vec<Vec<f64>> = params
+            .tree_seeds()
+            .into_iter()
+            .map(|seed| RandomForestParams::bootstrap_counts(seed, ds.n_samples()))
+            .collect();
+        let halves: Vec<Vec<f64>> = counts
+            .iter()
+            .map(|c| c.iter().map(|w| w * 0.5).collect())
+            .collect();
+        let (x, y) = (ds.x().view(), ds.y().view());
+        let whole = params.fit_weighted(x, y, &counts).unwrap();
+        let exact = params.fit_weighted(x, y, &halves).unwrap();
+        assert!(whole.trees.iter().map(|t| t.value.len()).sum::<usize>() > 4 * 15);
+        assert_eq!(whole, exact);
+    }
+}

@@ -2,11 +2,11 @@
 //! place that dispatches on the model kind. Parsing, defaults, bounds and the
 //! JSON form of each model's parameters live beside the model.
 
-use ndarray::{ArrayView1, ArrayView2, Axis};
+use ndarray::{Array1, ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::gram::RowGram;
+use super::gram::{CrossFoldGram, RowGram};
 use super::knn::KnnParams;
 use super::lasso::LassoParams;
 use super::linear_regression::LinearRegressionParams;
@@ -14,6 +14,7 @@ use super::linear_svr::LinearSvrParams;
 use super::logistic::LogisticParams;
 use super::random_forest::RandomForestParams;
 use super::{check_fit_input, tree, FitError, FittedModel, FittedState};
+use crate::cv::Fold;
 use crate::params::{excerpt, short, ConfigError, ECHO_LIMIT};
 use crate::stop::Stop;
 
@@ -159,12 +160,16 @@ impl ModelSpec {
         json!({"model": self.name(), "params": params})
     }
 
-    /// Precomputes what [`ModelSpec::fit_rows`] can share between folds.
-    pub fn prepare(&self, x: ArrayView2<f64>) -> Prepared {
+    /// Precomputes what [`ModelSpec::fit_rows`] and
+    /// [`ModelSpec::predict_fold`] can share between the `folds`.
+    pub fn prepare(&self, x: ArrayView2<f64>, folds: &[Fold]) -> Prepared {
         match self {
             ModelSpec::RandomForestRegressor(_) => Prepared::Sorted(tree::SortedColumns::new(x)),
             ModelSpec::LinearRegression(_) | ModelSpec::LinearSvr(_) => {
                 RowGram::of(x).map_or(Prepared::Nothing, Prepared::RowGram)
+            }
+            ModelSpec::KNeighborsRegressor(_) => {
+                CrossFoldGram::of(x, folds).map_or(Prepared::Nothing, Prepared::CrossFold)
             }
             _ => Prepared::Nothing,
         }
@@ -213,6 +218,31 @@ impl ModelSpec {
                 y.select(Axis(0), rows).view(),
                 stop,
             ),
+        }
+    }
+
+    /// Predictions for the rows `test` of a model fitted on the rows
+    /// `train` (one of the folds `prepared` was made for), read straight off
+    /// `prepared` where the model allows it without fitting
+    /// (KNeighborsRegressor with the cross-fold products of the rows); `None`
+    /// where it must be fitted with [`ModelSpec::fit_rows`] first.
+    pub fn predict_fold(
+        &self,
+        prepared: &Prepared,
+        x: ArrayView2<f64>,
+        y: ArrayView1<f64>,
+        rows: (&[usize], &[usize]),
+        stop: &Stop,
+    ) -> Result<Option<Array1<f64>>, FitError> {
+        let (train, test) = rows;
+        match (self, prepared) {
+            (ModelSpec::KNeighborsRegressor(p), Prepared::CrossFold(gram))
+                if !train.is_empty() && y.len() == x.nrows() =>
+            {
+                check_fit_input(self.name(), x, y)?;
+                Ok(Some(p.predict_fold(gram, x, y, train, test, stop)?))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -327,4 +357,7 @@ pub enum Prepared {
     /// The Gram matrix of the rows, for LinearRegression and LinearSVR (more
     /// features than rows).
     RowGram(RowGram),
+    /// The rows' products across folds, for KNeighborsRegressor (more
+    /// features than rows).
+    CrossFold(CrossFoldGram),
 }

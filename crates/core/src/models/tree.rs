@@ -181,6 +181,72 @@ struct NodeRecord {
     parent: Option<(usize, bool)>,
     impurity: f64,
     n_constant_features: usize,
+    /// The rows in each feature's order, handed down by the parent.
+    lists: Option<NodeLists>,
+}
+
+/// A node's rows in each feature's sorted order (`(value, row)`, feature `f`
+/// at `entries[f * len..(f + 1) * len]`), for the features whose order is
+/// known (`filled`).
+///
+/// A node that will be split keeps the orders its scan picks out, and hands
+/// each child its part of them in one pass; a child then reads its orders
+/// instead of picking its rows out of all `n` (the cost of a node goes from
+/// `p·n` to `p·rows in the node`). Memory: the pending nodes of a depth-first
+/// growth hold disjoint rows, so all lists together hold at most `p·n`
+/// entries, the size of [`SortedColumns`].
+struct NodeLists {
+    len: usize,
+    /// One spare entry at the end: the branch-free partition writes one
+    /// entry past each feature's part.
+    entries: Vec<(f32, u32)>,
+    filled: Vec<bool>,
+}
+
+impl NodeLists {
+    fn new(len: usize, p: usize) -> Self {
+        Self {
+            len,
+            entries: vec![(0.0, 0); p * len + 1],
+            filled: vec![false; p],
+        }
+    }
+
+    fn get(&self, f: usize) -> Option<&[(f32, u32)]> {
+        let range = f * self.len..(f + 1) * self.len;
+        self.filled[f].then(|| &self.entries[range])
+    }
+
+    /// Keeps feature `f`'s order, when it has the node's row count.
+    fn set(&mut self, f: usize, members: &[(f32, u32)]) {
+        if members.len() == self.len {
+            self.entries[f * self.len..(f + 1) * self.len].copy_from_slice(members);
+            self.filled[f] = true;
+        }
+    }
+
+    /// The lists of the rows whose `tag` is `left_tag` and of the others,
+    /// in one pass over every known feature, keeping each feature's order.
+    fn partition(&self, tag: &[u32], left_tag: u32, n_left: usize) -> (Self, Self) {
+        let p = self.filled.len();
+        let n_right = self.len - n_left;
+        let (mut left, mut right) = (Self::new(n_left, p), Self::new(n_right, p));
+        for f in (0..p).filter(|&f| self.filled[f]) {
+            let (mut l, mut r) = (f * n_left, f * n_right);
+            for &entry in &self.entries[f * self.len..(f + 1) * self.len] {
+                // Written to both sides, kept by one: no branch to mispredict.
+                left.entries[l] = entry;
+                right.entries[r] = entry;
+                let is_left = usize::from(tag[entry.1 as usize] == left_tag);
+                l += is_left;
+                r += 1 - is_left;
+            }
+            // A count that disagrees (it cannot) leaves the feature unknown.
+            left.filled[f] = l == (f + 1) * n_left;
+            right.filled[f] = r == (f + 1) * n_right;
+        }
+        (left, right)
+    }
 }
 
 struct Split {
@@ -211,6 +277,7 @@ pub fn grow(
         next_tag: 0,
         wy: y.iter().zip(weight).map(|(y, w)| y * w).collect(),
         members: Vec::with_capacity(data.n + 1),
+        whole: WholeWeights::of(weight),
         tree: Tree {
             feature: Vec::new(),
             threshold: Vec::new(),
@@ -246,6 +313,8 @@ struct Builder<'a> {
     wy: Vec<f64>,
     /// Scratch: the current node's (value, row) of one feature, in order.
     members: Vec<(f32, u32)>,
+    /// The weights as whole numbers, when they are.
+    whole: Option<WholeWeights>,
     tree: Tree,
 }
 
@@ -277,8 +346,9 @@ impl Builder<'_> {
             parent: None,
             impurity: impurity_of(sw, swy, swy2),
             n_constant_features: 0,
+            lists: None,
         }];
-        while let Some(rec) = stack.pop() {
+        while let Some(mut rec) = stack.pop() {
             growth.stop.check()?;
             growth.node_budget = growth
                 .node_budget
@@ -289,11 +359,7 @@ impl Builder<'_> {
                 })?;
             let (sw, swy, _) = sums(&rec.rows, self.y, self.weight);
             let n_node = rec.rows.len();
-            let limits = self.limits;
-            let mut is_leaf = rec.depth >= limits.max_depth
-                || n_node < limits.min_samples_split
-                || n_node < 2 * limits.min_samples_leaf
-                || rec.impurity <= EPSILON;
+            let mut is_leaf = !self.may_split(rec.depth, n_node) || rec.impurity <= EPSILON;
             let mut split = None;
             let mut n_constant = rec.n_constant_features;
             let node_tag = self.next_tag;
@@ -303,8 +369,31 @@ impl Builder<'_> {
                 for &r in &rec.rows {
                     self.tag[r as usize] = tag;
                 }
+                let count = self.whole.as_ref().map_or(0, |whole| {
+                    rec.rows
+                        .iter()
+                        .map(|&r| whole.counts[r as usize])
+                        .fold(0u32, u32::wrapping_add)
+                });
+                let node = NodeSums {
+                    tag,
+                    n: n_node,
+                    sw,
+                    swy,
+                    count,
+                };
+                // Keep the orders the scan picks out only when a child may
+                // be split in turn.
+                let mut lists = rec.lists.take().or_else(|| {
+                    self.may_split(
+                        rec.depth + 1,
+                        n_node.saturating_sub(self.limits.min_samples_leaf),
+                    )
+                    .then(|| NodeLists::new(n_node, self.data.p))
+                });
                 let (best, constants) =
-                    self.best_split(tag, n_node, rec.n_constant_features, sw, swy);
+                    self.best_split(&node, rec.n_constant_features, lists.as_mut());
+                rec.lists = lists;
                 n_constant = constants;
                 split = best;
                 is_leaf = split.is_none();
@@ -329,45 +418,74 @@ impl Builder<'_> {
                 Some(s) => {
                     self.tree.feature.push(s.feature as i64);
                     self.tree.threshold.push(s.threshold);
-                    // This node's rows still carry `node_tag`.
+                    // This node's rows still carry `node_tag`; the left ones
+                    // get their own tag.
+                    let left_tag = self.next_tag;
+                    self.next_tag += 1;
                     let (mut left, mut right) = (Vec::new(), Vec::new());
                     for (v, r) in self.data.column(s.feature) {
                         if self.tag[r as usize] == node_tag {
                             if f64::from(v) <= s.threshold {
+                                self.tag[r as usize] = left_tag;
                                 left.push(r);
                             } else {
                                 right.push(r);
                             }
                         }
                     }
-                    let child = |rows: Vec<u32>, is_left: bool, y: &[f64], w: &[f64]| {
+                    let depth = rec.depth + 1;
+                    let (left_lists, right_lists) = match &rec.lists {
+                        Some(lists)
+                            if self.may_split(depth, left.len())
+                                || self.may_split(depth, right.len()) =>
+                        {
+                            let (l, r) = lists.partition(&self.tag, left_tag, left.len());
+                            (Some(l), Some(r))
+                        }
+                        _ => (None, None),
+                    };
+                    drop(rec.lists.take());
+                    let child = |rows: Vec<u32>,
+                                 is_left: bool,
+                                 lists: Option<NodeLists>,
+                                 y: &[f64],
+                                 w: &[f64]| {
                         let (sw, swy, swy2) = sums(&rows, y, w);
                         NodeRecord {
                             impurity: impurity_of(sw, swy, swy2),
                             rows,
-                            depth: rec.depth + 1,
+                            depth,
                             parent: Some((node_id, is_left)),
                             n_constant_features: n_constant,
+                            lists,
                         }
                     };
                     // Right is pushed first so the left subtree is built first.
-                    stack.push(child(right, false, self.y, self.weight));
-                    stack.push(child(left, true, self.y, self.weight));
+                    stack.push(child(right, false, right_lists, self.y, self.weight));
+                    stack.push(child(left, true, left_lists, self.y, self.weight));
                 }
             }
         }
         Ok(())
     }
 
+    /// Whether a node at `depth` with `n_node` rows may be split (before
+    /// looking at its impurity).
+    fn may_split(&self, depth: usize, n_node: usize) -> bool {
+        let limits = self.limits;
+        depth < limits.max_depth
+            && n_node >= limits.min_samples_split
+            && n_node >= 2 * limits.min_samples_leaf
+    }
+
     /// scikit-learn's `node_split_best`. Returns the split (if any) and the
-    /// number of constant features to hand to the children.
+    /// number of constant features to hand to the children. `lists` holds
+    /// the node's known feature orders and keeps those its scan picks out.
     fn best_split(
         &mut self,
-        tag: u32,
-        n_node: usize,
+        node: &NodeSums,
         n_known_constants: usize,
-        sw: f64,
-        swy: f64,
+        mut lists: Option<&mut NodeLists>,
     ) -> (Option<Split>, usize) {
         let p = self.data.p;
         let mut n_found_constants = 0;
@@ -392,7 +510,7 @@ impl Builder<'_> {
             }
             f_j += n_found_constants;
             let feature = self.features[f_j];
-            let scan = self.scan_feature(feature, tag, n_node, sw, swy);
+            let scan = self.scan_feature(feature, node, best_proxy, lists.as_deref_mut());
             if scan.last <= scan.first + FEATURE_THRESHOLD {
                 self.features.swap(f_j, n_total_constants);
                 n_found_constants += 1;
@@ -420,50 +538,90 @@ impl Builder<'_> {
     /// One pass over a feature's sorted values restricted to the node: the
     /// node's smallest and largest value, and the first best split position
     /// (scikit-learn evaluates positions in increasing order and keeps the
-    /// first strict maximum).
+    /// first strict maximum), reported only if its proxy beats `floor`, the
+    /// best of the features scanned before (a split that does not beat it is
+    /// never chosen).
+    ///
+    /// Each candidate's proxy `sl²/wl + sr²/wr` takes two divisions, which
+    /// were most of a forest's time. With whole-number weights (bootstrap
+    /// counts) the weights' sums are whole numbers too, so a table of
+    /// reciprocals gives the proxy to within a few roundings; only a candidate
+    /// whose estimate comes within [`ESTIMATE_SLACK`] of the best so far is
+    /// divided out exactly, and the comparison that decides is always made
+    /// on the exact value, so the chosen split is the same bit for bit.
     fn scan_feature(
         &mut self,
         feature: usize,
-        tag: u32,
-        n_node: usize,
-        sw: f64,
-        swy: f64,
+        node: &NodeSums,
+        floor: f64,
+        lists: Option<&mut NodeLists>,
     ) -> FeatureScan {
         let msl = self.limits.min_samples_leaf;
-        let (mut sl, mut wl) = (0.0, 0.0);
-        let mut count = 0usize;
+        let (sw, swy, n_node) = (node.sw, node.swy, node.n);
+        let members: &[(f32, u32)] = match lists {
+            Some(lists) if lists.filled[feature] => lists.get(feature).unwrap_or_default(),
+            lists => {
+                // Branch-free compaction of the node's rows: whether a row
+                // is in the node is a coin flip the branch predictor cannot
+                // learn, and skipping non-members with a branch cost ~3x
+                // more per row.
+                let members = &mut self.members;
+                members.resize(self.data.n + 1, (0.0, 0));
+                let mut k = 0;
+                for (v, r) in self.data.column(feature) {
+                    members[k] = (v, r);
+                    k += usize::from(self.tag[r as usize] == node.tag);
+                }
+                match lists {
+                    Some(lists) => {
+                        lists.set(feature, &members[..k]);
+                        lists.get(feature).unwrap_or(&members[..k])
+                    }
+                    None => &members[..k],
+                }
+            }
+        };
+        let (wy, weight) = (&self.wy[..], self.weight);
+        let (counts, recip) = match &self.whole {
+            Some(whole) => (&whole.counts[..], &whole.reciprocal[..]),
+            None => (&[][..], &[][..]),
+        };
+        let estimate = |sl: f64, cl: u32, sr: f64| {
+            let cr = node.count.wrapping_sub(cl);
+            match (recip.get(cl as usize), recip.get(cr as usize)) {
+                (Some(il), Some(ir)) => sl * sl * il + sr * sr * ir,
+                _ => f64::INFINITY,
+            }
+        };
+        let (mut sl, mut wl, mut cl) = (0.0, 0.0, 0u32);
         let mut prev = f64::NAN;
         let mut first = f64::NAN;
         let mut best: Option<(f64, f64)> = None;
-        // Branch-free compaction of the node's rows first: whether a row is
-        // in the node is a coin flip the branch predictor cannot learn, and
-        // skipping non-members with a branch cost ~3x more per row.
-        let members = &mut self.members;
-        members.resize(self.data.n + 1, (0.0, 0));
-        let mut k = 0;
-        for (v, r) in self.data.column(feature) {
-            members[k] = (v, r);
-            k += usize::from(self.tag[r as usize] == tag);
-        }
-        for &(v, r) in &members[..k] {
+        let mut bar = floor;
+        let mut bar_slack = floor * (1.0 - ESTIMATE_SLACK);
+        for (count, &(v, r)) in members.iter().enumerate() {
             let r = r as usize;
             let v = f64::from(v);
             if count == 0 {
                 first = v;
             } else if v > prev + FEATURE_THRESHOLD && count >= msl && n_node - count >= msl {
-                let (sr, wr) = (swy - sl, sw - wl);
-                let proxy = sl * sl / wl + sr * sr / wr;
-                if best.is_none_or(|(b, _)| proxy > b) {
-                    let mut threshold = prev / 2.0 + v / 2.0;
-                    if threshold == v || threshold.is_infinite() {
-                        threshold = prev;
+                let sr = swy - sl;
+                if estimate(sl, cl, sr) >= bar_slack {
+                    let proxy = sl * sl / wl + sr * sr / (sw - wl);
+                    if proxy > bar {
+                        let mut threshold = prev / 2.0 + v / 2.0;
+                        if threshold == v || threshold.is_infinite() {
+                            threshold = prev;
+                        }
+                        best = Some((proxy, threshold));
+                        bar = proxy;
+                        bar_slack = proxy * (1.0 - ESTIMATE_SLACK);
                     }
-                    best = Some((proxy, threshold));
                 }
             }
-            sl += self.wy[r];
-            wl += self.weight[r];
-            count += 1;
+            sl += wy[r];
+            wl += weight[r];
+            cl = cl.wrapping_add(counts.get(r).copied().unwrap_or(0));
             prev = v;
         }
         FeatureScan {
@@ -472,6 +630,52 @@ impl Builder<'_> {
             best,
         }
     }
+}
+
+/// How far below the exact proxy its reciprocal-table estimate can fall:
+/// each of the two terms is a product with one extra rounding of the
+/// reciprocal and one of the product, so both are within `3 ε` relative and
+/// so is their sum of non-negative terms; `16 ε` leaves room to spare.
+const ESTIMATE_SLACK: f64 = 16.0 * f64::EPSILON;
+
+/// Whole-number row weights (bootstrap counts, or ones) and the reciprocals
+/// of every sum they can reach.
+struct WholeWeights {
+    counts: Vec<u32>,
+    /// `reciprocal[c] = 1 / c` for every `c` up to the weights' total.
+    reciprocal: Vec<f64>,
+}
+
+impl WholeWeights {
+    /// `None` unless every weight is a whole number and their total is small
+    /// enough for a table (at most one entry per row and draw).
+    fn of(weight: &[f64]) -> Option<Self> {
+        let limit = (weight.len() as f64).max(1.0) * 4.0;
+        let whole = |w: f64| w >= 0.0 && w.fract() == 0.0 && w <= limit;
+        if !weight.iter().all(|&w| whole(w)) {
+            return None;
+        }
+        let total: f64 = weight.iter().sum();
+        if total > limit {
+            return None;
+        }
+        Some(Self {
+            counts: weight.iter().map(|&w| w as u32).collect(),
+            reciprocal: (0..=total as usize).map(|c| 1.0 / c as f64).collect(),
+        })
+    }
+}
+
+/// What a scan needs to know of the node being split.
+struct NodeSums {
+    tag: u32,
+    /// Rows in the node.
+    n: usize,
+    /// Σw and Σw·y over them.
+    sw: f64,
+    swy: f64,
+    /// Σw as a whole number, when the weights are ([`WholeWeights`]).
+    count: u32,
 }
 
 struct FeatureScan {
