@@ -204,6 +204,15 @@ impl ModelSpec {
                     state: FittedState::Linear(p.fit_rows(gram, x, y, rows, stop)?),
                 })
             }
+            (ModelSpec::Lasso(p), _) if !rows.is_empty() && y.len() == x.nrows() => {
+                check_fit_input(self.name(), x, y)?;
+                stop.check()?;
+                Ok(FittedModel {
+                    spec: self.clone(),
+                    n_features: x.ncols(),
+                    state: FittedState::Linear(p.fit_rows(x, y, rows, stop)?),
+                })
+            }
             (ModelSpec::LinearSvr(p), Prepared::RowGram(gram))
                 if !rows.is_empty() && y.len() == x.nrows() =>
             {
