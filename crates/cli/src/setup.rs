@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
-use stacking_core::dataset::{make_classification, GeneratorParams};
+use stacking_core::dataset::{make_classification, make_classification_bytes, GeneratorParams};
 use stacking_core::{Dataset, StackConfig};
 use stacking_service::driver::{
-    DatasetUnavailable, Driver, DriverConfig, LoadedDataset, ReportOptions,
+    DatasetUnavailable, Driver, DriverConfig, LoadedDataset, PendingDataset, ReportOptions,
 };
 use stacking_service::{CommonSettings, Context, Route, RunPlan, Transfer};
 use stacking_storage::redis::{self, RedisConfig};
@@ -131,6 +131,16 @@ pub fn driver_from_args(
     settings: &CommonSettings,
     tracer: Option<std::sync::Arc<stacking_service::trace::Tracer>>,
 ) -> Result<Driver> {
+    // Generation starts before anything else is set up (the storage client
+    // among it), so that the two overlap on a cold start.
+    let generating = match args.data.features {
+        Some(_) => None,
+        None => {
+            let params = generator_params(&args.data);
+            params.validate()?;
+            Some((generated_report(&params), generate_in_background(params)))
+        }
+    };
     let cfg = DriverConfig {
         trainer_addr: args.t_addr.clone(),
         reducer_addr: args.r_addr.clone(),
@@ -143,31 +153,37 @@ pub fn driver_from_args(
         report: ReportOptions::default(),
     };
     let ctx = context_from_env(settings)?.with_tracer(tracer);
-    if args.data.features.is_some() {
-        let LoadedData { dataset, report } = load_dataset(&args.data)?;
-        let n = dataset.n_samples();
-        let cfg = DriverConfig { report, ..cfg };
-        return Ok(Driver::new(cfg, ctx, Bytes::from(dataset.to_bytes()), n)?);
+    match generating {
+        Some((report, pending)) => Ok(Driver::new_pending(
+            DriverConfig { report, ..cfg },
+            ctx,
+            pending,
+        )?),
+        None => {
+            let LoadedData { dataset, report } = load_dataset(&args.data)?;
+            let n = dataset.n_samples();
+            let cfg = DriverConfig { report, ..cfg };
+            Ok(Driver::new(cfg, ctx, Bytes::from(dataset.to_bytes()), n)?)
+        }
     }
-    let params = generator_params(&args.data);
-    params.validate()?;
-    let cfg = DriverConfig {
-        report: generated_report(&params),
-        ..cfg
-    };
+}
+
+/// Generates the dataset on its own thread; the receiver gets it (or why it
+/// could not be made).
+fn generate_in_background(params: GeneratorParams) -> PendingDataset {
     let (tx, rx) = tokio::sync::oneshot::channel();
     std::thread::spawn(move || {
-        let made = make_classification(&params)
-            .map(|d| LoadedDataset {
-                n_samples: d.n_samples(),
-                bytes: Bytes::from(d.to_bytes()),
+        let made = make_classification_bytes(&params)
+            .map(|(bytes, n_samples)| LoadedDataset {
+                n_samples,
+                bytes: Bytes::from(bytes),
             })
             .map_err(DatasetUnavailable::from);
         // The generator's scratch is free now; give it back before SERVING.
         stacking_service::malloc::release_free_memory();
         let _ = tx.send(made);
     });
-    Ok(Driver::new_pending(cfg, ctx, rx)?)
+    rx
 }
 
 /// The generator's parameters: `--size`, then explicit `--n-samples` / `--n-features`.

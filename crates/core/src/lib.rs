@@ -23,6 +23,7 @@ pub mod dataset;
 pub mod metrics;
 pub mod models;
 pub mod npy;
+mod parallel;
 pub mod params;
 pub(crate) mod rng;
 pub mod serial;

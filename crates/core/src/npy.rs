@@ -282,33 +282,97 @@ pub fn decode_f64_2d(bytes: &[u8]) -> Result<Array2<f64>, NpyError> {
         .map_err(|_| NpyError::Data(format!("expected a 2-d array, got {ndim}-d")))
 }
 
-fn encode<A: WriteNpyExt>(a: &A) -> Vec<u8> {
-    let mut out = Vec::new();
+/// `.npy` bytes of `a`, whose data takes `data_bytes`: the buffer is sized
+/// for header and data up front, so a multi-MiB array is written once
+/// instead of being copied at every doubling of a growing buffer.
+fn encode<A: WriteNpyExt>(a: &A, data_bytes: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data_bytes + HEADER_ROOM);
+    append(&mut out, a);
+    out
+}
+
+/// Appends `a`'s `.npy` bytes to `out`.
+fn append<A: WriteNpyExt>(out: &mut Vec<u8>, a: &A) {
+    let start = out.len();
     // Writing to a Vec cannot fail for the plain element types used here.
-    if a.write_npy(&mut out).is_err() {
-        out.clear();
+    if a.write_npy(&mut *out).is_err() {
+        out.truncate(start);
     }
+}
+
+/// A float64 matrix followed by an int64 vector, as two `.npy` files back to
+/// back in one buffer sized for both.
+pub fn encode_f64_2d_then_i64_1d(a: &Array2<f64>, b: &Array1<i64>) -> Vec<u8> {
+    let mut out = Vec::with_capacity((a.len() + b.len()) * 8 + 2 * HEADER_ROOM);
+    append(&mut out, a);
+    append(&mut out, b);
     out
 }
 
 /// A float64 matrix as `.npy` bytes (C order).
 pub fn encode_f64_2d(a: &Array2<f64>) -> Vec<u8> {
-    encode(a)
+    encode(a, a.len() * 8)
 }
 
 /// A float64 vector as `.npy` bytes.
 pub fn encode_f64_1d(a: &Array1<f64>) -> Vec<u8> {
-    encode(a)
+    encode(a, a.len() * 8)
 }
 
 /// An int64 vector as `.npy` bytes.
 pub fn encode_i64_1d(a: &Array1<i64>) -> Vec<u8> {
-    encode(a)
+    encode(a, a.len() * 8)
 }
+
+/// The `.npy` (version 1.0) header of a C-order float64 matrix of `rows` x
+/// `cols`, byte for byte what ndarray-npy writes: the array's description
+/// as a Python dict literal, padded with spaces so that the header ends on a
+/// multiple of 64 bytes, then a newline.
+pub fn f64_2d_header(rows: usize, cols: usize) -> Vec<u8> {
+    const VERSION_1_0: [u8; 2] = [1, 0];
+    let dict = format!("{{'descr': '<f8', 'fortran_order': False, 'shape': ({rows}, {cols})}}");
+    // magic, version, length, dict, newline; then padding, always at least
+    // one space (ndarray-npy pads a whole 64 when it would be none).
+    let prefix = MAGIC.len() + VERSION_1_0.len() + 2;
+    let unpadded = prefix + dict.len() + 1;
+    let total = unpadded + (64 - unpadded % 64);
+    let header_len = u16::try_from(total - prefix).unwrap_or(u16::MAX);
+    let mut out = Vec::with_capacity(total + rows * cols * 8);
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&VERSION_1_0);
+    out.extend_from_slice(&header_len.to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out.resize(total - 1, b' ');
+    out.push(b'\n');
+    out
+}
+
+/// Room for an `.npy` header: numpy pads it to a multiple of 64 bytes, and
+/// one for a 2-d float64 array of any realistic shape fits in 128.
+const HEADER_ROOM: usize = 128;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_matrix_header_is_ndarray_npys_byte_for_byte() {
+        let mut shapes = vec![(1, 1), (2, 3), (300, 1024)];
+        // Empty matrices of every width of shape: headers of every length.
+        // (ndarray takes sides up to isize::MAX, 19 digits.)
+        for k in 0..19 {
+            shapes.push((0, 10usize.pow(k)));
+            shapes.push((10usize.pow(k), 0));
+        }
+        shapes.push((0, isize::MAX as usize));
+        for (rows, cols) in shapes {
+            let encoded = encode_f64_2d(&Array2::zeros((rows, cols)));
+            let ours = f64_2d_header(rows, cols);
+            assert_eq!(ours[..], encoded[..ours.len()], "({rows}, {cols})");
+            assert_eq!(ours.len() % 64, 0);
+            assert_eq!(encoded.len(), ours.len() + rows * cols * 8);
+        }
+    }
 
     #[test]
     fn round_trip_2d() {

@@ -13,6 +13,7 @@ use crate::metrics::{roc_auc, MetricError};
 use crate::models::{
     ConvergenceWarning, FitError, FittedModel, InvalidModel, ModelSpec, PredictError, RoleError,
 };
+use crate::parallel::run_jobs;
 use crate::stop::Stop;
 
 /// Folds used by `cross_val_predict(cv=5)`.
@@ -161,7 +162,7 @@ pub fn train_level0_until(
 ) -> Result<Level0Output, StackError> {
     spec.check_level0()?;
     let folds = kfold(x.nrows(), N_FOLDS)?;
-    let prepared = spec.prepare(x, &folds);
+    let prepared = spec.prepare(x, &folds, threads);
     let all_rows: Vec<usize> = (0..x.nrows()).collect();
     // Job k < N_FOLDS fits fold k and predicts its test rows; the last job is the full fit.
     let job = |k: usize| -> Result<FoldJob, StackError> {
@@ -216,39 +217,6 @@ pub fn train_level0_until(
 enum FoldJob {
     Oof(Array1<f64>, Option<ConvergenceWarning>),
     Full(Box<FittedModel>),
-}
-
-/// Runs `job(0..n)` on up to `threads` scoped threads; results in job order.
-fn run_jobs<T: Send>(n: usize, threads: usize, job: impl Fn(usize) -> T + Sync) -> Vec<T> {
-    if threads <= 1 || n <= 1 {
-        return (0..n).map(job).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut done: Vec<(usize, T)> = std::thread::scope(|scope| {
-        let workers: Vec<_> = (0..threads.min(n))
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if k >= n {
-                            break mine;
-                        }
-                        mine.push((k, job(k)));
-                    }
-                })
-            })
-            .collect();
-        workers
-            .into_iter()
-            .flat_map(|w| {
-                w.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    });
-    done.sort_by_key(|(k, _)| *k);
-    done.into_iter().map(|(_, t)| t).collect()
 }
 
 /// Stacks prediction vectors as columns (n_samples x n_models), in the given order.

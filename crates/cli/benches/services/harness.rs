@@ -20,6 +20,16 @@ pub(super) struct Function {
     pub(super) port: u16,
 }
 
+/// The binary the functions run: `STACKING_BIN` when set (the image's
+/// static `dist` build, say, to measure what is shipped), else the one this
+/// bench was built with.
+pub(super) fn function_binary() -> std::path::PathBuf {
+    std::env::var_os("STACKING_BIN").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_BIN_EXE_stacking")),
+        std::path::PathBuf::from,
+    )
+}
+
 /// Starts a role and returns it with its cold-start time (launch to healthy).
 pub(super) async fn launch(
     role: &str,
@@ -29,7 +39,7 @@ pub(super) async fn launch(
     let port = free_port().expect("free port");
     let t = Instant::now();
     let proc = Proc::spawn(
-        Command::new(env!("CARGO_BIN_EXE_stacking"))
+        Command::new(function_binary())
             .arg(role)
             .args(["-host", "127.0.0.1", &format!("-sp={port}")])
             .args(extra)

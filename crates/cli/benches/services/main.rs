@@ -280,6 +280,7 @@ async fn bench() {
         cpus()
     );
     println!("S3 server: {s3_name}");
+    println!("functions: {}", harness::function_binary().display());
     println!(
         "compute of the 4-trainer steps in-process: {:.1} ms (run after each SayHello; overheads are medians of the per-call differences)",
         embedded.compute

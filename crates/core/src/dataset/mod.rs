@@ -6,7 +6,9 @@ use thiserror::Error;
 
 mod generate;
 
-pub use self::generate::{informative_columns, make_classification, GeneratorParams};
+pub use self::generate::{
+    informative_columns, make_classification, make_classification_bytes, GeneratorParams,
+};
 use crate::npy::{self, NpyError};
 
 /// Why a dataset was refused.
@@ -305,9 +307,7 @@ impl Dataset {
     /// The wire form used between the functions: `X.npy` immediately followed
     /// by `y.npy` (numpy reads it with two `np.load` calls on one file).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = self.x_npy();
-        out.extend_from_slice(&self.y_npy());
-        out
+        npy::encode_f64_2d_then_i64_1d(&self.x, &self.labels_i64())
     }
 
     /// Parses [`Dataset::to_bytes`] output, validating everything.
@@ -352,7 +352,11 @@ impl Dataset {
 
     /// `y` as int64 `.npy` bytes (scikit-learn's label dtype).
     pub fn y_npy(&self) -> Vec<u8> {
-        npy::encode_i64_1d(&self.y.mapv(|v| v as i64))
+        npy::encode_i64_1d(&self.labels_i64())
+    }
+
+    fn labels_i64(&self) -> Array1<i64> {
+        self.y.mapv(|v| v as i64)
     }
 
     /// Size of the feature matrix in bytes (the reference for memory goals).

@@ -161,16 +161,18 @@ impl ModelSpec {
     }
 
     /// Precomputes what [`ModelSpec::fit_rows`] and
-    /// [`ModelSpec::predict_fold`] can share between the `folds`.
-    pub fn prepare(&self, x: ArrayView2<f64>, folds: &[Fold]) -> Prepared {
+    /// [`ModelSpec::predict_fold`] can share between the `folds`, on up to
+    /// `threads` threads (the same result for any count).
+    pub fn prepare(&self, x: ArrayView2<f64>, folds: &[Fold], threads: usize) -> Prepared {
         match self {
-            ModelSpec::RandomForestRegressor(_) => Prepared::Sorted(tree::SortedColumns::new(x)),
+            ModelSpec::RandomForestRegressor(_) => {
+                Prepared::Sorted(tree::SortedColumns::with_threads(x, threads))
+            }
             ModelSpec::LinearRegression(_) | ModelSpec::LinearSvr(_) => {
-                RowGram::of(x).map_or(Prepared::Nothing, Prepared::RowGram)
+                RowGram::of_threads(x, threads).map_or(Prepared::Nothing, Prepared::RowGram)
             }
-            ModelSpec::KNeighborsRegressor(_) => {
-                CrossFoldGram::of(x, folds).map_or(Prepared::Nothing, Prepared::CrossFold)
-            }
+            ModelSpec::KNeighborsRegressor(_) => CrossFoldGram::of_threads(x, folds, threads)
+                .map_or(Prepared::Nothing, Prepared::CrossFold),
             _ => Prepared::Nothing,
         }
     }

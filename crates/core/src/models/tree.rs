@@ -139,35 +139,80 @@ fn from_order_key(key: u32) -> f32 {
 /// Columns per tile when [`SortedColumns::new`] lays out its keys.
 const KEY_TILE: usize = 32;
 
-impl SortedColumns {
-    pub fn new(x: ndarray::ArrayView2<f64>) -> Self {
-        let (n, p) = x.dim();
-        // (value key, row) packed in one u64 sorts as plain integers, without
-        // a comparator call per pair (about twice as fast; `cargo bench -p
-        // stacking-core`). The keys are laid out column after column, written
-        // a tile of columns at a time so that the rows are read in runs and
-        // the columns written in runs (reading a column of a row-major matrix
-        // strides by p).
-        let mut keys = vec![0u64; n * p];
-        for start in (0..p).step_by(KEY_TILE) {
-            let end = (start + KEY_TILE).min(p);
-            for (i, row) in x.rows().into_iter().enumerate() {
-                let tile = row.slice(ndarray::s![start..end]);
-                for (f, &v) in (start..end).zip(tile.iter()) {
-                    keys[f * n + i] = (u64::from(order_key(v as f32)) << 32) | i as u64;
-                }
+/// Sorts the columns `columns` of `x` into `values` and `rows` (each
+/// `columns.len() * n` long, column after column).
+///
+/// (value key, row) packed in one u64 sorts as plain integers, without a
+/// comparator call per pair (about twice as fast; `cargo bench -p
+/// stacking-core`). The keys are laid out column after column, written a
+/// tile of columns at a time so that the rows are read in runs and the
+/// columns written in runs (reading a column of a row-major matrix strides by
+/// p).
+fn sort_columns(
+    x: ndarray::ArrayView2<f64>,
+    columns: std::ops::Range<usize>,
+    values: &mut [f32],
+    rows: &mut [u32],
+) {
+    let n = x.nrows();
+    let first = columns.start;
+    let mut keys = vec![0u64; columns.len() * n];
+    for start in columns.clone().step_by(KEY_TILE) {
+        let end = (start + KEY_TILE).min(columns.end);
+        for (i, row) in x.rows().into_iter().enumerate() {
+            let tile = row.slice(ndarray::s![start..end]);
+            for (f, &v) in (start..end).zip(tile.iter()) {
+                keys[(f - first) * n + i] = (u64::from(order_key(v as f32)) << 32) | i as u64;
             }
         }
-        let mut values = Vec::with_capacity(n * p);
-        let mut rows = Vec::with_capacity(n * p);
-        for column in keys.chunks_mut(n.max(1)) {
-            // Stable on the value key: rows were written in ascending order,
-            // so ties stay in row order, as sorting the whole u64 orders them.
-            radsort::sort_by_key(column, |k| (k >> 32) as u32);
-            for &k in column.iter() {
-                rows.push((k & 0xFFFF_FFFF) as u32);
-                values.push(from_order_key((k >> 32) as u32));
-            }
+    }
+    for ((column, values), rows) in keys
+        .chunks_mut(n)
+        .zip(values.chunks_mut(n))
+        .zip(rows.chunks_mut(n))
+    {
+        // Stable on the value key: rows were written in ascending order, so
+        // ties stay in row order, as sorting the whole u64 orders them.
+        radsort::sort_by_key(column, |k| (k >> 32) as u32);
+        for ((&k, value), row) in column.iter().zip(values).zip(rows) {
+            *row = (k & 0xFFFF_FFFF) as u32;
+            *value = from_order_key((k >> 32) as u32);
+        }
+    }
+}
+
+impl SortedColumns {
+    pub fn new(x: ndarray::ArrayView2<f64>) -> Self {
+        Self::with_threads(x, 1)
+    }
+
+    /// [`SortedColumns::new`], its columns sorted on up to `threads` threads
+    /// (the same result for any count).
+    pub fn with_threads(x: ndarray::ArrayView2<f64>, threads: usize) -> Self {
+        let (n, p) = x.dim();
+        let mut values = vec![0.0f32; n * p];
+        let mut rows = vec![0u32; n * p];
+        if n > 0 && p > 0 {
+            // Whole tiles of columns per thread.
+            let per_thread = p.div_ceil(threads.max(1)).div_ceil(KEY_TILE) * KEY_TILE;
+            let mut parts = values
+                .chunks_mut(per_thread * n)
+                .zip(rows.chunks_mut(per_thread * n))
+                .enumerate()
+                .map(|(t, (values, rows))| {
+                    let first = t * per_thread;
+                    (first..first + values.len() / n, values, rows)
+                });
+            std::thread::scope(|scope| {
+                // The calling thread sorts the first part itself.
+                let mine = parts.next();
+                for (columns, values, rows) in parts {
+                    scope.spawn(move || sort_columns(x, columns, values, rows));
+                }
+                if let Some((columns, values, rows)) = mine {
+                    sort_columns(x, columns, values, rows);
+                }
+            });
         }
         Self { n, p, values, rows }
     }
@@ -730,6 +775,12 @@ mod tests {
             let bits =
                 |v: &[(f32, u32)]| v.iter().map(|(a, r)| (a.to_bits(), *r)).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&expected), "feature {f}");
+        }
+        for threads in [2, 3, 64] {
+            let parallel = SortedColumns::with_threads(x.view(), threads);
+            assert_eq!(parallel.rows, sorted.rows, "{threads} threads");
+            let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&parallel.values), bits(&sorted.values));
         }
     }
 }
