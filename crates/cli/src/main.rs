@@ -119,7 +119,7 @@ async fn check_config(role: &str, rest: Vec<String>, offline: bool) -> Result<()
     let mut role_lines = Vec::new();
     let ctx = match cli.command {
         Command::Driver(d) => {
-            let driver = setup::driver_from_args(&d, &settings, None)?;
+            let driver = setup::driver_from_args(&d, &settings, None, None)?;
             let cfg = driver.config();
             role_lines.extend([
                 ("trainers", cfg.plan.trainers.to_string()),
@@ -208,7 +208,9 @@ async fn health(addr: &str, service: &str, timeout: f64) -> Result<()> {
     Ok(())
 }
 
-async fn dispatch(cli: Cli) -> Result<()> {
+/// Runs the command; `generating` is the driver's dataset, when `main`
+/// already started making it.
+async fn dispatch(cli: Cli, generating: Option<setup::Generating>) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args).await,
         Command::Invoke(args) => {
@@ -255,7 +257,7 @@ async fn dispatch(cli: Cli) -> Result<()> {
         Command::Driver(d) => {
             let settings = CommonSettings::from_env()?;
             let tracer = serve::tracer("driver", &d.serve, &settings);
-            let driver = setup::driver_from_args(&d, &settings, tracer.clone())?;
+            let driver = setup::driver_from_args(&d, &settings, tracer.clone(), generating)?;
             setup::probe_store(driver.context()).await?;
             serve::serve_role(serve::driver_role(driver), &d.serve, &settings, tracer).await
         }
@@ -270,6 +272,12 @@ fn main() -> std::process::ExitCode {
     let cli = match parse(std::env::args().collect()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
+    };
+    // A driver's dataset takes longer to make than the rest of its start-up:
+    // it starts first.
+    let generating = match &cli.command {
+        Command::Driver(d) => setup::start_generation(&d.data),
+        _ => None,
     };
     let serving = matches!(
         cli.command,
@@ -286,7 +294,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    let result = runtime.block_on(dispatch(cli));
+    let result = runtime.block_on(dispatch(cli, generating));
     // Work still on the blocking pool was told to stop; do not wait on it.
     runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {

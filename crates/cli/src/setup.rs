@@ -130,15 +130,17 @@ pub fn driver_from_args(
     args: &DriverArgs,
     settings: &CommonSettings,
     tracer: Option<std::sync::Arc<stacking_service::trace::Tracer>>,
+    generating: Option<Generating>,
 ) -> Result<Driver> {
     // Generation starts before anything else is set up (the storage client
-    // among it), so that the two overlap on a cold start.
-    let generating = match args.data.features {
-        Some(_) => None,
-        None => {
-            let params = generator_params(&args.data);
-            params.validate()?;
-            Some((generated_report(&params), generate_in_background(params)))
+    // among it), so that the two overlap on a cold start; `main` starts it
+    // earlier still, before the runtime.
+    let generating = match (generating, &args.data.features) {
+        (Some(g), _) => Some(g),
+        (None, Some(_)) => None,
+        (None, None) => {
+            generator_params(&args.data).validate()?;
+            start_generation(&args.data)
         }
     };
     let cfg = DriverConfig {
@@ -168,6 +170,21 @@ pub fn driver_from_args(
     }
 }
 
+/// A dataset being generated, and what the report will say of it.
+pub type Generating = (ReportOptions, PendingDataset);
+
+/// Starts generating the driver's dataset on its own thread, when it is to
+/// be generated (no `--features`) and its parameters are valid; `None`
+/// otherwise (the driver's set-up reports bad parameters).
+pub fn start_generation(data: &DataArgs) -> Option<Generating> {
+    if data.features.is_some() {
+        return None;
+    }
+    let params = generator_params(data);
+    params.validate().ok()?;
+    Some((generated_report(&params), generate_in_background(params)))
+}
+
 /// Generates the dataset on its own thread; the receiver gets it (or why it
 /// could not be made).
 fn generate_in_background(params: GeneratorParams) -> PendingDataset {
@@ -179,9 +196,10 @@ fn generate_in_background(params: GeneratorParams) -> PendingDataset {
                 bytes: Bytes::from(bytes),
             })
             .map_err(DatasetUnavailable::from);
-        // The generator's scratch is free now; give it back before SERVING.
-        stacking_service::malloc::release_free_memory();
         let _ = tx.send(made);
+        // The generator's scratch is free now: give it back, after the
+        // dataset is handed over so that SERVING does not wait for the trim.
+        stacking_service::malloc::release_free_memory();
     });
     rx
 }

@@ -24,11 +24,13 @@ impl NumpyRandomState {
         }
     }
 
+    #[inline]
     pub fn next_u32(&mut self) -> u32 {
         self.mt.next_u32()
     }
 
     /// `random_sample()`: 53-bit uniform double in [0, 1).
+    #[inline]
     pub fn uniform(&mut self) -> f64 {
         let a = (self.next_u32() >> 5) as f64;
         let b = (self.next_u32() >> 6) as f64;

@@ -231,7 +231,8 @@ pub(super) async fn measure(env: &[(String, String)], data: &Bytes, runs: usize)
     }
 }
 
-/// Cold start (median of 5 launches, launch to healthy) and idle RSS per role.
+/// Cold start (median of 5 launches, launch to healthy) and idle RSS per
+/// role (the last launch, 200 ms after it is healthy).
 pub(super) async fn cold_and_idle(env: &[(String, String)]) -> Vec<(&'static str, f64, f64)> {
     let workers = Workers::launch(env).await;
     let mut out = Vec::new();
@@ -243,10 +244,16 @@ pub(super) async fn cold_and_idle(env: &[(String, String)]) -> Vec<(&'static str
         };
         let mut times = Vec::new();
         let mut idle = 0.0;
-        for _ in 0..5 {
+        for launches in 1..=5 {
             let (f, ms) = launch(role, &extra, env).await;
             times.push(ms);
-            idle = f.proc.rss_mib();
+            if launches == 5 {
+                // At rest: after what start-up hands back (the driver returns
+                // its generator's scratch once SERVING), not at the instant
+                // it reports SERVING.
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                idle = f.proc.rss_mib();
+            }
         }
         out.push((role, median(times), idle));
     }
