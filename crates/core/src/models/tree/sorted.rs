@@ -1,0 +1,160 @@
+//! Every column of a dataset as float32, sorted once per fit and shared by
+//! every tree of a forest.
+
+/// Every column of the training rows as float32, sorted once: for feature `f`,
+/// `values[f * n..(f + 1) * n]` ascending and `rows[...]` the row of each value.
+pub struct SortedColumns {
+    pub(super) n: usize,
+    pub(super) p: usize,
+    values: Vec<f32>,
+    rows: Vec<u32>,
+}
+
+/// Maps a float32 to an integer with the same order (IEEE-754 total order).
+fn order_key(v: f32) -> u32 {
+    let bits = v.to_bits();
+    if bits & 0x8000_0000 != 0 {
+        !bits
+    } else {
+        bits | 0x8000_0000
+    }
+}
+
+/// The float32 whose [`order_key`] is `key`.
+fn from_order_key(key: u32) -> f32 {
+    f32::from_bits(if key & 0x8000_0000 != 0 {
+        key & 0x7FFF_FFFF
+    } else {
+        !key
+    })
+}
+
+/// Columns per tile when [`SortedColumns::new`] lays out its keys.
+const KEY_TILE: usize = 32;
+
+/// Sorts the columns `columns` of `x` into `values` and `rows` (each
+/// `columns.len() * n` long, column after column).
+///
+/// (value key, row) packed in one u64 sorts as plain integers, without a
+/// comparator call per pair (about twice as fast; `cargo bench -p
+/// stacking-core`). The keys are laid out column after column, written a
+/// tile of columns at a time so that the rows are read in runs and the
+/// columns written in runs (reading a column of a row-major matrix strides by
+/// p).
+fn sort_columns(
+    x: ndarray::ArrayView2<f64>,
+    columns: std::ops::Range<usize>,
+    values: &mut [f32],
+    rows: &mut [u32],
+) {
+    let n = x.nrows();
+    let first = columns.start;
+    let mut keys = vec![0u64; columns.len() * n];
+    for start in columns.clone().step_by(KEY_TILE) {
+        let end = (start + KEY_TILE).min(columns.end);
+        for (i, row) in x.rows().into_iter().enumerate() {
+            let tile = row.slice(ndarray::s![start..end]);
+            for (f, &v) in (start..end).zip(tile.iter()) {
+                keys[(f - first) * n + i] = (u64::from(order_key(v as f32)) << 32) | i as u64;
+            }
+        }
+    }
+    for ((column, values), rows) in keys
+        .chunks_mut(n)
+        .zip(values.chunks_mut(n))
+        .zip(rows.chunks_mut(n))
+    {
+        // Stable on the value key: rows were written in ascending order, so
+        // ties stay in row order, as sorting the whole u64 orders them.
+        radsort::sort_by_key(column, |k| (k >> 32) as u32);
+        for ((&k, value), row) in column.iter().zip(values).zip(rows) {
+            *row = (k & 0xFFFF_FFFF) as u32;
+            *value = from_order_key((k >> 32) as u32);
+        }
+    }
+}
+
+impl SortedColumns {
+    pub fn new(x: ndarray::ArrayView2<f64>) -> Self {
+        Self::with_threads(x, 1)
+    }
+
+    /// [`SortedColumns::new`], its columns sorted on up to `threads` threads
+    /// (the same result for any count).
+    pub fn with_threads(x: ndarray::ArrayView2<f64>, threads: usize) -> Self {
+        let (n, p) = x.dim();
+        let mut values = vec![0.0f32; n * p];
+        let mut rows = vec![0u32; n * p];
+        if n > 0 && p > 0 {
+            // Whole tiles of columns per thread.
+            let per_thread = p.div_ceil(threads.max(1)).div_ceil(KEY_TILE) * KEY_TILE;
+            let mut parts = values
+                .chunks_mut(per_thread * n)
+                .zip(rows.chunks_mut(per_thread * n))
+                .enumerate()
+                .map(|(t, (values, rows))| {
+                    let first = t * per_thread;
+                    (first..first + values.len() / n, values, rows)
+                });
+            std::thread::scope(|scope| {
+                // The calling thread sorts the first part itself.
+                let mine = parts.next();
+                for (columns, values, rows) in parts {
+                    scope.spawn(move || sort_columns(x, columns, values, rows));
+                }
+                if let Some((columns, values, rows)) = mine {
+                    sort_columns(x, columns, values, rows);
+                }
+            });
+        }
+        Self { n, p, values, rows }
+    }
+
+    pub fn n_features(&self) -> usize {
+        self.p
+    }
+
+    pub(super) fn column(&self, f: usize) -> impl Iterator<Item = (f32, u32)> + '_ {
+        let range = f * self.n..(f + 1) * self.n;
+        self.values[range.clone()]
+            .iter()
+            .copied()
+            .zip(self.rows[range].iter().copied())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The radix-sorted columns against a plain sort of (value, row) pairs,
+    /// on columns with ties, negative values, both zeros and more columns
+    /// than one tile of keys.
+    #[test]
+    fn sorted_columns_order_values_and_break_ties_by_row() {
+        let (n, p) = (37, KEY_TILE + 5);
+        let x = ndarray::Array2::from_shape_fn((n, p), |(i, f)| match (i * 7 + f * 3) % 5 {
+            0 => 0.0,
+            1 => -0.0,
+            2 => -((i % 4) as f64) * 1.5,
+            3 => 1e30 * (f as f64 - 3.0),
+            _ => (i % 3) as f64 + 0.25,
+        });
+        let sorted = SortedColumns::new(x.view());
+        for f in 0..p {
+            let mut expected: Vec<(f32, u32)> =
+                (0..n).map(|i| (x[[i, f]] as f32, i as u32)).collect();
+            expected.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            let got: Vec<(f32, u32)> = sorted.column(f).collect();
+            let bits =
+                |v: &[(f32, u32)]| v.iter().map(|(a, r)| (a.to_bits(), *r)).collect::<Vec<_>>();
+            assert_eq!(bits(&got), bits(&expected), "feature {f}");
+        }
+        for threads in [2, 3, 64] {
+            let parallel = SortedColumns::with_threads(x.view(), threads);
+            assert_eq!(parallel.rows, sorted.rows, "{threads} threads");
+            let bits = |v: &[f32]| v.iter().map(|a| a.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&parallel.values), bits(&sorted.values));
+        }
+    }
+}
