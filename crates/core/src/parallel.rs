@@ -37,3 +37,19 @@ pub(crate) fn run_jobs<T: Send>(
     done.sort_by_key(|(k, _)| *k);
     done.into_iter().map(|(_, t)| t).collect()
 }
+
+/// Runs `work` on every part: the first on the calling thread, each other on
+/// a scoped thread of its own (so one part starts no thread at all).
+pub(crate) fn on_parts<T: Send>(parts: impl IntoIterator<Item = T>, work: impl Fn(T) + Sync) {
+    let mut parts = parts.into_iter();
+    let mine = parts.next();
+    std::thread::scope(|scope| {
+        let work = &work;
+        for part in parts {
+            scope.spawn(move || work(part));
+        }
+        if let Some(part) = mine {
+            work(part);
+        }
+    });
+}

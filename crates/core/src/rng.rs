@@ -104,21 +104,21 @@ impl NumpyRandomState {
             self.cached_gauss = Some(polar_factor(*r2) * x1);
         }
         let per_thread = radii.len().div_ceil(threads.max(1)).max(4096);
-        std::thread::scope(|scope| {
-            for (out, radii) in rest
-                .chunks_mut(2 * per_thread)
-                .zip(radii.chunks(per_thread))
-            {
-                scope.spawn(move || {
-                    for (two, r2) in out.chunks_mut(2).zip(radii) {
-                        let f = polar_factor(*r2);
-                        for v in two {
-                            *v *= f;
-                        }
-                    }
-                });
+        let scale = |out: &mut [f64], radii: &[f64]| {
+            for (two, r2) in out.chunks_mut(2).zip(radii) {
+                let f = polar_factor(*r2);
+                for v in two {
+                    *v *= f;
+                }
             }
-        });
+        };
+        // The calling thread takes a part too: one thread fewer to start (none
+        // for a small fill), which a driver's cold start waits on.
+        crate::parallel::on_parts(
+            rest.chunks_mut(2 * per_thread)
+                .zip(radii.chunks(per_thread)),
+            |(out, radii)| scale(out, radii),
+        );
     }
 
     /// A value in `0..=max` by numpy's masked rejection sampling on 32-bit draws

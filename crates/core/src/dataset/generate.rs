@@ -117,7 +117,8 @@ fn generate(p: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> 
 /// the dataset's size less, which a driver's cold start waits for).
 pub fn make_classification_bytes(p: &GeneratorParams) -> Result<(Vec<u8>, usize), DatasetError> {
     let n = p.n_samples;
-    Ok((draw(p)?.into_bytes(), n))
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
+    Ok((draw(p)?.into_bytes(threads), n))
 }
 
 /// Draws everything, in scikit-learn's order.
@@ -231,17 +232,30 @@ impl Draw {
     }
 
     /// The wire form ([`Dataset::to_bytes`]), written row by row straight
-    /// from the draw: no feature matrix in between.
-    fn into_bytes(self) -> Vec<u8> {
+    /// from the draw: no feature matrix in between. Blocks of rows go to up
+    /// to `threads` threads (the calling thread writes the first).
+    fn into_bytes(self, threads: usize) -> Vec<u8> {
         let (n, p) = (self.rows.len(), self.n_features());
         let labels = self.y.mapv(|v| v as i64);
         let mut out = npy::f64_2d_header(n, p);
         let start = out.len();
         out.resize(start + n * p * 8, 0);
-        for (i, row) in out[start..].chunks_exact_mut(p * 8).enumerate() {
-            for (dst, value) in row.chunks_exact_mut(8).zip(self.row(i)) {
-                dst.copy_from_slice(&value.to_le_bytes());
-            }
+        if n > 0 && p > 0 {
+            let rows_per_part = n.div_ceil(threads.max(1));
+            let write = |first_row: usize, part: &mut [u8]| {
+                for (i, row) in part.chunks_exact_mut(p * 8).enumerate() {
+                    for (dst, value) in row.chunks_exact_mut(8).zip(self.row(first_row + i)) {
+                        dst.copy_from_slice(&value.to_le_bytes());
+                    }
+                }
+            };
+            crate::parallel::on_parts(
+                out[start..]
+                    .chunks_mut(rows_per_part * p * 8)
+                    .enumerate()
+                    .map(|(k, part)| (k * rows_per_part, part)),
+                |(first_row, part)| write(first_row, part),
+            );
         }
         out.extend_from_slice(&npy::encode_i64_1d(&labels));
         out

@@ -88,7 +88,7 @@ impl SortedColumns {
         if n > 0 && p > 0 {
             // Whole tiles of columns per thread.
             let per_thread = p.div_ceil(threads.max(1)).div_ceil(KEY_TILE) * KEY_TILE;
-            let mut parts = values
+            let parts = values
                 .chunks_mut(per_thread * n)
                 .zip(rows.chunks_mut(per_thread * n))
                 .enumerate()
@@ -96,15 +96,8 @@ impl SortedColumns {
                     let first = t * per_thread;
                     (first..first + values.len() / n, values, rows)
                 });
-            std::thread::scope(|scope| {
-                // The calling thread sorts the first part itself.
-                let mine = parts.next();
-                for (columns, values, rows) in parts {
-                    scope.spawn(move || sort_columns(x, columns, values, rows));
-                }
-                if let Some((columns, values, rows)) = mine {
-                    sort_columns(x, columns, values, rows);
-                }
+            crate::parallel::on_parts(parts, |(columns, values, rows)| {
+                sort_columns(x, columns, values, rows)
             });
         }
         Self { n, p, values, rows }
