@@ -14,7 +14,11 @@ use crate::pb::stacking::{TrainReply, TrainRequest};
 use crate::trace::Span;
 
 /// `Trainer.Train`: out-of-fold predictions and a full fit of one level-0 model.
-pub async fn train(ctx: &Context, req: TrainRequest, span: &Span) -> Result<TrainReply, StepError> {
+pub async fn train(
+    ctx: &Context,
+    mut req: TrainRequest,
+    span: &Span,
+) -> Result<TrainReply, StepError> {
     let start = Instant::now();
     let mut moved = Moved::default();
     check_segment("trainer_id", &req.trainer_id)?;
@@ -30,16 +34,26 @@ pub async fn train(ctx: &Context, req: TrainRequest, span: &Span) -> Result<Trai
     let queued = Instant::now();
     let _admitted = ctx.admit().await?;
     let queue_us = micros_since(queued);
+    // Taken out of the request, so that the dataset's bytes go as soon as
+    // they are parsed (an inline dataset would otherwise live as long as
+    // the request): under concurrent calls, the peak holds one copy less per
+    // fit.
+    let inline = std::mem::take(&mut req.dataset);
     let data = ctx
-        .fetch(&req.dataset, &req.dataset_key, "dataset", &mut moved, span)
+        .fetch(&inline, &req.dataset_key, "dataset", &mut moved, span)
         .await?;
+    drop(inline);
     let threads = ctx.threads_per_job();
     let fit_span = span.child(format!("fit {name}"), None);
     let (model_bytes, pred_bytes, oof_auc, compute_us, warnings) = ctx
         .compute(move |stop| {
             let t = Instant::now();
             let ds = parse_dataset(&data)?;
+            drop(data);
             let out = train_level0_until(&spec, ds.x().view(), ds.y().view(), threads, stop)?;
+            // The matrix goes before the model is encoded (a KNN model is a
+            // copy of it, and its encoding another).
+            drop(ds);
             let model = Bytes::from(serial::encode_model(&out.model)?);
             let preds = Bytes::from(npy::encode_f64_1d(&out.oof));
             let warnings: Vec<String> = out.warnings.iter().map(|w| w.to_string()).collect();
