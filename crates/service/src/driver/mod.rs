@@ -15,7 +15,8 @@
 //! by a task detached from the request: every key the run can write is known
 //! from its run id, and the run's prefix is listed as well. After a failed
 //! run a second sweep follows [`LATE_WRITE_GRACE`] later, for a write a
-//! worker had in flight when the run gave up.
+//! worker had in flight when the run gave up; so does it after any run
+//! whose first cleanup the store refused (a storage outage at its end).
 
 mod cleanup;
 mod plan;
