@@ -274,9 +274,10 @@ fn main() -> std::process::ExitCode {
         Err(e) => e.exit(),
     };
     // A driver's dataset takes longer to make than the rest of its start-up:
-    // it starts first.
+    // it starts first. Invalid parameters start nothing here; the driver's
+    // set-up reports them.
     let generating = match &cli.command {
-        Command::Driver(d) => setup::start_generation(&d.data),
+        Command::Driver(d) => setup::start_generation(&d.data).ok().flatten(),
         _ => None,
     };
     let serving = matches!(

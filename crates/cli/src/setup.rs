@@ -135,13 +135,9 @@ pub fn driver_from_args(
     // Generation starts before anything else is set up (the storage client
     // among it), so that the two overlap on a cold start; `main` starts it
     // earlier still, before the runtime.
-    let generating = match (generating, &args.data.features) {
-        (Some(g), _) => Some(g),
-        (None, Some(_)) => None,
-        (None, None) => {
-            generator_params(&args.data).validate()?;
-            start_generation(&args.data)
-        }
+    let generating = match generating {
+        Some(g) => Some(g),
+        None => start_generation(&args.data)?,
     };
     let cfg = DriverConfig {
         trainer_addr: args.t_addr.clone(),
@@ -174,15 +170,17 @@ pub fn driver_from_args(
 pub type Generating = (ReportOptions, PendingDataset);
 
 /// Starts generating the driver's dataset on its own thread, when it is to
-/// be generated (no `--features`) and its parameters are valid; `None`
-/// otherwise (the driver's set-up reports bad parameters).
-pub fn start_generation(data: &DataArgs) -> Option<Generating> {
+/// be generated (no `--features`); an error for invalid parameters.
+pub fn start_generation(data: &DataArgs) -> Result<Option<Generating>> {
     if data.features.is_some() {
-        return None;
+        return Ok(None);
     }
     let params = generator_params(data);
-    params.validate().ok()?;
-    Some((generated_report(&params), generate_in_background(params)))
+    params.validate()?;
+    Ok(Some((
+        generated_report(&params),
+        generate_in_background(params),
+    )))
 }
 
 /// Generates the dataset on its own thread; the receiver gets it (or why it

@@ -95,6 +95,18 @@ fn check_params(p: &GeneratorParams) -> Result<[f64; 2], DatasetError> {
     Ok(weights)
 }
 
+/// The default generator at `n_samples` x `n_features`: the tests' small
+/// datasets.
+#[cfg(test)]
+pub(crate) fn generated(n_samples: usize, n_features: usize) -> Dataset {
+    make_classification(&GeneratorParams {
+        n_samples,
+        n_features,
+        ..GeneratorParams::default()
+    })
+    .expect("valid generator parameters")
+}
+
 /// Which columns of the generated dataset hold the two informative features.
 pub fn informative_columns(p: &GeneratorParams) -> Result<Vec<usize>, DatasetError> {
     let (_, cols) = generate(p)?;

@@ -6,6 +6,8 @@ use thiserror::Error;
 
 mod generate;
 
+#[cfg(test)]
+pub(crate) use self::generate::generated;
 pub use self::generate::{
     informative_columns, make_classification, make_classification_bytes, GeneratorParams,
 };

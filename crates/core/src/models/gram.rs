@@ -169,16 +169,11 @@ fn blocked_lower(
 mod tests {
     use super::*;
     use crate::cv::kfold;
-    use crate::dataset::{make_classification, GeneratorParams};
+    use crate::dataset::generated;
 
     #[test]
     fn both_products_agree_with_a_full_product_where_they_are_defined() {
-        let ds = make_classification(&GeneratorParams {
-            n_samples: 70,
-            n_features: 90,
-            ..GeneratorParams::default()
-        })
-        .unwrap();
+        let ds = generated(70, 90);
         let x = ds.x().view();
         let full = x.dot(&x.t());
         let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * (1.0 + b.abs());
@@ -199,12 +194,7 @@ mod tests {
 
     #[test]
     fn products_are_the_same_on_any_number_of_threads() {
-        let ds = make_classification(&GeneratorParams {
-            n_samples: 150,
-            n_features: 200,
-            ..GeneratorParams::default()
-        })
-        .unwrap();
+        let ds = generated(150, 200);
         let x = ds.x().view();
         let folds = kfold(150, 5).unwrap();
         let (gram, cross) = (

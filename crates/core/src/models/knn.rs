@@ -186,23 +186,18 @@ impl Neighbours {
             let cross = block.dot(&train.t());
             for (i, row) in block.axis_iter(Axis(0)).enumerate() {
                 let row_sq = row.dot(&row);
-                dist.clear();
-                dist.extend(
-                    cross
-                        .row(i)
-                        .iter()
-                        .zip(&train_sq)
-                        .enumerate()
-                        .map(|(j, (&c, &t))| (expanded_distance(row_sq, c, t), j)),
-                );
                 let search = Search {
                     k: self.n_neighbors,
+                    weights: self.weights,
                     tolerance: rounding_bound(row.len(), row_sq + max_train_sq),
                     direct: |j: usize| direct_distance(row, train.row(j)),
                 };
-                out[start + i] = self
-                    .weights
-                    .average(search.nearest(&mut dist), |j| self.y[j]);
+                let products = cross
+                    .row(i)
+                    .into_iter()
+                    .copied()
+                    .zip(train_sq.iter().copied());
+                out[start + i] = search.predict(&mut dist, row_sq, products, |j| self.y[j]);
             }
             start = end;
         }
@@ -239,22 +234,17 @@ impl KnnParams {
                 stop.check()?;
             }
             let row_sq = gram.get(i, i);
-            dist.clear();
-            dist.extend(
-                train
-                    .iter()
-                    .zip(&train_sq)
-                    .enumerate()
-                    .map(|(j, (&t, &t_sq))| (expanded_distance(row_sq, gram.get(i, t), t_sq), j)),
-            );
             let search = Search {
                 k: self.n_neighbors,
+                weights: self.weights,
                 tolerance: rounding_bound(x.ncols(), row_sq + max_train_sq),
                 direct: |j: usize| direct_distance(x.row(i), x.row(train[j])),
             };
-            out[pos] = self
-                .weights
-                .average(search.nearest(&mut dist), |j| y[train[j]]);
+            let products = train
+                .iter()
+                .map(|&t| gram.get(i, t))
+                .zip(train_sq.iter().copied());
+            out[pos] = search.predict(&mut dist, row_sq, products, |j| y[train[j]]);
         }
         Ok(out)
     }
@@ -283,6 +273,7 @@ fn rounding_bound(p: usize, norms: f64) -> f64 {
 /// expanded form.
 struct Search<F> {
     k: usize,
+    weights: KnnWeights,
     /// How far an expanded distance may be from the true one.
     tolerance: f64,
     /// The true distance to a training row, computed directly.
@@ -290,6 +281,25 @@ struct Search<F> {
 }
 
 impl<F: Fn(usize) -> f64> Search<F> {
+    /// The prediction for a query with squared norm `row_sq`, from its
+    /// products with the training rows, `(a·b, |b|²)` in training order,
+    /// and their targets `y`. `dist` is scratch.
+    fn predict(
+        &self,
+        dist: &mut Vec<(f64, usize)>,
+        row_sq: f64,
+        products: impl Iterator<Item = (f64, f64)>,
+        y: impl Fn(usize) -> f64,
+    ) -> f64 {
+        dist.clear();
+        dist.extend(
+            products
+                .enumerate()
+                .map(|(j, (ab, b_sq))| (expanded_distance(row_sq, ab, b_sq), j)),
+        );
+        self.weights.average(self.nearest(dist), y)
+    }
+
     /// The `k` nearest of `dist` (distance, training index), nearest first,
     /// ties to the lower index (scikit-learn's heap keeps the first found).
     ///

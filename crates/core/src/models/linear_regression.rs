@@ -265,15 +265,10 @@ mod tests {
     use ndarray::{s, Array1};
 
     use super::*;
-    use crate::dataset::{make_classification, GeneratorParams};
+    use crate::dataset::generated;
 
     fn data(rows: usize, cols: usize) -> (Array2<f64>, Array1<f64>) {
-        let ds = make_classification(&GeneratorParams {
-            n_samples: rows,
-            n_features: cols,
-            ..GeneratorParams::default()
-        })
-        .unwrap();
+        let ds = generated(rows, cols);
         (ds.x().clone(), ds.y().clone())
     }
 

@@ -382,16 +382,11 @@ mod tests {
     use ndarray::Axis;
 
     use super::*;
-    use crate::dataset::{make_classification, GeneratorParams};
+    use crate::dataset::generated;
 
     #[test]
     fn fold_fits_through_the_gram_matrix_take_the_same_steps_as_through_the_weights() {
-        let ds = make_classification(&GeneratorParams {
-            n_samples: 60,
-            n_features: 200,
-            ..GeneratorParams::default()
-        })
-        .unwrap();
+        let ds = generated(60, 200);
         let (x, y) = (ds.x(), ds.y());
         let gram = RowGram::of(x.view()).unwrap();
         let rows: Vec<usize> = (0..60).filter(|i| i % 5 != 3).collect();

@@ -367,7 +367,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::dataset::{make_classification, GeneratorParams};
+    use crate::dataset::generated;
 
     /// Whole-number weights take the reciprocal-table shortcut in the split
     /// search; halved weights are not whole and take the exact divisions
@@ -375,12 +375,7 @@ mod tests {
     /// two), so both must grow the very same trees.
     #[test]
     fn whole_weights_shortcut_grows_the_trees_the_exact_search_grows() {
-        let ds = make_classification(&GeneratorParams {
-            n_samples: 300,
-            n_features: 100,
-            ..GeneratorParams::default()
-        })
-        .unwrap();
+        let ds = generated(300, 100);
         let params = RandomForestParams::parse(
             json!({"n_estimators": 4, "max_depth": 10, "random_state": 7})
                 .as_object()
