@@ -82,11 +82,31 @@ impl Drop for Proc {
     }
 }
 
-/// A loopback port that was free a moment ago.
+/// Ports [`free_port`] has handed out in this process. The tests of one
+/// binary run in parallel, and once a probe socket is closed the kernel may
+/// offer its port again before the child meant to take it has bound it: a
+/// run once found another test's driver on its metatrainer's port.
+static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
+
+/// A loopback port that was free a moment ago and that this process has not
+/// handed out before.
 pub fn free_port() -> std::io::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
+    for _ in 0..64 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut taken = HANDED_OUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if taken.insert(port) {
+            return Ok(port);
+        }
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "the kernel kept offering ports this process has handed out already",
+    ))
 }
 
 /// Whether the gRPC health service on `127.0.0.1:port` answers SERVING.
