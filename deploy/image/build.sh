@@ -9,7 +9,9 @@ cd "$(dirname "$0")/../.."
 TAG=${1:-localhost/stacking:latest}
 TARGET=x86_64-unknown-linux-gnu
 
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --profile dist --target "$TARGET" -p stacking
+# RUSTFLAGS replaces .cargo/config.toml's flags: v0 symbol names are repeated here
+# (the start-up link order, crates/cli/build.rs, is written in them).
+RUSTFLAGS="-C target-feature=+crt-static -C symbol-mangling-version=v0" cargo build --profile dist --target "$TARGET" -p stacking
 BIN="${CARGO_TARGET_DIR:-target}/$TARGET/dist/stacking"
 if ldd "$BIN" 2>&1 | grep -q "=>"; then
   echo "error: $BIN is dynamically linked" >&2
