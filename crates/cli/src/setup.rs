@@ -125,7 +125,7 @@ pub fn trainers_num(flag: usize, settings: &CommonSettings) -> Result<usize> {
 
 /// The driver of a distributed deployment, from its flags and environment.
 /// A generated dataset is made on another thread while the server starts;
-/// the driver reports healthy once it is ready.
+/// a SayHello that arrives before it is made waits for it.
 pub fn driver_from_args(
     args: &DriverArgs,
     settings: &CommonSettings,
@@ -194,10 +194,11 @@ fn generate_in_background(params: GeneratorParams) -> PendingDataset {
                 bytes: Bytes::from(bytes),
             })
             .map_err(DatasetUnavailable::from);
-        let _ = tx.send(made);
-        // The generator's scratch is free now: give it back, after the
-        // dataset is handed over so that SERVING does not wait for the trim.
+        // The generator's scratch is free now: give it back before the
+        // dataset is handed over, so that the trim does not contend for the
+        // allocator with a run that was waiting for the dataset.
         stacking_service::malloc::release_free_memory();
+        let _ = tx.send(made);
     });
     rx
 }

@@ -146,8 +146,9 @@ impl Driver {
         Ok(d)
     }
 
-    /// A driver whose dataset is still being generated: it serves as soon as
-    /// it is made, so that generating it overlaps the process start-up.
+    /// A driver whose dataset is still being generated: it serves at once,
+    /// and its runs wait for the dataset, so that generating it overlaps the
+    /// process start-up and the time until the first call.
     pub fn new_pending(
         cfg: DriverConfig,
         ctx: Context,
