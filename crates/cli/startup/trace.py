@@ -72,7 +72,12 @@ def functions(binary):
 
 
 def load_base(pid, binary):
-    """Where the PIE binary's first byte is mapped."""
+    """What to add to the binary's symbol addresses: where a PIE binary's
+    first byte is mapped, 0 for a fixed-address one."""
+    with open(binary, "rb") as elf:
+        header = elf.read(18)
+    if int.from_bytes(header[16:18], "little") == 2:  # ET_EXEC
+        return 0
     real = os.path.realpath(binary)
     with open(f"/proc/{pid}/maps") as maps:
         for line in maps:
