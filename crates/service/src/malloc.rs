@@ -6,10 +6,14 @@
 
 /// Call first thing in `main`, before any other thread exists.
 ///
-/// - Two arenas (one per core here) instead of up to 8 per core: the
-///   blocking pool runs fits on changing threads and every thread's arena
-///   kept the pages it freed, so peak memory grew with the threads that
-///   ever ran a fit (the services bench's peak RSS rows show the effect).
+/// - One arena instead of up to 8 per core: the blocking pool runs fits on
+///   changing threads, messages are made on one thread and freed on
+///   another, and every arena kept the pages freed into it, so the heap
+///   grew over calls. Two arenas (one per core here) left a trainer at
+///   60-62 MiB under 16 concurrent INLINE calls; one arena 43-45 MiB (the
+///   driver 50-73 -> 52-54 MiB), with SayHello as fast within the bench's
+///   noise (4 sequential S3 30.0 / 30.8 -> 30.5 / 32.3 ms, 16 concurrent
+///   INLINE 99.3 / 91.6 -> 91.5 / 94.1 ms).
 /// - Blocks up to 32 MiB come from the heap instead of fresh `mmap`s, and
 ///   the heap is trimmed only past 64 MiB free at its top. glibc's default
 ///   maps each multi-MiB buffer anew and faults its pages in on every
@@ -22,7 +26,7 @@ pub fn tune_for_requests() {
         // before any other thread allocates.
         unsafe {
             if unset("MALLOC_ARENA_MAX") {
-                libc::mallopt(libc::M_ARENA_MAX, 2);
+                libc::mallopt(libc::M_ARENA_MAX, 1);
             }
             if unset("MALLOC_MMAP_THRESHOLD_") {
                 libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
