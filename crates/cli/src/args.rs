@@ -194,6 +194,13 @@ pub struct DataArgs {
     pub keep_objects: bool,
 }
 
+impl DataArgs {
+    /// Whether runs keep their objects: `--keep-objects` or `KEEP_OBJECTS=true`.
+    pub fn keeps_objects(&self, settings: &stacking_service::CommonSettings) -> bool {
+        self.keep_objects || settings.keep_objects.unwrap_or(false)
+    }
+}
+
 #[derive(Debug, Args, Clone)]
 pub struct DriverArgs {
     #[command(flatten)]

@@ -153,7 +153,7 @@ impl RunSettings {
                 },
             });
         }
-        let keep_objects = args.data.keep_objects || common.keep_objects.unwrap_or(false);
+        let keep_objects = args.data.keeps_objects(&common);
         let plan = RunPlan {
             concurrent,
             keep_objects,

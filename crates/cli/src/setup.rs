@@ -144,7 +144,7 @@ pub fn driver_from_args(
         reducer_addr: args.r_addr.clone(),
         metatrainer_addr: args.m_addr.clone(),
         plan: RunPlan {
-            keep_objects: args.data.keep_objects || settings.keep_objects.unwrap_or(false),
+            keep_objects: args.data.keeps_objects(settings),
             ..RunPlan::new(trainers_num(args.trainers_num, settings)?, settings)?
         },
         stack: load_stack(&args.data)?,
