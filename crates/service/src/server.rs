@@ -158,10 +158,10 @@ pub async fn serve(
     let router = match role {
         Role::Driver(driver) => {
             // SERVING while the dataset is still being made: a SayHello that
-            // arrives first waits for it (about 4 ms at most), so making it
-            // overlaps the time until the first call instead of delaying
-            // readiness. Should making it fail, the driver turns NOT_SERVING
-            // and every SayHello gets the reason.
+            // arrives first waits for it (about 4 ms for the default
+            // dataset), so making it overlaps the time until the first call
+            // instead of delaying readiness. Should making it fail, the
+            // driver turns NOT_SERVING and every SayHello gets the reason.
             health.set_serving::<GreeterServer<DriverService>>().await;
             if !driver.is_ready_now() {
                 let (reporter, waiting) = (health.clone(), driver.clone());
