@@ -1,7 +1,8 @@
 //! A driver whose dataset is still being made reports SERVING at once; a
 //! SayHello that arrives first waits for the dataset and then succeeds. A
 //! generator that ends without a dataset turns the driver NOT_SERVING, and
-//! SayHello names the reason.
+//! SayHello names the reason. A dataset still not made when the invocation's
+//! deadline passes ends the call with DEADLINE_EXCEEDED.
 
 mod support;
 
@@ -13,6 +14,7 @@ use stacking_service::driver::{DatasetUnavailable, Driver, DriverConfig, LoadedD
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
 use stacking_service::server::Role;
+use stacking_service::settings::Limits;
 use stacking_service::{Context, Route, RunPlan, Transfer};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -24,6 +26,14 @@ type Sender = tokio::sync::oneshot::Sender<Result<LoadedDataset, DatasetUnavaila
 /// returned sender; its address.
 async fn pending_driver(
     stack: &stacking_service::local::LocalStack,
+) -> (std::net::SocketAddr, Sender) {
+    pending_driver_with(stack, Limits::default()).await
+}
+
+/// [`pending_driver`] with the driver's limits.
+async fn pending_driver_with(
+    stack: &stacking_service::local::LocalStack,
+    limits: Limits,
 ) -> (std::net::SocketAddr, Sender) {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let driver = Driver::new_pending(
@@ -38,7 +48,7 @@ async fn pending_driver(
             stack: StackConfig::default(),
             report: Default::default(),
         },
-        Context::new(Route::new(Transfer::Inline, None).unwrap(), 2, 1),
+        Context::new(Route::new(Transfer::Inline, None).unwrap(), 2, 1).with_limits(limits),
         rx,
     )
     .unwrap();
@@ -120,4 +130,23 @@ async fn a_generator_that_ends_without_a_dataset_turns_the_driver_not_serving() 
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(last, ServingStatus::NotServing);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dataset_not_made_by_the_deadline_ends_the_call_with_deadline_exceeded() {
+    let stack = support::start(support::StackOpts::default()).await;
+    let (addr, _tx) = pending_driver_with(
+        &stack,
+        Limits {
+            invocation_timeout: Duration::from_millis(300),
+            ..Limits::default()
+        },
+    )
+    .await;
+    let status = support::within(Duration::from_secs(10), say_hello(addr))
+        .await
+        .unwrap()
+        .expect_err("no dataset by the deadline");
+    assert_eq!(status.code(), tonic::Code::DeadlineExceeded, "{status:?}");
+    assert!(status.message().contains("dataset"), "{}", status.message());
 }

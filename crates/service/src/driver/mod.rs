@@ -185,6 +185,21 @@ impl Driver {
             .map_err(|e| StepError::Internal(format!("dataset: {e}")))
     }
 
+    /// The dataset, waited for at most until `deadline`: a run that arrives
+    /// while it is still being made (the driver reports SERVING before).
+    async fn dataset_by(&self, deadline: Deadline) -> Result<&LoadedDataset, StepError> {
+        let expired = || StepError::Downstream {
+            context: "the driver's dataset".into(),
+            status: tonic::Status::deadline_exceeded(
+                "it was still being made when the invocation's deadline passed",
+            ),
+        };
+        let remaining = deadline.remaining().ok_or_else(expired)?;
+        tokio::time::timeout(remaining, self.dataset())
+            .await
+            .map_err(|_| expired())?
+    }
+
     fn with_pending(
         cfg: DriverConfig,
         ctx: Context,
@@ -287,7 +302,7 @@ impl Driver {
         let LoadedDataset {
             bytes: dataset,
             n_samples,
-        } = self.dataset().await?.clone();
+        } = self.dataset_by(deadline).await?.clone();
         let n_features = plan::n_features(&dataset);
         let dataset_report = self.dataset_report(&dataset, n_samples, n_features);
         let mut run = RunState {
