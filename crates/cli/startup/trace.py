@@ -21,15 +21,27 @@ Usage (Linux x86-64, root or ptrace permission):
 
 It starts each role with TRANSFER_TYPE=INLINE, with S3 given --s3 URL (and a
 bucket named by BUCKET_NAME, AWS_ACCESS_KEY/AWS_SECRET_KEY in the
-environment), and with ELASTICACHE given --redis host:port; sends one health
-check after --settle seconds, follows the server for 0.5 s more, then kills
-it by its PID.
+environment), and with ELASTICACHE given --redis host:port, each once with
+the default log filter and once with RUST_LOG set; sends three health checks
+back to back after --settle seconds, follows the server for 0.5 s more, then
+kills it by its PID.
+
+Layout: one start-up uses 1.3 to 2.2 MiB of the 2.4 MiB of start-up code, so
+the functions are grouped by the roles and modes that run them, and the
+groups are placed so that each start-up's code sits close together (see
+`grouped`); the script prints how many bytes of gap the runs map each way.
+Every function the traces hit must match a pattern, or its page pulls a
+folio of unrelated code in: the script also names the aliases LLVM made of
+merged functions and the objects of assembly functions (plain `.text`).
 Patterns leave out the symbol hashes, so the script matches other builds of
-the same code (release, bench, the image's static dist build).
+the same code (release, bench, the image's static dist build). --save-runs
+and --runs keep a trace and lay it out again without tracing.
 """
 
 import argparse
 import ctypes
+import glob
+import json
 import os
 import re
 import signal
@@ -59,7 +71,9 @@ class Regs(ctypes.Structure):
 
 
 def functions(binary):
-    """(file virtual address, mangled name) of every function with code."""
+    """file virtual address -> (mangled names, size) of every function with
+    code. An address can have several names: LLVM merges identical functions
+    into aliases, and the section is named after only one of them."""
     out = subprocess.run(
         ["nm", "--defined-only", "-S", binary], capture_output=True, text=True, check=True
     ).stdout
@@ -67,7 +81,8 @@ def functions(binary):
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 4 and parts[2] in ("t", "T") and int(parts[1], 16) > 0:
-            funcs.setdefault(int(parts[0], 16), parts[3])
+            names, size = funcs.setdefault(int(parts[0], 16), ([], int(parts[1], 16)))
+            names.append(parts[3])
     return funcs
 
 
@@ -94,7 +109,8 @@ def free_port():
 
 
 def trace_start(binary, argv, env, funcs, health, settle):
-    """Runs one start-up under ptrace; returns the functions hit, in order."""
+    """Runs one start-up under ptrace; returns the functions hit, in order,
+    as (names, size)."""
     pid = os.fork()
     if pid == 0:
         os.setpgid(0, 0)
@@ -170,11 +186,33 @@ LLVM_SUFFIX = re.compile(r"\.llvm\.[0-9]+$")
 CRATE_V0 = re.compile(r"Cs[0-9A-Za-z]+_")
 
 
-def pattern(symbol):
+def assembly_objects(binary):
+    """symbol -> object file for the functions of C and assembly objects;
+    assembly ones sit in a plain `.text` (ring's SHA-256, for one). The objects are found
+    in the static libraries that build scripts left beside the binary
+    (`<profile dir>/build/*/out/*.a`)."""
+    found = {}
+    build = os.path.join(os.path.dirname(os.path.abspath(binary)), "build")
+    for lib in glob.glob(os.path.join(build, "*", "out", "*.a")):
+        out = subprocess.run(["nm", "-A", "--defined-only", lib],
+                             capture_output=True, text=True).stdout
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[1] in ("t", "T"):
+                _, member, _ = parts[0].split(":", 2)
+                # Members are named `<hash>-<source>.o`; the hash changes between
+                # builds. Cargo links them bundled in the crate's rlib, so any archive.
+                found[parts[2]] = member.split("-", 1)[-1]
+    return found
+
+
+def pattern(symbol, assembly=None):
     """The section pattern of a symbol, without the hashes that differ between
     builds (legacy `17h<hash>E`, v0 crate disambiguators `Cs<hash>_`)."""
     # Functions made local by LLVM get a `.llvm.<module hash>` suffix.
     symbol = LLVM_SUFFIX.sub("", symbol)
+    if assembly and symbol in assembly:
+        return f"*:*{assembly[symbol]}(.text .text.{symbol} .text.unlikely.{symbol})"
     if symbol.startswith("_ZN"):
         name = HASH_LEGACY.sub("17h*", symbol)
     elif symbol.startswith("_R"):
@@ -185,53 +223,176 @@ def pattern(symbol):
     return f".text.{name} .text.unlikely.{name}"
 
 
+# The unit the kernel maps around a touched page: page-cache folios here are
+# 128 KiB to over 1 MiB, so a gap between two start-up functions of the same
+# run costs its own size up to about this much.
+FOLIO = 128 * 1024
+
+
+def wasted(order, sizes, runs):
+    """Bytes of other code mapped between each run's start-up functions: the
+    sum over runs of every gap between two of its functions, each gap counted
+    up to FOLIO (a longer gap is skipped, minus the folios at its edges)."""
+    at, offset = {}, 0
+    for p in order:
+        at[p] = offset
+        offset += sizes[p]
+    total = 0
+    for hits in runs.values():
+        spans = sorted((at[p], at[p] + sizes[p]) for p in set(hits))
+        for (_, end), (start, _) in zip(spans, spans[1:]):
+            total += min(max(start - end, 0), FOLIO)
+    return total
+
+
+def grouped(runs, sizes):
+    """The start-up functions grouped by which runs (role and mode) use them,
+    the groups laid out greedily from both ends so that each run's groups
+    sit close together: the next group is the one that adds the fewest bytes
+    of gap (see `wasted`), to the runs it serves and to the runs it pushes
+    apart. Inside a group, functions keep the order they first ran in."""
+    first, users = {}, {}
+    for name, hits in runs.items():
+        for p in hits:
+            first.setdefault(p, len(first))
+            users.setdefault(p, set()).add(name)
+    groups = {}
+    for p in sorted(users, key=first.get):
+        groups.setdefault(frozenset(users[p]), []).append(p)
+    size = {g: sum(sizes[p] for p in ps) for g, ps in groups.items()}
+    remaining = {r: sum(1 for g in groups if r in g) for r in runs}
+    seed = max(groups, key=lambda g: len(g) * size[g])
+    left, right = [], [seed]
+    # Bytes from each end to the nearest function of each run placed so far.
+    gap = {"left": {r: 0 for r in seed}, "right": {r: 0 for r in seed}}
+    for r in seed:
+        remaining[r] -= 1
+    todo = set(groups) - {seed}
+
+    def cost(g, end):
+        c = 0
+        for r, d in gap[end].items():
+            if r in g:
+                c += min(d, FOLIO)
+            elif remaining[r] > 0:
+                c += min(d + size[g], FOLIO) - min(d, FOLIO)
+        return c
+
+    while todo:
+        g, end = min(((g, e) for g in todo for e in ("left", "right")),
+                     key=lambda ge: (cost(*ge), -len(ge[0]), first[groups[ge[0]][0]]))
+        todo.remove(g)
+        (left if end == "left" else right).append(g)
+        other = "right" if end == "left" else "left"
+        for r in list(gap[end]):
+            gap[end][r] = 0 if r in g else gap[end][r] + size[g]
+        for r in g:
+            if r not in gap[other]:
+                # A run seen for the first time: its distance from the other end.
+                gap[other][r] = sum(size[x] for x in left + right) - size[g]
+            gap[end][r] = 0
+            remaining[r] -= 1
+    return [p for g in list(reversed(left)) + right for p in groups[g]]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("binaries", nargs="+", metavar="binary",
+    ap.add_argument("binaries", nargs="*", metavar="binary",
                     help="builds to trace (e.g. release and the image's static dist build); "
                          "their functions are merged")
     ap.add_argument("--s3", help="S3 endpoint URL for the S3 start-ups")
     ap.add_argument("--redis", help="Redis address (host:port) for ELASTICACHE start-ups")
     ap.add_argument("--settle", type=float, default=1.5, help="seconds before the health check")
+    ap.add_argument("--save-runs", metavar="FILE",
+                    help="also write each run's functions and their sizes (JSON)")
+    ap.add_argument("--runs", metavar="FILE",
+                    help="lay out the runs saved by --save-runs instead of tracing")
     args = ap.parse_args()
     modes = [("INLINE", {})]
     if args.s3:
         modes.append(("S3", {"AWS_ENDPOINT_URL": args.s3}))
     if args.redis:
         modes.append(("ELASTICACHE", {"BUCKET_NAME": args.redis}))
-    order, placed = [], set()
-    for binary in args.binaries:
-        funcs = functions(binary)
-        for mode, extra in modes:
-            for role in ["trainer", "reducer", "metatrainer", "driver"]:
-                port = free_port()
-                argv = [role, "-host", "127.0.0.1", "-sp", str(port)]
-                if role == "driver":
-                    argv += ["-tAddr", "127.0.0.1:9", "-rAddr", "127.0.0.1:9",
-                             "-mAddr", "127.0.0.1:9"]
-                env = dict(os.environ, TRANSFER_TYPE=mode, **extra)
-                health = [binary, "health", "--addr", f"127.0.0.1:{port}"]
-                hit = trace_start(binary, argv, env, funcs, health, args.settle)
-                print(f"{binary} {role} {mode}: {len(hit)} functions", file=sys.stderr)
-                for sym in hit:
-                    p = pattern(sym)
-                    if p not in placed:
-                        placed.add(p)
-                        order.append(p)
+    if args.runs:
+        with open(args.runs) as saved:
+            data = json.load(saved)
+        runs, sizes = data["runs"], data["sizes"]
+    else:
+        runs, sizes = trace_all(args.binaries, modes, args.settle)
+    if args.save_runs:
+        with open(args.save_runs, "w") as out:
+            json.dump({"runs": runs, "sizes": sizes}, out)
+    in_first_order = list(dict.fromkeys(p for hits in runs.values() for p in hits))
+    order = grouped(runs, sizes)
+    before, after = wasted(in_first_order, sizes, runs), wasted(order, sizes, runs)
+    print(f"gap bytes mapped over all runs: {before} in first-run order, {after} grouped",
+          file=sys.stderr)
+    if before < after:
+        order = in_first_order
     print("/* Generated by crates/cli/startup/trace.py: the functions that run while")
-    print("   the four roles start (INLINE" + (", S3" if args.s3 else "")
-          + (", ELASTICACHE" if args.redis else "") + "), in the order they first run.")
-    print("   Linked first, side by side, so that start-up maps few pages of code. */")
+    traced_modes = dict.fromkeys(name.split("/")[1] for name in runs)
+    print("   the four roles start (" + ", ".join(traced_modes) + "), grouped by the")
+    print("   roles and modes that run them. Linked first, side by side, so that")
+    print("   start-up maps few pages of code. */")
     print("SECTIONS {")
     print("  .text.stacking_startup : {")
+    # The C runtime's start-up code is in plain `.text` sections: the entry
+    # point (crt1.o, Scrt1.o or rcrt1.o) and frame_dummy (crtbegin*.o).
+    print("    *crt1.o(.text)")
+    print("    *crtbegin*.o(.text)")
     for p in order:
-        print(f"    *({p})")
+        print(f"    *({p})" if p.startswith(".text") else f"    {p}")
     # A static build's C library (the image's): its objects are not split
     # into a section per function, and most of what is linked runs at start.
     print("    *libc.a:*(.text .text.*)")
     print("  }")
     print("} INSERT BEFORE .text;")
     print(f"{len(order)} patterns", file=sys.stderr)
+
+
+ROLES = ["trainer", "reducer", "metatrainer", "driver"]
+
+
+def trace_all(binaries, modes, settle):
+    """Traces every role in every mode with each binary, with the default log
+    filter and with RUST_LOG set; returns each run's
+    function patterns in the order they first ran (runs named role/mode,
+    merged over the binaries) and each pattern's size in bytes (the largest
+    over the binaries)."""
+    runs, sizes = {}, {}
+    for binary in binaries:
+        funcs = functions(binary)
+        assembly = assembly_objects(binary)
+        for mode, extra in modes:
+            for role, log in ((r, l) for r in ROLES for l in (None, "warn")):
+                port = free_port()
+                argv = [role, "-host", "127.0.0.1", "-sp", str(port)]
+                if role == "driver":
+                    argv += ["-tAddr", "127.0.0.1:9", "-rAddr", "127.0.0.1:9",
+                             "-mAddr", "127.0.0.1:9"]
+                env = dict(os.environ, TRANSFER_TYPE=mode, **extra)
+                # The default log filter and one from RUST_LOG are parsed by
+                # different code (the bench sets RUST_LOG=warn).
+                env.pop("RUST_LOG", None)
+                if log:
+                    env["RUST_LOG"] = log
+                # Three checks back to back, as a prober sends them: a later
+                # check can meet the previous connection still closing, which
+                # runs other code (a join handle dropped before its task ends).
+                check = f"{binary} health --addr 127.0.0.1:{port}"
+                health = ["sh", "-c", f"{check}; {check}; {check}"]
+                hit = trace_start(binary, argv, env, funcs, health, settle)
+                print(f"{binary} {role} {mode} RUST_LOG={log}: {len(hit)} functions",
+                      file=sys.stderr)
+                hits = runs.setdefault(f"{role}/{mode}", [])
+                for names, size in hit:
+                    # One pattern per alias; at most one of them names the section.
+                    owner = pattern(names[0], assembly)
+                    for p in (pattern(name, assembly) for name in names):
+                        sizes[p] = max(sizes.get(p, 0), size if p == owner else 0)
+                        if p not in hits:
+                            hits.append(p)
+    return runs, sizes
 
 
 if __name__ == "__main__":
