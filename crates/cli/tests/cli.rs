@@ -144,6 +144,31 @@ fn bad_environment_names_the_variable() {
     );
 }
 
+/// A generated dataset too large for memory stops `run` with an error that
+/// names its shape (the allocation failure aborted the process before), and
+/// `check-config driver` refuses a size that overflows without making
+/// anything.
+#[test]
+fn a_dataset_too_large_for_memory_is_an_error_not_an_abort() {
+    // 2^45 rows: the labels alone would need 256 TiB.
+    let o = run(stacking().args(["run", "--n-samples", "35184372088832", "--n-features", "2"]));
+    assert!(o.status.code().is_some_and(|c| c != 0), "{o:?}");
+    assert!(
+        text(&o).contains("the generated dataset of 35184372088832 x 2 is too large"),
+        "{}",
+        text(&o)
+    );
+    let o = run(stacking().args([
+        "check-config",
+        "--offline",
+        "driver",
+        "--n-samples",
+        &(usize::MAX / 4).to_string(),
+    ]));
+    assert!(!o.status.success());
+    assert!(text(&o).contains("x 1024 is too large"), "{}", text(&o));
+}
+
 /// `KEEP_OBJECTS` is read with every other setting: it reaches the driver's
 /// plan (as does `--keep-objects`), and a bad value names the variable.
 #[test]

@@ -92,7 +92,45 @@ fn check_params(p: &GeneratorParams) -> Result<[f64; 2], DatasetError> {
             reason: format!("must be in [0, 1], got {}", p.flip_y),
         });
     }
+    // The wire form must be addressable; whether the memory is there is
+    // known only when it is allocated (`zeroed`).
+    let addressable = p
+        .n_samples
+        .checked_mul(p.n_features)
+        .and_then(|values| values.checked_add(p.n_samples))
+        .and_then(|values| values.checked_mul(8))
+        .is_some_and(|bytes| bytes <= isize::MAX as usize);
+    if !addressable {
+        return Err(too_large(p));
+    }
     Ok(weights)
+}
+
+fn too_large(p: &GeneratorParams) -> DatasetError {
+    DatasetError::TooLarge {
+        rows: p.n_samples,
+        cols: p.n_features,
+    }
+}
+
+/// `0..len`, allocated as [`zeroed`] is.
+fn indices(len: usize, p: &GeneratorParams) -> Result<Vec<usize>, DatasetError> {
+    let mut v = zeroed::<usize>(len, p)?;
+    for (i, slot) in v.iter_mut().enumerate() {
+        *slot = i;
+    }
+    Ok(v)
+}
+
+/// `len` zeroes, or [`DatasetError::TooLarge`] when the allocator refuses
+/// them: the shape comes from the user's flags, and an infallible
+/// allocation would abort the process (a driver would die instead of
+/// reporting NOT_SERVING with the reason).
+fn zeroed<T: Clone + Default>(len: usize, p: &GeneratorParams) -> Result<Vec<T>, DatasetError> {
+    let mut v = Vec::new();
+    v.try_reserve_exact(len).map_err(|_| too_large(p))?;
+    v.resize(len, T::default());
+    Ok(v)
 }
 
 /// The default generator at `n_samples` x `n_features`: the tests' small
@@ -120,7 +158,7 @@ pub fn informative_columns(p: &GeneratorParams) -> Result<Vec<usize>, DatasetErr
 
 /// The dataset and the column permutation applied to it.
 fn generate(p: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> {
-    draw(p)?.into_dataset()
+    draw(p)?.into_dataset(p)
 }
 
 /// [`make_classification`] in its wire form ([`Dataset::to_bytes`]), with
@@ -130,7 +168,7 @@ fn generate(p: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> 
 pub fn make_classification_bytes(p: &GeneratorParams) -> Result<(Vec<u8>, usize), DatasetError> {
     let n = p.n_samples;
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
-    Ok((draw(p)?.into_bytes(threads), n))
+    draw(p)?.into_bytes(p, threads).map(|bytes| (bytes, n))
 }
 
 /// Draws everything, in scikit-learn's order.
@@ -148,7 +186,7 @@ fn draw(p: &GeneratorParams) -> Result<Draw, DatasetError> {
 
     let threads = std::thread::available_parallelism().map_or(1, |t| t.get());
     let mut rng = NumpyRandomState::new(p.seed);
-    let mut y = Array1::<f64>::zeros(n);
+    let mut y = Array1::from(zeroed::<f64>(n, p)?);
     // Hypercube vertices: sample_without_replacement(4, 4) draws nothing and
     // yields 0..4, whose two low bits are the vertex coordinates.
     let centroids: Vec<[f64; 2]> = (0..n_clusters)
@@ -159,7 +197,7 @@ fn draw(p: &GeneratorParams) -> Result<Draw, DatasetError> {
         .collect();
     // The informative columns (row-major, n x 2), then the useless ones
     // (n x (n_features - 2)), in the order scikit-learn draws them.
-    let mut informative = vec![0.0; n * N_INFORMATIVE];
+    let mut informative = zeroed(n * N_INFORMATIVE, p)?;
     rng.fill_standard_normal(&mut informative, threads);
     let mut stop = 0;
     for (k, centroid) in centroids.iter().enumerate() {
@@ -181,16 +219,19 @@ fn draw(p: &GeneratorParams) -> Result<Draw, DatasetError> {
         }
     }
     let n_useless = p.n_features - N_INFORMATIVE;
-    let mut useless = vec![0.0; n * n_useless];
+    let mut useless = zeroed(n * n_useless, p)?;
     rng.fill_standard_normal(&mut useless, threads);
     // The mask is drawn even when flip_y is 0, as scikit-learn does.
-    let flip: Vec<bool> = (0..n).map(|_| rng.uniform() < p.flip_y).collect();
+    let mut flip = zeroed::<bool>(n, p)?;
+    for f in flip.iter_mut() {
+        *f = rng.uniform() < p.flip_y;
+    }
     for (i, _) in flip.iter().enumerate().filter(|(_, &f)| f) {
         y[i] = rng.randint(0, N_CLASSES as i64) as f64;
     }
-    let mut rows: Vec<usize> = (0..n).collect();
+    let mut rows = indices(n, p)?;
     rng.shuffle(&mut rows);
-    let mut cols: Vec<usize> = (0..p.n_features).collect();
+    let mut cols = indices(p.n_features, p)?;
     rng.shuffle(&mut cols);
     Ok(Draw {
         y: y.select(Axis(0), &rows),
@@ -233,25 +274,34 @@ impl Draw {
         })
     }
 
-    fn into_dataset(self) -> Result<(Dataset, Vec<usize>), DatasetError> {
-        let mut x = Array2::<f64>::zeros((self.rows.len(), self.n_features()));
-        for (i, mut out) in x.outer_iter_mut().enumerate() {
-            for (v, value) in out.iter_mut().zip(self.row(i)) {
-                *v = value;
+    fn into_dataset(self, params: &GeneratorParams) -> Result<(Dataset, Vec<usize>), DatasetError> {
+        let shape = (self.rows.len(), self.n_features());
+        let mut values = zeroed(shape.0 * shape.1, params)?;
+        if shape.1 > 0 {
+            for (i, out) in values.chunks_exact_mut(shape.1).enumerate() {
+                for (v, value) in out.iter_mut().zip(self.row(i)) {
+                    *v = value;
+                }
             }
         }
+        // The buffer has the shape's length by construction.
+        let x = Array2::from_shape_vec(shape, values).map_err(|_| too_large(params))?;
         Ok((Dataset::new(x, self.y)?, self.cols))
     }
 
     /// The wire form ([`Dataset::to_bytes`]), written row by row straight
     /// from the draw: no feature matrix in between. Blocks of rows go to up
     /// to `threads` threads (the calling thread writes the first).
-    fn into_bytes(self, threads: usize) -> Vec<u8> {
+    fn into_bytes(self, params: &GeneratorParams, threads: usize) -> Result<Vec<u8>, DatasetError> {
         let (n, p) = (self.rows.len(), self.n_features());
         let labels = self.y.mapv(|v| v as i64);
-        let mut out = npy::f64_2d_header(n, p);
-        let start = out.len();
-        out.resize(start + n * p * 8, 0);
+        let header = npy::f64_2d_header(n, p);
+        let start = header.len();
+        let labels_npy = npy::encode_i64_1d(&labels);
+        let mut out = zeroed(start + n * p * 8, params)?;
+        out.try_reserve_exact(labels_npy.len())
+            .map_err(|_| too_large(params))?;
+        out[..start].copy_from_slice(&header);
         if n > 0 && p > 0 {
             let rows_per_part = n.div_ceil(threads.max(1));
             let write = |first_row: usize, part: &mut [u8]| {
@@ -269,8 +319,8 @@ impl Draw {
                 |(first_row, part)| write(first_row, part),
             );
         }
-        out.extend_from_slice(&npy::encode_i64_1d(&labels));
-        out
+        out.extend_from_slice(&labels_npy);
+        Ok(out)
     }
 }
 
@@ -301,5 +351,39 @@ mod tests {
             ..GeneratorParams::default()
         })
         .is_err());
+    }
+
+    /// A shape from the flags that cannot be had is an error naming it, not
+    /// an abort: one whose size overflows is refused by `validate` (so by
+    /// `check-config`), and one the allocator refuses (2^45 rows need 256 TiB
+    /// for the labels alone, beyond any x86-64 or arm64 address space) when
+    /// it is generated.
+    #[test]
+    fn a_dataset_too_large_to_allocate_is_refused_with_its_shape() {
+        let overflowing = GeneratorParams {
+            n_samples: usize::MAX / 4,
+            n_features: 1024,
+            ..GeneratorParams::default()
+        };
+        let err = overflowing.validate().unwrap_err();
+        assert!(matches!(err, DatasetError::TooLarge { .. }), "{err}");
+        assert!(err.to_string().contains("x 1024 is too large"), "{err}");
+        let unallocatable = GeneratorParams {
+            n_samples: 1 << 45,
+            n_features: 2,
+            ..GeneratorParams::default()
+        };
+        unallocatable.validate().unwrap();
+        for result in [
+            make_classification_bytes(&unallocatable).map(drop),
+            make_classification(&unallocatable).map(drop),
+        ] {
+            let err = result.unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("the generated dataset of 35184372088832 x 2 is too large"),
+                "{err}"
+            );
+        }
     }
 }

@@ -103,6 +103,18 @@ pub enum DatasetError {
         /// Why it was refused.
         reason: String,
     },
+    /// A generated dataset whose memory could not be had: its size overflows
+    /// the address space, or the allocator refused it.
+    #[error(
+        "the generated dataset of {rows} x {cols} is too large: its {:.1} GB could not be allocated",
+        (*rows as f64) * (*cols as f64) * 8e-9
+    )]
+    TooLarge {
+        /// Rows asked for.
+        rows: usize,
+        /// Columns asked for.
+        cols: usize,
+    },
 }
 
 /// `rows` labels, each 0 or 1, both classes present.
