@@ -119,7 +119,7 @@ async fn check_config(role: &str, rest: Vec<String>, offline: bool) -> Result<()
     let mut role_lines = Vec::new();
     let ctx = match cli.command {
         Command::Driver(d) => {
-            let driver = setup::driver_from_args(&d, &settings, None, None)?;
+            let driver = setup::checked_driver(&d, &settings)?;
             let cfg = driver.config();
             role_lines.extend([
                 ("trainers", cfg.plan.trainers.to_string()),

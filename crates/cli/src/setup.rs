@@ -139,17 +139,7 @@ pub fn driver_from_args(
         Some(g) => Some(g),
         None => start_generation(&args.data)?,
     };
-    let cfg = DriverConfig {
-        trainer_addr: args.t_addr.clone(),
-        reducer_addr: args.r_addr.clone(),
-        metatrainer_addr: args.m_addr.clone(),
-        plan: RunPlan {
-            keep_objects: args.data.keeps_objects(settings),
-            ..RunPlan::new(trainers_num(args.trainers_num, settings)?, settings)?
-        },
-        stack: load_stack(&args.data)?,
-        report: ReportOptions::default(),
-    };
+    let cfg = driver_config(args, settings)?;
     let ctx = context_from_env(settings)?.with_tracer(tracer);
     match generating {
         Some((report, pending)) => Ok(Driver::new_pending(
@@ -163,6 +153,48 @@ pub fn driver_from_args(
             let cfg = DriverConfig { report, ..cfg };
             Ok(Driver::new(cfg, ctx, Bytes::from(dataset.to_bytes()), n)?)
         }
+    }
+}
+
+/// The driver's configuration from its flags and environment; the dataset
+/// is not made or read (its report says nothing yet).
+fn driver_config(args: &DriverArgs, settings: &CommonSettings) -> Result<DriverConfig> {
+    Ok(DriverConfig {
+        trainer_addr: args.t_addr.clone(),
+        reducer_addr: args.r_addr.clone(),
+        metatrainer_addr: args.m_addr.clone(),
+        plan: RunPlan {
+            keep_objects: args.data.keeps_objects(settings),
+            ..RunPlan::new(trainers_num(args.trainers_num, settings)?, settings)?
+        },
+        stack: load_stack(&args.data)?,
+        report: ReportOptions::default(),
+    })
+}
+
+/// The driver `check-config` checks: its flags, environment and peer
+/// addresses exactly as serving takes them, but no dataset. The dataset
+/// flags are only checked (`check_dataset_args`): a large `--size` would
+/// take seconds and gigabytes to make, only to be thrown away.
+pub fn checked_driver(args: &DriverArgs, settings: &CommonSettings) -> Result<Driver> {
+    check_dataset_args(&args.data)?;
+    // Nothing will ever send a dataset: the checked driver never runs.
+    let (_, never_made) = tokio::sync::oneshot::channel();
+    Ok(Driver::new_pending(
+        driver_config(args, settings)?,
+        context_from_env(settings)?,
+        never_made,
+    )?)
+}
+
+/// Checks the dataset flags as serving would, without making the dataset:
+/// the generator's parameters, or the user's `.npy` files (read and checked,
+/// since only reading them shows whether they load).
+fn check_dataset_args(data: &DataArgs) -> Result<()> {
+    if data.features.is_some() {
+        load_dataset(data).map(drop)
+    } else {
+        Ok(generator_params(data).validate()?)
     }
 }
 
