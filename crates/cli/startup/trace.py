@@ -14,10 +14,17 @@ function is recorded and its byte restored, so each function traps once.
 No PMU, perf or compiler instrumentation is needed, and it records the exact
 functions of a release build (sampling missed small ones).
 
-Usage (Linux x86-64, root or ptrace permission):
+Usage (Linux x86-64, root or ptrace permission), with an S3-API server and
+its bucket, and a redis-server, on loopback:
   cargo build --release -p stacking
+  CARGO_TARGET_DIR=target/static RUSTFLAGS="-C target-feature=+crt-static \
+      -C symbol-mangling-version=v0" cargo build --profile dist \
+      --target x86_64-unknown-linux-gnu -p stacking
+  AWS_ACCESS_KEY=.. AWS_SECRET_KEY=.. BUCKET_NAME=bucket \
   python3 crates/cli/startup/trace.py target/release/stacking \
-      target/static/x86_64-unknown-linux-gnu/dist/stacking > crates/cli/startup/order.ld
+      target/static/x86_64-unknown-linux-gnu/dist/stacking \
+      --s3 http://127.0.0.1:5000 --redis 127.0.0.1:6379 > crates/cli/startup/order.ld
+Then build again: the script changes only where code is placed.
 
 It starts each role with TRANSFER_TYPE=INLINE, with S3 given --s3 URL (and a
 bucket named by BUCKET_NAME, AWS_ACCESS_KEY/AWS_SECRET_KEY in the
@@ -26,7 +33,7 @@ the default log filter and once with RUST_LOG set; sends three health checks
 back to back after --settle seconds, follows the server for 0.5 s more, then
 kills it by its PID.
 
-Layout: one start-up uses 1.3 to 2.2 MiB of the 2.4 MiB of start-up code, so
+Layout: one start-up runs 1.3 to 2.2 MB of the 2.2 MB of start-up code, so
 the functions are grouped by the roles and modes that run them, and the
 groups are placed so that each start-up's code sits close together (see
 `grouped`); the script prints how many bytes of gap the runs map each way.
