@@ -64,6 +64,15 @@ impl Proc {
         self.status_kib("VmHWM:") / 1024.0
     }
 
+    /// Where the resident pages are, by mapping ([`RssByMapping`]); `None`
+    /// once the process is gone.
+    pub fn rss_by_mapping(&self) -> Option<RssByMapping> {
+        let pid = self.pid();
+        let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+        let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+        Some(RssByMapping::from_smaps(&smaps, &exe.to_string_lossy()))
+    }
+
     fn status_kib(&self, field: &str) -> f64 {
         std::fs::read_to_string(format!("/proc/{}/status", self.pid()))
             .unwrap_or_default()
@@ -72,6 +81,55 @@ impl Proc {
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse().ok())
             .unwrap_or(f64::NAN)
+    }
+}
+
+/// A process's resident memory split by what is mapped, MiB: its own
+/// binary (code, read-only data, and the pages the loader relocated), other
+/// files (the shared libraries), and everything else (heap, stacks,
+/// anonymous mappings). File pages are shared with every process that maps
+/// the same file, which RSS does not tell apart.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RssByMapping {
+    /// The executable's own mappings.
+    pub binary_mib: f64,
+    /// Mappings of other files (shared libraries).
+    pub other_files_mib: f64,
+    /// Heap, stacks and anonymous mappings.
+    pub anonymous_mib: f64,
+}
+
+impl RssByMapping {
+    /// Sums the `Rss:` lines of `/proc/PID/smaps` text by mapping;
+    /// `exe` is the executable's path as the mappings name it.
+    pub fn from_smaps(smaps: &str, exe: &str) -> Self {
+        let mut kib = [0u64; 3];
+        let mut slot = 2;
+        for line in smaps.lines() {
+            let mut fields = line.split_whitespace();
+            let Some(first) = fields.next() else { continue };
+            if first == "Rss:" {
+                kib[slot] += fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            } else if first.contains('-')
+                && first.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
+            {
+                // A mapping's header: range, perms, offset, device, inode, path.
+                let path = line.split_whitespace().nth(5).unwrap_or("");
+                slot = if path == exe {
+                    0
+                } else if path.starts_with('/') {
+                    1
+                } else {
+                    2
+                };
+            }
+        }
+        let mib = |k: u64| k as f64 / 1024.0;
+        Self {
+            binary_mib: mib(kib[0]),
+            other_files_mib: mib(kib[1]),
+            anonymous_mib: mib(kib[2]),
+        }
     }
 }
 
@@ -193,4 +251,37 @@ pub fn output_text(o: &std::process::Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RssByMapping;
+
+    #[test]
+    fn smaps_rss_is_split_into_the_binary_other_files_and_anonymous_memory() {
+        let smaps = "\
+55d0c0000000-55d0c0100000 r-xp 00000000 fe:00 123 /opt/bin/stacking
+Size:               1024 kB
+Rss:                 512 kB
+55d0c0200000-55d0c0210000 rw-p 00200000 fe:00 123 /opt/bin/stacking
+Rss:                  64 kB
+55d0c1000000-55d0c1400000 rw-p 00000000 00:00 0 [heap]
+Rss:                2048 kB
+7f0000000000-7f0000100000 r-xp 00000000 fe:00 456 /usr/lib/libc.so.6
+Rss:                1024 kB
+7f0000200000-7f0000300000 rw-p 00000000 00:00 0
+Rss:                 256 kB
+7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0 [stack]
+Rss:                 128 kB
+";
+        let split = RssByMapping::from_smaps(smaps, "/opt/bin/stacking");
+        assert_eq!(
+            split,
+            RssByMapping {
+                binary_mib: 576.0 / 1024.0,
+                other_files_mib: 1.0,
+                anonymous_mib: 2432.0 / 1024.0,
+            }
+        );
+    }
 }

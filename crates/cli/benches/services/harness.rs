@@ -10,7 +10,7 @@ use stacking_core::Dataset;
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
 use stacking_storage::BlobStore;
-use stacking_testkit::process::{free_port, wait_serving, Proc};
+use stacking_testkit::process::{free_port, wait_serving, Proc, RssByMapping};
 
 use super::{compute_only, level0_encoded, median};
 
@@ -243,6 +243,8 @@ pub(super) struct ColdStart {
     pub(super) healthy_ms: f64,
     /// The last launch, 200 ms after it is healthy, MiB.
     pub(super) idle_rss_mib: f64,
+    /// The same, by mapping.
+    pub(super) idle_by_mapping: Option<RssByMapping>,
     /// Driver only: how much longer its first SayHello, sent the moment it
     /// is healthy, takes than the next ones (median of 4 launches), ms. The
     /// driver reports SERVING while it still makes its dataset, so this
@@ -263,6 +265,7 @@ pub(super) async fn cold_and_idle(env: &[(String, String)]) -> Vec<ColdStart> {
         let mut times = Vec::new();
         let mut first_extra = Vec::new();
         let mut idle = 0.0;
+        let mut idle_by_mapping = None;
         for launches in 1..=5 {
             let (f, ms) = launch(role, &extra, env).await;
             times.push(ms);
@@ -272,6 +275,7 @@ pub(super) async fn cold_and_idle(env: &[(String, String)]) -> Vec<ColdStart> {
                 // the instant it reports SERVING, and before any call.
                 tokio::time::sleep(std::time::Duration::from_millis(200)).await;
                 idle = f.proc.rss_mib();
+                idle_by_mapping = f.proc.rss_by_mapping();
             } else if role == "driver" {
                 first_extra.push(first_call_extra_ms(f.port).await);
             }
@@ -280,6 +284,7 @@ pub(super) async fn cold_and_idle(env: &[(String, String)]) -> Vec<ColdStart> {
             role,
             healthy_ms: median(times),
             idle_rss_mib: idle,
+            idle_by_mapping,
             first_call_extra_ms: (!first_extra.is_empty()).then(|| median(first_extra)),
         });
     }

@@ -341,6 +341,14 @@ async fn bench() {
     for c in &cold_idle {
         row(&format!("idle RSS {}", c.role), c.idle_rss_mib, "MiB", 8.0);
     }
+    for c in &cold_idle {
+        if let Some(m) = c.idle_by_mapping {
+            println!(
+                "  idle RSS {} by mapping: binary {:.1}, shared libraries {:.1}, heap/stacks/anonymous {:.1} MiB",
+                c.role, m.binary_mib, m.other_files_mib, m.anonymous_mib
+            );
+        }
+    }
     if let Some((_, _, m)) = s3_modes.first() {
         for (role, peak) in &m.peak {
             row(
