@@ -23,8 +23,10 @@ its bucket, and a redis-server, on loopback:
   AWS_ACCESS_KEY=.. AWS_SECRET_KEY=.. BUCKET_NAME=bucket \
   python3 crates/cli/startup/trace.py target/release/stacking \
       target/static/x86_64-unknown-linux-gnu/dist/stacking \
-      --s3 http://127.0.0.1:5000 --redis 127.0.0.1:6379 > crates/cli/startup/order.ld
-Then build again: the script changes only where code is placed.
+      --s3 http://127.0.0.1:5000 --redis 127.0.0.1:6379 --save-runs runs.json \
+      > crates/cli/startup/order.ld
+Then build again (the script changes only where code is placed), and run
+--misses (below) on the new build.
 
 It starts each role with TRANSFER_TYPE=INLINE, with S3 given --s3 URL (and a
 bucket named by BUCKET_NAME, AWS_ACCESS_KEY/AWS_SECRET_KEY in the
@@ -33,12 +35,16 @@ the default log filter and once with RUST_LOG set; sends three health checks
 back to back and three at once after --settle seconds, follows the server for
 0.5 s more, then kills it by its PID.
 
-Limit: the breakpoints change the threads' timing, so code that only a race
-runs at full speed can be missed (tokio's slow path for a join handle
-dropped while its task runs, for one): without ptrace, `perf record -e
-page-faults -c 1 -d` on a driver still showed such functions outside the
-block, 0 to 0.5 MiB of other code mapped around them. Traces differ a little
-from run to run, so --runs merges several.
+The breakpoints change the threads' timing, so code that only a race runs at
+full speed is missed (tokio's slow path for a join handle dropped while its
+task runs, for one). --misses N finds it: each start-up runs N times at full
+speed under `perf record -e page-faults -c 1 -d`, and every instruction
+fetch that faults outside the start-up block names a function to add. A
+fault names only the first function of a folio, so link with the new script
+and run again until none is found (three rounds here):
+  python3 crates/cli/startup/trace.py BINARY --runs runs.json --misses 2 \
+      --s3 URL --redis HOST:PORT --save-runs runs2.json > crates/cli/startup/order.ld
+Traces differ a little from run to run, so --runs merges several.
 
 Layout: one start-up runs 1.3 to 2.2 MB of the 2.2 MB of start-up code, so
 the functions are grouped by the roles and modes that run them, and the
@@ -53,6 +59,7 @@ and --runs keep a trace and lay it out again without tracing.
 """
 
 import argparse
+import bisect
 import ctypes
 import glob
 import json
@@ -322,6 +329,11 @@ def main():
     ap.add_argument("--runs", metavar="FILE", nargs="+",
                     help="lay out the runs saved by --save-runs instead of tracing; several "
                          "files are merged (a race in the traced code can differ between traces)")
+    ap.add_argument("--misses", type=int, metavar="N", default=0,
+                    help="after tracing (or --runs), run each start-up N times at full speed "
+                         "under `perf record -e page-faults` and add the functions that faulted "
+                         "outside the start-up block (the binaries must be linked with the "
+                         "current script; link again and repeat until none is found)")
     args = ap.parse_args()
     modes = [("INLINE", {})]
     if args.s3:
@@ -339,8 +351,15 @@ def main():
                 merged.extend(p for p in hits if p not in seen and not seen.add(p))
             for p, size in data["sizes"].items():
                 sizes[p] = max(sizes.get(p, 0), size)
-    else:
+    elif args.binaries:
         runs, sizes = trace_all(args.binaries, modes, args.settle)
+    else:
+        ap.error("give binaries to trace, or --runs")
+    for binary in args.binaries if args.misses else []:
+        assembly = assembly_objects(binary)
+        for name, missed in misses(binary, modes, min(args.settle, 0.5), args.misses).items():
+            print(f"{binary} {name}: {len(missed)} functions outside the block", file=sys.stderr)
+            add_hits(runs.setdefault(name, []), sizes, missed, assembly)
     if args.save_runs:
         with open(args.save_runs, "w") as out:
             json.dump({"runs": runs, "sizes": sizes}, out)
@@ -375,6 +394,89 @@ def main():
 ROLES = ["trainer", "reducer", "metatrainer", "driver"]
 
 
+def role_argv(role, port):
+    argv = [role, "-host", "127.0.0.1", "-sp", str(port)]
+    if role == "driver":
+        argv += ["-tAddr", "127.0.0.1:9", "-rAddr", "127.0.0.1:9", "-mAddr", "127.0.0.1:9"]
+    return argv
+
+
+def health_checks(binary, port):
+    """Three checks back to back, as a prober sends them, then three at once:
+    a check can meet another connection still open or closing, which runs
+    other code (a join handle dropped before its task ends, a waker woken
+    from another thread)."""
+    check = f"{binary} health --addr 127.0.0.1:{port}"
+    return ["sh", "-c", f"{check}; {check}; {check}; {check} & {check} & {check} & wait"]
+
+
+def role_env(mode, extra, log):
+    env = dict(os.environ, TRANSFER_TYPE=mode, **extra)
+    # The default log filter and one from RUST_LOG are parsed by different
+    # code (the bench sets RUST_LOG=warn).
+    env.pop("RUST_LOG", None)
+    if log:
+        env["RUST_LOG"] = log
+    return env
+
+
+def misses(binary, modes, settle, repeats):
+    """Runs each start-up `repeats` times at full speed under `perf record -e
+    page-faults` and returns, per run, the functions whose code faulted
+    outside the start-up block: code the traces missed. Each fault names only
+    the first function of a folio that was not mapped yet, so the layout has
+    to be linked again and checked again until nothing is found."""
+    funcs = functions(binary)
+    starts = sorted(funcs)
+    block = section(binary, ".text.stacking_startup")
+    found = {}
+    for mode, extra in modes:
+        for role, log in ((r, l) for r in ROLES for l in (None, "warn")):
+            for _ in range(repeats):
+                port = free_port()
+                data = f"/tmp/stacking-trace-{os.getpid()}.perf"
+                perf = subprocess.Popen(
+                    ["perf", "record", "-q", "-c", "1", "-e", "page-faults", "-d", "-o", data,
+                     "--", binary] + role_argv(role, port),
+                    env=role_env(mode, extra, log),
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(settle)
+                subprocess.run(health_checks(binary, port),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                time.sleep(0.3)
+                child = int(open(f"/proc/{perf.pid}/task/{perf.pid}/children").read().split()[0])
+                base = load_base(child, binary)
+                os.kill(child, signal.SIGKILL)
+                perf.wait()
+                out = subprocess.run(["perf", "script", "-i", data, "-F", "ip,addr"],
+                                     capture_output=True, text=True).stdout
+                os.unlink(data)
+                hits = found.setdefault(f"{role}/{mode}", [])
+                for line in out.split("\n"):
+                    fields = line.split()
+                    if len(fields) != 2:
+                        continue
+                    addr, ip = int(fields[0], 16) - base, int(fields[1], 16) - base
+                    # An instruction fetch: the fault is at the instruction.
+                    if addr != ip or block[0] <= ip < block[1]:
+                        continue
+                    i = bisect.bisect_right(starts, ip) - 1
+                    if i >= 0 and ip < starts[i] + funcs[starts[i]][1] and starts[i] not in hits:
+                        hits.append(starts[i])
+    return {run: [funcs[a] for a in addrs] for run, addrs in found.items()}
+
+
+def section(binary, name):
+    """[start, end) of a section's file virtual addresses."""
+    out = subprocess.run(["readelf", "-SW", binary], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        fields = line.replace("[", " ").replace("]", " ").split()
+        if len(fields) > 5 and fields[1] == name:
+            start = int(fields[3], 16)
+            return start, start + int(fields[5], 16)
+    raise SystemExit(f"{binary} has no {name} section (linked without the script?)")
+
+
 def trace_all(binaries, modes, settle):
     """Traces every role in every mode with each binary, with the default log
     filter and with RUST_LOG set; returns each run's
@@ -388,35 +490,26 @@ def trace_all(binaries, modes, settle):
         for mode, extra in modes:
             for role, log in ((r, l) for r in ROLES for l in (None, "warn")):
                 port = free_port()
-                argv = [role, "-host", "127.0.0.1", "-sp", str(port)]
-                if role == "driver":
-                    argv += ["-tAddr", "127.0.0.1:9", "-rAddr", "127.0.0.1:9",
-                             "-mAddr", "127.0.0.1:9"]
-                env = dict(os.environ, TRANSFER_TYPE=mode, **extra)
-                # The default log filter and one from RUST_LOG are parsed by
-                # different code (the bench sets RUST_LOG=warn).
-                env.pop("RUST_LOG", None)
-                if log:
-                    env["RUST_LOG"] = log
-                # Three checks back to back, as a prober sends them, then three
-                # at once: a check can meet another connection still open or
-                # closing, which runs other code (a join handle dropped before
-                # its task ends, a waker woken from another thread).
-                check = f"{binary} health --addr 127.0.0.1:{port}"
-                health = ["sh", "-c", f"{check}; {check}; {check}; "
-                                      f"{check} & {check} & {check} & wait"]
+                argv = role_argv(role, port)
+                env = role_env(mode, extra, log)
+                health = health_checks(binary, port)
                 hit = trace_start(binary, argv, env, funcs, health, settle)
                 print(f"{binary} {role} {mode} RUST_LOG={log}: {len(hit)} functions",
                       file=sys.stderr)
-                hits = runs.setdefault(f"{role}/{mode}", [])
-                for names, size in hit:
-                    # One pattern per alias; at most one of them names the section.
-                    owner = pattern(names[0], assembly)
-                    for p in (pattern(name, assembly) for name in names):
-                        sizes[p] = max(sizes.get(p, 0), size if p == owner else 0)
-                        if p not in hits:
-                            hits.append(p)
+                add_hits(runs.setdefault(f"{role}/{mode}", []), sizes, hit, assembly)
     return runs, sizes
+
+
+def add_hits(hits, sizes, functions_hit, assembly):
+    """Appends the patterns of `functions_hit` ((names, size) each) to a
+    run's `hits`, once each, and records their sizes."""
+    for names, size in functions_hit:
+        # One pattern per alias; at most one of them names the section.
+        owner = pattern(names[0], assembly)
+        for p in (pattern(name, assembly) for name in names):
+            sizes[p] = max(sizes.get(p, 0), size if p == owner else 0)
+            if p not in hits:
+                hits.append(p)
 
 
 if __name__ == "__main__":
