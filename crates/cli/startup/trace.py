@@ -444,7 +444,8 @@ def misses(binary, modes, settle, repeats):
                 subprocess.run(health_checks(binary, port),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(0.3)
-                child = int(open(f"/proc/{perf.pid}/task/{perf.pid}/children").read().split()[0])
+                with open(f"/proc/{perf.pid}/task/{perf.pid}/children") as children:
+                    child = int(children.read().split()[0])
                 base = load_base(child, binary)
                 os.kill(child, signal.SIGKILL)
                 perf.wait()

@@ -114,7 +114,7 @@ impl RssByMapping {
                 && first.bytes().all(|b| b.is_ascii_hexdigit() || b == b'-')
             {
                 // A mapping's header: range, perms, offset, device, inode, path.
-                let path = line.split_whitespace().nth(5).unwrap_or("");
+                let path = fields.nth(4).unwrap_or("");
                 slot = if path == exe {
                     0
                 } else if path.starts_with('/') {
