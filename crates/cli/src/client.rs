@@ -46,8 +46,8 @@ pub async fn call(args: ClientArgs) -> Result<()> {
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         anyhow::bail!("-timeout must be a positive number of seconds");
     }
-    let channel = Endpoint::from_shared(format!("http://{}", args.addr))
-        .with_context(|| format!("-addr {:?} is not host:port", args.addr))?
+    let channel = Endpoint::from_shared(stacking_service::rpc::peer_uri(&args.addr))
+        .with_context(|| format!("-addr {:?} is not host:port or a URL", args.addr))?
         .connect_timeout(Duration::from_secs(5))
         .timeout(Duration::from_secs_f64(args.timeout))
         .connect()

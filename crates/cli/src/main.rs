@@ -180,8 +180,8 @@ async fn health(addr: &str, service: &str, timeout: f64) -> Result<()> {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
     let wait = std::time::Duration::from_secs_f64(timeout.max(0.01));
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
-        .with_context(|| format!("--addr {addr:?} is not host:port"))?
+    let channel = tonic::transport::Endpoint::from_shared(stacking_service::rpc::peer_uri(addr))
+        .with_context(|| format!("--addr {addr:?} is not host:port or a URL"))?
         .connect_timeout(wait)
         .timeout(wait)
         .connect()

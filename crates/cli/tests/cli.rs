@@ -291,6 +291,14 @@ async fn four_processes_inline_then_graceful_sigterm() {
     let ok = run(stacking().args(["health", "--addr", &format!("127.0.0.1:{}", ports[1])]));
     assert!(ok.status.success(), "{}", text(&ok));
     assert!(text(&ok).contains("SERVING"));
+    // A URL names the same function; it used to be prefixed a second time
+    // and fail with a DNS error for a host named "http".
+    let url = run(stacking().args([
+        "health",
+        "--addr",
+        &format!("http://127.0.0.1:{}", ports[1]),
+    ]));
+    assert!(url.status.success(), "{}", text(&url));
     let closed = free_port().unwrap();
     let down = run(stacking().args([
         "health",

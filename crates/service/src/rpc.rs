@@ -47,14 +47,21 @@ pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest backoff between attempts.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
-/// A lazily connected channel to `addr` (`host:port` or a URL).
-pub fn channel(addr: &str, call_timeout: Duration) -> Result<Channel, StepError> {
-    let uri = if addr.contains("://") {
+/// The URI of a peer given as `host:port` or as a whole URL
+/// (`http://host:port`). Every command that takes an address reads it this
+/// way, so a URL is never prefixed a second time (`http://http://...`
+/// would look up a host named `http`).
+pub fn peer_uri(addr: &str) -> String {
+    if addr.contains("://") {
         addr.to_string()
     } else {
         format!("http://{addr}")
-    };
-    let ep = Endpoint::from_shared(uri)
+    }
+}
+
+/// A lazily connected channel to `addr` (`host:port` or a URL).
+pub fn channel(addr: &str, call_timeout: Duration) -> Result<Channel, StepError> {
+    let ep = Endpoint::from_shared(peer_uri(addr))
         .map_err(|e| StepError::bad(format!("address {addr:?}: {e}")))?
         .connect_timeout(CONNECT_TIMEOUT)
         .timeout(call_timeout)
