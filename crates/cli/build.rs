@@ -17,7 +17,11 @@
 //! every function a start-up runs must match a pattern (merged aliases,
 //! assembly objects, the C runtime's `.text` included), or the folio around
 //! it maps unrelated code: a driver mapped up to 1.1 MiB of `.text` outside
-//! the block with a script that had missed 16 functions.
+//! the block with a script that had missed 16 functions. Builds link glibc
+//! statically (`.cargo/config.toml`), and the script names the archive
+//! members of the glibc functions that start-up runs, so that they sit in
+//! the block and the rest of glibc does not (an idle trainer 4.7 -> 4.0 MiB
+//! against all of `libc.a` in the block).
 //!
 //! The script only groups sections: a pattern that matches nothing changes
 //! nothing, so a stale script costs memory, never correctness. Its patterns

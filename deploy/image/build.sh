@@ -9,9 +9,10 @@ cd "$(dirname "$0")/../.."
 TAG=${1:-localhost/stacking:latest}
 TARGET=x86_64-unknown-linux-gnu
 
-# RUSTFLAGS replaces .cargo/config.toml's flags: v0 symbol names are repeated here
-# (the start-up link order, crates/cli/build.rs, is written in them).
-RUSTFLAGS="-C target-feature=+crt-static -C symbol-mangling-version=v0" cargo build --profile dist --target "$TARGET" -p stacking
+# .cargo/config.toml gives every linux-gnu target static glibc (crt-static) and
+# v0 symbol names (the start-up link order, crates/cli/build.rs, is written in
+# them); a RUSTFLAGS variable would replace both, so none is set here.
+env -u RUSTFLAGS cargo build --profile dist --target "$TARGET" -p stacking
 BIN="${CARGO_TARGET_DIR:-target}/$TARGET/dist/stacking"
 if ldd "$BIN" 2>&1 | grep -q "=>"; then
   echo "error: $BIN is dynamically linked" >&2

@@ -14,19 +14,28 @@ function is recorded and its byte restored, so each function traps once.
 No PMU, perf or compiler instrumentation is needed, and it records the exact
 functions of a release build (sampling missed small ones).
 
-Usage (Linux x86-64, root or ptrace permission), with an S3-API server and
-its bucket, and a redis-server, on loopback:
+Usage (Linux x86-64, root or ptrace permission), with a redis-server and
+two S3-API servers on loopback: moto, and the testkit's server that the
+services bench uses (`cargo run --release -p stacking-testkit --example
+s3_server` prints its endpoint, bucket and keys). A function's start-up
+check of its bucket parses each server's reply with different code, so
+trace against both and merge (--runs). Builds link glibc statically
+(.cargo/config.toml), so glibc's functions are laid out too.
   cargo build --release -p stacking
-  CARGO_TARGET_DIR=target/static RUSTFLAGS="-C target-feature=+crt-static \
-      -C symbol-mangling-version=v0" cargo build --profile dist \
+  CARGO_TARGET_DIR=target/static cargo build --profile dist \
       --target x86_64-unknown-linux-gnu -p stacking
+  R=target/x86_64-unknown-linux-gnu/release/stacking
+  D=target/static/x86_64-unknown-linux-gnu/dist/stacking
   AWS_ACCESS_KEY=.. AWS_SECRET_KEY=.. BUCKET_NAME=bucket \
-  python3 crates/cli/startup/trace.py target/release/stacking \
-      target/static/x86_64-unknown-linux-gnu/dist/stacking \
-      --s3 http://127.0.0.1:5000 --redis 127.0.0.1:6379 --save-runs runs.json \
-      > crates/cli/startup/order.ld
-Then build again (the script changes only where code is placed), and run
---misses (below) on the new build.
+  python3 crates/cli/startup/trace.py $R $D --s3 http://127.0.0.1:5000 \
+      --redis 127.0.0.1:6379 --save-runs moto.json > /dev/null
+  AWS_ACCESS_KEY=.. AWS_SECRET_KEY=.. BUCKET_NAME=.. \
+  python3 crates/cli/startup/trace.py $R $D --s3 <testkit endpoint> \
+      --save-runs testkit.json > /dev/null
+  python3 crates/cli/startup/trace.py --runs moto.json testkit.json \
+      --save-runs runs.json > crates/cli/startup/order.ld
+Then build both again (the script changes only where code is placed), and
+run --misses (below) on the new builds, against each server.
 
 It starts each role with TRANSFER_TYPE=INLINE, with S3 given --s3 URL (and a
 bucket named by BUCKET_NAME, AWS_ACCESS_KEY/AWS_SECRET_KEY in the
@@ -42,8 +51,8 @@ speed under `perf record -e page-faults -c 1 -d`, and every instruction
 fetch that faults outside the start-up block names a function to add. A
 fault names only the first function of a folio, so link with the new script
 and run again until none is found (three rounds here):
-  python3 crates/cli/startup/trace.py BINARY --runs runs.json --misses 2 \
-      --s3 URL --redis HOST:PORT --save-runs runs2.json > crates/cli/startup/order.ld
+  python3 crates/cli/startup/trace.py $R $D --runs runs.json --misses 2 \
+      --s3 URL --redis HOST:PORT --save-runs runs.json > crates/cli/startup/order.ld
 Traces differ a little from run to run, so --runs merges several.
 
 Layout: one start-up runs 1.3 to 2.2 MB of the 2.2 MB of start-up code, so
@@ -52,7 +61,8 @@ groups are placed so that each start-up's code sits close together (see
 `grouped`); the script prints how many bytes of gap the runs map each way.
 Every function the traces hit must match a pattern, or its page pulls a
 folio of unrelated code in: the script also names the aliases LLVM made of
-merged functions and the objects of assembly functions (plain `.text`).
+merged functions and the archive members of assembly and C functions, whose
+code is in a plain `.text` (ring's, and glibc's in a static build).
 Patterns leave out the symbol hashes, so the script matches other builds of
 the same code (release, bench, the image's static dist build). --save-runs
 and --runs keep a trace and lay it out again without tracing.
@@ -208,23 +218,57 @@ CRATE_V0 = re.compile(r"Cs[0-9A-Za-z]+_")
 
 
 def assembly_objects(binary):
-    """symbol -> object file for the functions of C and assembly objects;
-    assembly ones sit in a plain `.text` (ring's SHA-256, for one). The objects are found
-    in the static libraries that build scripts left beside the binary
-    (`<profile dir>/build/*/out/*.a`)."""
+    """symbol -> section pattern for the functions of C and assembly objects,
+    which sit in a plain `.text` (ring's SHA-256, for one, and all of
+    glibc). Two kinds of archive hold them:
+    - the static libraries that build scripts left beside the binary
+      (`<profile dir>/build/*/out/*.a`), whose members are named
+      `<hash>-<source>.o`; the hash changes between builds, and Cargo links
+      them bundled in the crate's rlib, so the pattern names any archive;
+    - the C library and compiler runtime that a `crt-static` build links
+      (libc.a, libm-<version>.a, libgcc.a, libgcc_eh.a). A glibc member keeps
+      its variants in `.text.<isa>` sections (`.text.evex` for one), so the
+      pattern takes all of the member's code."""
     found = {}
     build = os.path.join(os.path.dirname(os.path.abspath(binary)), "build")
     for lib in glob.glob(os.path.join(build, "*", "out", "*.a")):
-        out = subprocess.run(["nm", "-A", "--defined-only", lib],
-                             capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            parts = line.split()
-            if len(parts) == 3 and parts[1] in ("t", "T"):
-                _, member, _ = parts[0].split(":", 2)
-                # Members are named `<hash>-<source>.o`; the hash changes between
-                # builds. Cargo links them bundled in the crate's rlib, so any archive.
-                found[parts[2]] = member.split("-", 1)[-1]
+        for member, symbol in archive_functions(lib):
+            source = member.split("-", 1)[-1]
+            found[symbol] = f"*:*{source}(.text .text.{symbol} .text.unlikely.{symbol})"
+    for lib in c_library_archives():
+        for member, symbol in archive_functions(lib):
+            found.setdefault(symbol, f"*.a:{member}(.text .text.*)")
     return found
+
+
+def archive_functions(lib):
+    """(member, symbol) for each function an archive defines."""
+    out = subprocess.run(["nm", "-A", "--defined-only", lib],
+                         capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        parts = line.split()
+        # t/T: functions; i: ifuncs (memcpy); W: weak aliases (malloc_trim).
+        if len(parts) == 3 and parts[1] in ("t", "T", "i", "W"):
+            yield parts[0].rsplit(":", 2)[-2], parts[2]
+
+
+def c_library_archives():
+    """The archives of glibc and of GCC's runtime that the C compiler links
+    into a static binary; none where there is no C compiler to ask."""
+    def ask(flag):
+        try:
+            out = subprocess.run(["cc", flag], capture_output=True, text=True).stdout.strip()
+        except OSError:
+            return None
+        return out if os.path.isabs(out) and os.path.exists(out) else None
+    libc, libgcc = ask("-print-file-name=libc.a"), ask("-print-libgcc-file-name")
+    archives = []
+    if libc:
+        # libm.a is a linker script naming libm-<version>.a and libmvec.a.
+        archives += [libc] + glob.glob(os.path.join(os.path.dirname(libc), "libm-*.a"))
+    if libgcc:
+        archives += [libgcc] + glob.glob(os.path.join(os.path.dirname(libgcc), "libgcc_eh.a"))
+    return archives
 
 
 def pattern(symbol, assembly=None):
@@ -233,7 +277,7 @@ def pattern(symbol, assembly=None):
     # Functions made local by LLVM get a `.llvm.<module hash>` suffix.
     symbol = LLVM_SUFFIX.sub("", symbol)
     if assembly and symbol in assembly:
-        return f"*:*{assembly[symbol]}(.text .text.{symbol} .text.unlikely.{symbol})"
+        return assembly[symbol]
     if symbol.startswith("_ZN"):
         name = HASH_LEGACY.sub("17h*", symbol)
     elif symbol.startswith("_R"):
@@ -383,9 +427,6 @@ def main():
     print("    *crtbegin*.o(.text)")
     for p in order:
         print(f"    *({p})" if p.startswith(".text") else f"    {p}")
-    # A static build's C library (the image's): its objects are not split
-    # into a section per function, and most of what is linked runs at start.
-    print("    *libc.a:*(.text .text.*)")
     print("  }")
     print("} INSERT BEFORE .text;")
     print(f"{len(order)} patterns", file=sys.stderr)
