@@ -217,7 +217,7 @@ LLVM_SUFFIX = re.compile(r"\.llvm\.[0-9]+$")
 CRATE_V0 = re.compile(r"Cs[0-9A-Za-z]+_")
 
 
-def assembly_objects(binary):
+def archive_patterns(binary):
     """symbol -> section pattern for the functions of C and assembly objects,
     which sit in a plain `.text` (ring's SHA-256, for one, and all of
     glibc). Two kinds of archive hold them:
@@ -271,13 +271,13 @@ def c_library_archives():
     return archives
 
 
-def pattern(symbol, assembly=None):
+def pattern(symbol, archived=None):
     """The section pattern of a symbol, without the hashes that differ between
     builds (legacy `17h<hash>E`, v0 crate disambiguators `Cs<hash>_`)."""
     # Functions made local by LLVM get a `.llvm.<module hash>` suffix.
     symbol = LLVM_SUFFIX.sub("", symbol)
-    if assembly and symbol in assembly:
-        return assembly[symbol]
+    if archived and symbol in archived:
+        return archived[symbol]
     if symbol.startswith("_ZN"):
         name = HASH_LEGACY.sub("17h*", symbol)
     elif symbol.startswith("_R"):
@@ -400,10 +400,10 @@ def main():
     else:
         ap.error("give binaries to trace, or --runs")
     for binary in args.binaries if args.misses else []:
-        assembly = assembly_objects(binary)
+        archived = archive_patterns(binary)
         for name, missed in misses(binary, modes, min(args.settle, 0.5), args.misses).items():
             print(f"{binary} {name}: {len(missed)} functions outside the block", file=sys.stderr)
-            add_hits(runs.setdefault(name, []), sizes, missed, assembly)
+            add_hits(runs.setdefault(name, []), sizes, missed, archived)
     if args.save_runs:
         with open(args.save_runs, "w") as out:
             json.dump({"runs": runs, "sizes": sizes}, out)
@@ -528,7 +528,7 @@ def trace_all(binaries, modes, settle):
     runs, sizes = {}, {}
     for binary in binaries:
         funcs = functions(binary)
-        assembly = assembly_objects(binary)
+        archived = archive_patterns(binary)
         for mode, extra in modes:
             for role, log in ((r, l) for r in ROLES for l in (None, "warn")):
                 port = free_port()
@@ -538,17 +538,17 @@ def trace_all(binaries, modes, settle):
                 hit = trace_start(binary, argv, env, funcs, health, settle)
                 print(f"{binary} {role} {mode} RUST_LOG={log}: {len(hit)} functions",
                       file=sys.stderr)
-                add_hits(runs.setdefault(f"{role}/{mode}", []), sizes, hit, assembly)
+                add_hits(runs.setdefault(f"{role}/{mode}", []), sizes, hit, archived)
     return runs, sizes
 
 
-def add_hits(hits, sizes, functions_hit, assembly):
+def add_hits(hits, sizes, functions_hit, archived):
     """Appends the patterns of `functions_hit` ((names, size) each) to a
     run's `hits`, once each, and records their sizes."""
     for names, size in functions_hit:
         # One pattern per alias; at most one of them names the section.
-        owner = pattern(names[0], assembly)
-        for p in (pattern(name, assembly) for name in names):
+        owner = pattern(names[0], archived)
+        for p in (pattern(name, archived) for name in names):
             sizes[p] = max(sizes.get(p, 0), size if p == owner else 0)
             if p not in hits:
                 hits.append(p)
