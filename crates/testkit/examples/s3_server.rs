@@ -1,8 +1,6 @@
-//! The testkit's S3-API server on its own, for tools outside the tests:
-//! `crates/cli/startup/trace.py` traces start-ups against it, because the
-//! services bench measures them against it, and a function's start-up check
-//! of the bucket runs other parsing code for this server's replies than for
-//! moto's.
+//! The testkit's S3-API server on its own, for runs outside the tests: the
+//! functions started by hand against the same server the services bench
+//! uses (`cargo run --release -p stacking-testkit --example s3_server`).
 //!
 //! Prints `ENDPOINT BUCKET ACCESS_KEY SECRET_KEY` on one line, then serves
 //! (objects in memory) until it is killed.
