@@ -4,7 +4,7 @@
 //! each function still answers a good request afterwards. `FUZZ_CASES`
 //! (default 100 per method) bounds the run; `FUZZ_SEED` reproduces one.
 
-mod support;
+use crate::support;
 
 use std::marker::PhantomData;
 

@@ -4,7 +4,7 @@
 //! SayHello names the reason. A dataset still not made when the invocation's
 //! deadline passes ends the call with DEADLINE_EXCEEDED.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! right status, stops its work, and leaves no objects behind. Real gRPC
 //! servers and a real S3-API server, all on loopback.
 
-mod support;
+use crate::support;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

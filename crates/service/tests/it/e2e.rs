@@ -1,7 +1,7 @@
 //! End-to-end runs over real gRPC on loopback: 4 and 16 trainers, sequential
 //! and concurrent, INLINE and S3 (a real S3-API server over HTTP).
 
-mod support;
+use crate::support;
 
 use stacking_core::{npy, serial};
 use stacking_service::driver::RunReport;

@@ -1,7 +1,7 @@
 //! Bad input gets the right status and a message naming the problem, and the
 //! function serves the next good request.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, Instant};
 

@@ -1,7 +1,6 @@
 //! Test support: a real S3-API server over HTTP (the testkit's s3s server,
 //! signed requests), an optional second server from `AWS_ENDPOINT_URL`, and
 //! local stacks on loopback.
-#![allow(dead_code)]
 
 pub mod requests;
 

@@ -1,6 +1,6 @@
 //! Parity with scikit-learn 1.9.1 on the reference fixtures (see the fixture README).
 
-mod common;
+use crate::common;
 
 use common::*;
 use ndarray::Array1;

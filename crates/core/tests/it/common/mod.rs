@@ -1,5 +1,4 @@
 //! Shared helpers: the scikit-learn reference fixtures.
-#![allow(dead_code)]
 
 use std::path::PathBuf;
 

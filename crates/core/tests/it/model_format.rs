@@ -1,7 +1,7 @@
 //! The stored model format: repeated level-0 models are stored once (schema
 //! version 2), decode back to shared models, and version-1 bytes still load.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

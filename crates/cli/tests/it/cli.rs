@@ -1,7 +1,7 @@
 //! The binary as users run it: `stacking run`, and the four functions as
 //! separate processes talking gRPC on loopback, stopped by SIGTERM.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;

@@ -3,7 +3,7 @@
 //! v1alpha), build the request from the reflected descriptor, call it with a
 //! raw-bytes codec. Plus the standard health service.
 
-mod support;
+use crate::support;
 
 use bytes::{Buf, BufMut};
 use prost::Message;

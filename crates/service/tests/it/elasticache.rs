@@ -3,7 +3,7 @@
 //! PID). The same runs as the S3 tests, and the key count is back to zero
 //! after every run.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 

@@ -2,7 +2,7 @@
 //! (`BUCKET_NAME=host:port`) on four processes, `check-config`, and
 //! `stacking run --store redis`, against a real `redis-server` on loopback.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Every typed error of the core, triggered by bad input.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

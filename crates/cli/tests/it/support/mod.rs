@@ -1,6 +1,5 @@
 //! What the cli's process tests share: the binary under test, run with a
 //! clean environment, and its output as one text.
-#![allow(dead_code)]
 
 use std::process::{Command, Output};
 

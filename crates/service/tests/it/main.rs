@@ -1,0 +1,13 @@
+//! The services' integration tests, one binary: real gRPC servers on
+//! loopback, a real S3-API server over HTTP and a real `redis-server`; the
+//! shared set-up in `support`.
+
+mod bad_input;
+mod e2e;
+mod elasticache;
+mod fuzz;
+mod hardening;
+mod pending_dataset;
+mod progress;
+mod reflection;
+mod support;
