@@ -38,24 +38,15 @@ pub fn normalise_go_flags(args: impl IntoIterator<Item = String>) -> Vec<String>
         .collect()
 }
 
+/// The binary's commands. Only names and types are declared here: every
+/// flag's help and default come from the settings registry
+/// ([`crate::settings::command`]), which also lists each command's
+/// environment.
 #[derive(Debug, Parser)]
 #[command(
     name = "stacking",
     version,
-    about = "The stacking-training serverless benchmark: a two-layer ensemble trained by four gRPC functions",
-    after_help = "Environment (as in the original benchmark):\n  \
-TRANSFER_TYPE        INLINE (default) or S3; XDT is refused\n  \
-BUCKET_NAME          S3 bucket (default vhive-stacking)\n  \
-AWS_ACCESS_KEY, AWS_SECRET_KEY, AWS_REGION   S3 credentials and region\n  \
-AWS_ENDPOINT_URL     S3-compatible server, e.g. http://127.0.0.1:9000\n  \
-AWS_UNSIGNED_PAYLOAD auto (default: sign S3 payloads only over http to another host), true, false\n  \
-TrainersNum          number of trainers (driver; overrides -trainersNum)\n  \
-CONCURRENT_TRAINING  true: call all trainers at once (driver)\n  \
-ENABLE_TRACING       true/false\n  \
-MAX_SERVER_THREADS   requests computed at once per function (default: CPU count)\n  \
-GRPC_MAX_MESSAGE_MB  largest gRPC message (default 256)\n  \
-KEEP_OBJECTS         true: keep a run's stored objects (driver)\n  \
-RUST_LOG             log filter (default info)"
+    about = "The stacking-training serverless benchmark: a two-layer ensemble trained by four gRPC functions"
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -81,14 +72,11 @@ pub enum Command {
     /// Asks a function's standard gRPC health service; exits 0 when it is SERVING
     /// (for container health checks and readiness probes).
     Health {
-        /// host:port of the function.
-        #[arg(long = "addr", default_value = "127.0.0.1:50051")]
+        #[arg(long = "addr")]
         addr: String,
-        /// Service to ask about ("" = the whole server).
-        #[arg(long = "service", default_value = "")]
+        #[arg(long = "service")]
         service: String,
-        /// Seconds to wait for an answer.
-        #[arg(long = "timeout", default_value_t = 2.0)]
+        #[arg(long = "timeout")]
         timeout: f64,
     },
     /// Deletes the objects of runs whose driver died before cleaning up: every
@@ -96,21 +84,16 @@ pub enum Command {
     /// (the Redis server in BUCKET_NAME with TRANSFER_TYPE=ELASTICACHE, where
     /// keys also expire by themselves).
     Gc {
-        /// Age after which a run is abandoned: 30s, 15m, 2h, 7d.
         #[arg(long = "older-than")]
         older_than: String,
-        /// Only report what would be deleted.
         #[arg(long = "dry-run")]
         dry_run: bool,
     },
     /// Checks a configuration (flags and environment) and exits: 0 if valid.
     CheckConfig {
-        /// Skip contacting the object store (credentials are still required).
         #[arg(long = "offline")]
         offline: bool,
-        /// The role whose configuration to check.
         role: String,
-        /// The role's flags, as they would be passed.
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
@@ -119,17 +102,11 @@ pub enum Command {
 /// Flags every served function takes.
 #[derive(Debug, Args, Clone)]
 pub struct ServeArgs {
-    /// Port to serve gRPC on.
-    #[arg(long = "sp", default_value_t = 50051)]
+    #[arg(long = "sp")]
     pub sp: u16,
-    /// Address to bind.
-    #[arg(long = "host", default_value = "0.0.0.0")]
+    #[arg(long = "host")]
     pub host: String,
-    /// Zipkin span collector URL.
-    #[arg(
-        long = "zipkin",
-        default_value = "http://zipkin.istio-system.svc.cluster.local:9411/api/v2/spans"
-    )]
+    #[arg(long = "zipkin")]
     pub zipkin: String,
 }
 
@@ -166,38 +143,28 @@ impl SizeArg {
 /// Where the dataset comes from and what models to stack.
 #[derive(Debug, Args, Clone)]
 pub struct DataArgs {
-    /// Features as a 2-d .npy file (with --labels) instead of the generated
-    /// dataset: any float or integer dtype, converted to float64.
     #[arg(long = "features", requires = "labels")]
     pub features: Option<PathBuf>,
-    /// Labels as a 1-d .npy file: any two distinct values (the smaller is class 0).
     #[arg(long = "labels", requires = "features")]
     pub labels: Option<PathBuf>,
-    /// Shape of the generated dataset by name; --n-samples / --n-features override it.
-    #[arg(long = "size", value_enum, default_value_t = SizeArg::Default)]
+    #[arg(long = "size", value_enum)]
     pub size: SizeArg,
-    /// Rows of the generated dataset (default: from --size, 300).
     #[arg(long = "n-samples")]
     pub n_samples: Option<usize>,
-    /// Columns of the generated dataset (default: from --size, 1024).
     #[arg(long = "n-features")]
     pub n_features: Option<usize>,
-    /// Seed of the generated dataset (scikit-learn's random_state).
-    #[arg(long = "seed", default_value_t = 42)]
+    #[arg(long = "seed")]
     pub seed: u32,
-    /// JSON {"models": [...], "meta_model": {...}} replacing the default models.
     #[arg(long = "models")]
     pub models: Option<PathBuf>,
-    /// Keep each run's stored objects instead of deleting them (also
-    /// `KEEP_OBJECTS=true`, read with the other settings).
     #[arg(long = "keep-objects")]
     pub keep_objects: bool,
 }
 
 impl DataArgs {
     /// Whether runs keep their objects: `--keep-objects` or `KEEP_OBJECTS=true`.
-    pub fn keeps_objects(&self, settings: &stacking_service::CommonSettings) -> bool {
-        self.keep_objects || settings.keep_objects.unwrap_or(false)
+    pub fn keeps_objects(&self, driver: &stacking_service::DriverSettings) -> bool {
+        self.keep_objects || driver.keep_objects.unwrap_or(false)
     }
 }
 
@@ -205,22 +172,14 @@ impl DataArgs {
 pub struct DriverArgs {
     #[command(flatten)]
     pub serve: ServeArgs,
-    /// Trainer address.
-    #[arg(long = "tAddr", default_value = "trainer.default.svc.cluster.local:80")]
+    #[arg(long = "tAddr")]
     pub t_addr: String,
-    /// Reducer address.
-    #[arg(long = "rAddr", default_value = "reducer.default.svc.cluster.local:80")]
+    #[arg(long = "rAddr")]
     pub r_addr: String,
-    /// Metatrainer address.
-    #[arg(
-        long = "mAddr",
-        default_value = "metatrainer.default.svc.cluster.local:80"
-    )]
+    #[arg(long = "mAddr")]
     pub m_addr: String,
-    /// Number of trainers (the TrainersNum environment variable overrides it).
-    #[arg(long = "trainersNum", default_value_t = 4)]
+    #[arg(long = "trainersNum")]
     pub trainers_num: usize,
-    /// Accepted for compatibility with the original; no effect.
     #[arg(long = "dockerCompose", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub docker_compose: Option<bool>,
     #[command(flatten)]
@@ -245,38 +204,34 @@ pub enum StoreArg {
 
 #[derive(Debug, Args, Clone)]
 pub struct RunArgs {
-    /// Number of trainers [env: TrainersNum; default 4].
     #[arg(long = "trainers")]
     pub trainers: Option<usize>,
-    /// Call all trainers at once [env: CONCURRENT_TRAINING; default false].
     #[arg(long = "concurrent", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub concurrent: Option<bool>,
-    /// How data moves between the functions: inline or s3 [env: TRANSFER_TYPE; default s3].
     #[arg(long = "transfer", value_parser = parse_transfer)]
     pub transfer: Option<Transfer>,
-    /// The store used with --transfer s3 [default memory] or elasticache [default redis].
     #[arg(long = "store", value_enum)]
     pub store: Option<StoreArg>,
-    /// Send every function's spans to this Zipkin collector (also with
-    /// ENABLE_TRACING=true, to http://localhost:9411/api/v2/spans).
     #[arg(long = "zipkin")]
     pub zipkin: Option<String>,
-    /// Write the first invocation's results here: model_full.msgpack,
-    /// meta_predictions.npy, report.json.
     #[arg(long = "output")]
     pub output: Option<PathBuf>,
-    /// How many SayHello calls to make, one after another.
-    #[arg(long = "invocations", default_value_t = 1)]
+    #[arg(long = "invocations")]
     pub invocations: usize,
-    /// Print the reports as JSON (one object per line) instead of tables.
     #[arg(long = "json")]
     pub json: bool,
-    /// Draw a Gantt picture of the first invocation from its spans: SVG, or
-    /// PNG when the name ends in .png.
     #[arg(long = "timeline")]
     pub timeline: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub data: DataArgs,
+}
+
+/// Parses `argv` with the registry's help and defaults.
+pub fn parse_from(argv: &[String]) -> Result<(Cli, clap::ArgMatches), clap::Error> {
+    use clap::FromArgMatches;
+    let matches = crate::settings::command().try_get_matches_from(argv)?;
+    let cli = Cli::from_arg_matches(&matches)?;
+    Ok((cli, matches))
 }
 
 #[cfg(test)]
@@ -285,7 +240,7 @@ mod tests {
 
     fn parse(args: &[&str]) -> Cli {
         let v = normalise_go_flags(args.iter().map(|s| s.to_string()));
-        Cli::try_parse_from(v).unwrap()
+        parse_from(&v).unwrap().0
     }
 
     #[test]

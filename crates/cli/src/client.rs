@@ -28,17 +28,12 @@ pub enum Method {
 
 #[derive(Debug, Args, Clone)]
 pub struct ClientArgs {
-    /// host:port of the function.
-    #[arg(long = "addr", default_value = "localhost:50051")]
+    #[arg(long = "addr")]
     pub addr: String,
-    /// The call to make.
-    #[arg(long = "method", value_enum, default_value_t = Method::SayHello)]
+    #[arg(long = "method", value_enum)]
     pub method: Method,
-    /// Seconds the call may take.
-    #[arg(long = "timeout", default_value_t = 60.0)]
+    #[arg(long = "timeout")]
     pub timeout: f64,
-    /// The name sent in HelloRequest.
-    #[arg(default_value = "world")]
     pub name: String,
 }
 

@@ -27,49 +27,32 @@ use tonic::transport::{Channel, Endpoint};
 
 #[derive(Debug, Args, Clone)]
 pub struct InvokeArgs {
-    /// JSON list of endpoints: [{"hostname": "driver.default.example.com"}, ...]
-    #[arg(long = "endpointsFile", default_value = "endpoints.json")]
+    #[arg(long = "endpointsFile")]
     pub endpoints_file: PathBuf,
-    /// Port of every endpoint.
-    #[arg(long = "port", default_value_t = 80)]
+    #[arg(long = "port")]
     pub port: u16,
-    /// Target requests per second.
-    #[arg(long = "rps", default_value_t = 1.0)]
+    #[arg(long = "rps")]
     pub rps: f64,
-    /// Seconds to issue requests for.
-    #[arg(long = "time", default_value_t = 5.0)]
+    #[arg(long = "time")]
     pub time: f64,
-    /// Where to write latencies (microseconds, one per line). Default, as vSwarm's
-    /// invoker: `rps<observed RPS>_lat.csv` in the working directory.
     #[arg(long = "latf")]
     pub latf: Option<PathBuf>,
-    /// Log every request: its number, endpoint, status (OK or the gRPC code) and latency.
     #[arg(long = "dbg")]
     pub dbg: bool,
-    /// Seconds before a request is abandoned.
-    #[arg(long = "grpcTimeout", default_value_t = 30.0)]
+    #[arg(long = "grpcTimeout")]
     pub grpc_timeout: f64,
-    /// Send a client span per request to Zipkin (`-zipkin`); the functions'
-    /// spans join the same trace when they trace too.
-    #[arg(long = "trace", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    #[arg(long = "trace", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub trace: bool,
-    /// Zipkin span collector URL (with -trace).
-    #[arg(long = "zipkin", default_value = "http://localhost:9411/api/v2/spans")]
+    #[arg(long = "zipkin")]
     pub zipkin: String,
-    /// Record each invocation's duration inside the driver (from its run
-    /// report), apart from the latency the client sees, to `-durf`.
-    #[arg(long = "profile", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
+    #[arg(long = "profile", num_args = 0..=1, default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub profile: bool,
-    /// Where `-profile` writes the driver-side durations (microseconds, one per line).
-    #[arg(long = "durf", default_value = "dur.csv")]
+    #[arg(long = "durf")]
     pub durf: PathBuf,
-    /// Requests sent (and not recorded) before the measured run.
-    #[arg(long = "warmup", default_value_t = 0)]
+    #[arg(long = "warmup")]
     pub warmup: usize,
-    /// At most this many requests in flight; scheduled requests beyond it are skipped and counted.
-    #[arg(long = "max-inflight", default_value_t = 1000)]
+    #[arg(long = "max-inflight")]
     pub max_inflight: usize,
-    /// Write a latency histogram (SVG) here.
     #[arg(long = "histogram")]
     pub histogram: Option<PathBuf>,
 }

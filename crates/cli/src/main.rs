@@ -18,13 +18,12 @@ mod pixels;
 mod run;
 mod run_settings;
 mod serve;
+mod settings;
 mod setup;
 mod timeline;
 
 use anyhow::{bail, Context as _, Result};
-use clap::Parser;
 use stacking_service::server::Role;
-use stacking_service::CommonSettings;
 
 use args::{Cli, Command};
 
@@ -34,8 +33,9 @@ use args::{Cli, Command};
 /// and never with `NO_COLOR` set.
 fn init_logging(default: &str, to_stdout: bool) {
     use std::io::IsTerminal;
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = settings::env("RUST_LOG")
+        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
     let terminal = if to_stdout {
         std::io::stdout().is_terminal()
     } else {
@@ -44,7 +44,7 @@ fn init_logging(default: &str, to_stdout: bool) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_ansi(terminal && std::env::var_os("NO_COLOR").is_none());
+        .with_ansi(terminal && !settings::env_is_set("NO_COLOR"));
     let _ = if to_stdout {
         builder.try_init()
     } else {
@@ -55,9 +55,9 @@ fn init_logging(default: &str, to_stdout: bool) {
 /// Parses the command line. The original's single-dash flags (`-tAddr`) are
 /// rewritten for clap, so clap's errors are rewritten back: `-foo` is
 /// reported as the user typed it, not as `--foo`.
-fn parse(argv: Vec<String>) -> Result<Cli, ParseError> {
+fn parse(argv: Vec<String>) -> Result<(Cli, clap::ArgMatches), ParseError> {
     let normalised = args::normalise_go_flags(argv.clone());
-    Cli::try_parse_from(&normalised).map_err(|error| {
+    args::parse_from(&normalised).map_err(|error| {
         let mut text = error.render().to_string();
         for (typed, seen) in argv.iter().zip(&normalised) {
             if typed != seen {
@@ -110,25 +110,31 @@ fn describe(e: &anyhow::Error) -> String {
 }
 
 /// Validates a role's flags and the environment exactly as serving would,
-/// and (unless `offline`) that the object store answers and its bucket exists.
+/// and (unless `offline`) that the object store answers and its bucket
+/// exists; then prints every setting the role reads and where it came from.
 async fn check_config(role: &str, rest: Vec<String>, offline: bool) -> Result<()> {
     let mut argv = vec!["stacking".to_string(), role.to_string()];
     argv.extend(rest);
-    let cli = parse(argv).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
-    let settings = CommonSettings::from_env()?;
-    let mut role_lines = Vec::new();
+    let (cli, matches) = parse(argv).map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    let settings = setup::common_settings()?;
+    let mut effective = settings.describe();
+    let mut plan = None;
     let ctx = match cli.command {
         Command::Driver(d) => {
-            let driver = setup::checked_driver(&d, &settings)?;
-            let cfg = driver.config();
-            role_lines.extend([
-                ("trainers", cfg.plan.trainers.to_string()),
-                ("concurrent", cfg.plan.concurrent.to_string()),
-                ("keep objects", cfg.plan.keep_objects.to_string()),
-                ("-tAddr", cfg.trainer_addr.clone()),
-                ("-rAddr", cfg.reducer_addr.clone()),
-                ("-mAddr", cfg.metatrainer_addr.clone()),
-            ]);
+            let driver_settings = setup::driver_settings()?;
+            effective.extend(driver_settings.describe());
+            let driver = setup::checked_driver(&d, &settings, &driver_settings)?;
+            let p = &driver.config().plan;
+            plan = Some(format!(
+                "{} trainers {}, objects {}",
+                p.trainers,
+                if p.concurrent {
+                    "at once"
+                } else {
+                    "one after another"
+                },
+                if p.keep_objects { "kept" } else { "deleted" }
+            ));
             driver.context().clone()
         }
         Command::Trainer(_) | Command::Reducer(_) | Command::Metatrainer(_) => {
@@ -139,12 +145,18 @@ async fn check_config(role: &str, rest: Vec<String>, offline: bool) -> Result<()
     if !offline {
         setup::probe_store(&ctx).await?;
     }
+    let role_settings = settings::Role::from_name(role)
+        .context("check-config takes a role: driver, trainer, reducer or metatrainer")?;
     println!("{role}: configuration OK");
-    for (name, value) in settings.describe() {
-        println!("  {name:<22} {value}");
-    }
-    for (name, value) in role_lines {
-        println!("  {name:<22} {value}");
+    let flags = matches
+        .subcommand_matches(role)
+        .map(|m| settings::describe_flags(role_settings, m))
+        .unwrap_or_default();
+    for (name, value) in settings::describe_environment(role_settings, &effective)
+        .into_iter()
+        .chain(flags)
+    {
+        println!("  {name:<38} {value}");
     }
     let store = ctx
         .store()
@@ -155,15 +167,18 @@ async fn check_config(role: &str, rest: Vec<String>, offline: bool) -> Result<()
         (false, _) => "answers, bucket exists",
     };
     println!(
-        "  {:<22} {store}: {}",
+        "  {:<38} {store}: {}",
         "store",
         if ctx.store().is_some() { checked } else { "-" }
     );
+    if let Some(plan) = plan {
+        println!("  {:<38} {plan}", "run plan");
+    }
     Ok(())
 }
 
 async fn serve_worker(role: &'static str, args: &args::ServeArgs) -> Result<()> {
-    let settings = CommonSettings::from_env()?;
+    let settings = setup::common_settings()?;
     let tracer = serve::tracer(role, args, &settings);
     let ctx = setup::context_from_env(&settings)?.with_tracer(tracer.clone());
     setup::probe_store(&ctx).await?;
@@ -236,7 +251,7 @@ async fn dispatch(cli: Cli, generating: Option<setup::Generating>) -> Result<()>
         } => {
             let age = gc::parse_age(&older_than)?;
             // TRANSFER_TYPE=ELASTICACHE: the Redis server in BUCKET_NAME; else S3.
-            let store = setup::open_store(CommonSettings::from_env()?.transfer)?;
+            let store = setup::open_store(setup::common_settings()?.transfer)?;
             let done = gc::collect(store.as_ref(), age, dry_run).await?;
             println!(
                 "{} {} runs ({} objects) idle for {older_than} or more in {}; kept {} newer runs",
@@ -255,9 +270,16 @@ async fn dispatch(cli: Cli, generating: Option<setup::Generating>) -> Result<()>
         } => health(&addr, &service, timeout).await,
         Command::Client(args) => client::call(args).await,
         Command::Driver(d) => {
-            let settings = CommonSettings::from_env()?;
+            let settings = setup::common_settings()?;
+            let driver_settings = setup::driver_settings()?;
             let tracer = serve::tracer("driver", &d.serve, &settings);
-            let driver = setup::driver_from_args(&d, &settings, tracer.clone(), generating)?;
+            let driver = setup::driver_from_args(
+                &d,
+                &settings,
+                &driver_settings,
+                tracer.clone(),
+                generating,
+            )?;
             setup::probe_store(driver.context()).await?;
             serve::serve_role(serve::driver_role(driver), &d.serve, &settings, tracer).await
         }
@@ -268,9 +290,9 @@ async fn dispatch(cli: Cli, generating: Option<setup::Generating>) -> Result<()>
 }
 
 fn main() -> std::process::ExitCode {
-    stacking_service::malloc::tune_for_requests();
+    stacking_service::malloc::tune_for_requests(settings::env_is_set);
     let cli = match parse(std::env::args().collect()) {
-        Ok(cli) => cli,
+        Ok((cli, _)) => cli,
         Err(e) => e.exit(),
     };
     // A driver's dataset takes longer to make than the rest of its start-up:

@@ -9,8 +9,6 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use stacking_service::driver::{ArtifactSink, Progress, RunArtifacts, RunReport};
 use stacking_service::local::{LocalOptions, LocalStack};
 use stacking_service::Route;
-use stacking_storage::redis::{self, RedisConfig};
-use stacking_storage::s3::{self, S3Config};
 use stacking_storage::{memory, BlobStore};
 use tokio::sync::mpsc;
 
@@ -19,7 +17,7 @@ use crate::run_settings::RunSettings;
 use crate::setup;
 
 pub async fn run(args: RunArgs) -> Result<()> {
-    let settings = RunSettings::resolve(&args, |k| std::env::var(k).ok())?;
+    let settings = RunSettings::resolve(&args, crate::settings::env)?;
     for w in &settings.warnings {
         eprintln!("warning: {w}");
     }
@@ -33,8 +31,8 @@ pub async fn run(args: RunArgs) -> Result<()> {
     let store: Option<Arc<dyn BlobStore>> = match settings.store {
         None => None,
         Some(StoreArg::Memory) => Some(Arc::new(memory::open())),
-        Some(StoreArg::S3) => Some(Arc::new(s3::open(&S3Config::from_env()?)?)),
-        Some(StoreArg::Redis) => Some(Arc::new(redis::open(&RedisConfig::from_env()?)?)),
+        Some(StoreArg::S3) => Some(Arc::new(setup::open_s3()?)),
+        Some(StoreArg::Redis) => Some(Arc::new(setup::open_redis()?)),
     };
     let store_name = store
         .as_ref()

@@ -5,7 +5,7 @@
 //! printed with where it came from, so nothing is silently ignored.
 
 use anyhow::{bail, Result};
-use stacking_service::{CommonSettings, RunPlan, Transfer};
+use stacking_service::{CommonSettings, DriverSettings, RunPlan, Transfer};
 
 use crate::args::{RunArgs, StoreArg};
 
@@ -61,13 +61,14 @@ impl RunSettings {
     /// Resolves `args` against the environment read through `get`.
     pub fn resolve(args: &RunArgs, get: impl Fn(&str) -> Option<String>) -> Result<Self> {
         let transfer_env = get("TRANSFER_TYPE").is_some();
-        let common = CommonSettings::from_lookup(&get)?;
+        let driver = DriverSettings::from_lookup(&get)?;
+        let common = CommonSettings::from_lookup(&get)?.with_driver(&driver);
         let mut shown = Vec::new();
         let trainers = pick(
             &mut shown,
             "trainers",
             ("--trainers", args.trainers),
-            ("TrainersNum", common.trainers_num),
+            ("TrainersNum", driver.trainers_num),
             4,
         );
         if trainers == 0 {
@@ -77,7 +78,7 @@ impl RunSettings {
             &mut shown,
             "concurrent",
             ("--concurrent", args.concurrent),
-            ("CONCURRENT_TRAINING", common.concurrent_training),
+            ("CONCURRENT_TRAINING", driver.concurrent_training),
             false,
         );
         let transfer = pick(
@@ -153,11 +154,11 @@ impl RunSettings {
                 },
             });
         }
-        let keep_objects = args.data.keeps_objects(&common);
+        let keep_objects = args.data.keeps_objects(&driver);
         let plan = RunPlan {
             concurrent,
             keep_objects,
-            ..RunPlan::new(trainers, &common)?
+            ..RunPlan::new(trainers, &common, &driver)?
         };
         Ok(Self {
             plan,

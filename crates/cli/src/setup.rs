@@ -9,12 +9,13 @@ use stacking_core::{Dataset, StackConfig};
 use stacking_service::driver::{
     DatasetUnavailable, Driver, DriverConfig, LoadedDataset, PendingDataset, ReportOptions,
 };
-use stacking_service::{CommonSettings, Context, Route, RunPlan, Transfer};
+use stacking_service::{CommonSettings, Context, DriverSettings, Route, RunPlan, Transfer};
 use stacking_storage::redis::{self, RedisConfig};
 use stacking_storage::s3::{self, S3Config};
 use stacking_storage::BlobStore;
 
 use crate::args::{DataArgs, DriverArgs};
+use crate::settings;
 
 /// CPU threads one request may use for its fold fits.
 pub fn cpus() -> usize {
@@ -33,9 +34,29 @@ pub fn store_for(settings: &CommonSettings) -> Result<Option<Arc<dyn BlobStore>>
 /// The store `transfer` names, configured from the environment (S3 for INLINE too).
 pub fn open_store(transfer: Transfer) -> Result<Arc<dyn BlobStore>> {
     Ok(match transfer {
-        Transfer::ElastiCache => Arc::new(redis::open(&RedisConfig::from_env()?)?),
-        Transfer::S3 | Transfer::Inline => Arc::new(s3::open(&S3Config::from_env()?)?),
+        Transfer::ElastiCache => Arc::new(open_redis()?),
+        Transfer::S3 | Transfer::Inline => Arc::new(open_s3()?),
     })
+}
+
+/// The S3 bucket the environment names.
+pub fn open_s3() -> Result<stacking_storage::ObjectStoreBackend> {
+    Ok(s3::open(&S3Config::from_lookup(settings::env)?)?)
+}
+
+/// The Redis server the environment names.
+pub fn open_redis() -> Result<redis::RedisStore> {
+    Ok(redis::open(&RedisConfig::from_lookup(settings::env)?)?)
+}
+
+/// Every function's settings from the environment.
+pub fn common_settings() -> Result<CommonSettings> {
+    Ok(CommonSettings::from_lookup(settings::env)?)
+}
+
+/// The driver's own settings from the environment.
+pub fn driver_settings() -> Result<DriverSettings> {
+    Ok(DriverSettings::from_lookup(settings::env)?)
 }
 
 /// Stops start-up when the store does not answer or its bucket is missing.
@@ -115,8 +136,8 @@ pub fn load_stack(data: &DataArgs) -> Result<StackConfig> {
 }
 
 /// `TrainersNum` from the environment overrides `-trainersNum`, as in the original.
-pub fn trainers_num(flag: usize, settings: &CommonSettings) -> Result<usize> {
-    let n = settings.trainers_num.unwrap_or(flag);
+pub fn trainers_num(flag: usize, driver: &DriverSettings) -> Result<usize> {
+    let n = driver.trainers_num.unwrap_or(flag);
     if n == 0 {
         bail!("-trainersNum must be at least 1");
     }
@@ -129,6 +150,7 @@ pub fn trainers_num(flag: usize, settings: &CommonSettings) -> Result<usize> {
 pub fn driver_from_args(
     args: &DriverArgs,
     settings: &CommonSettings,
+    driver: &DriverSettings,
     tracer: Option<std::sync::Arc<stacking_service::trace::Tracer>>,
     generating: Option<Generating>,
 ) -> Result<Driver> {
@@ -139,8 +161,8 @@ pub fn driver_from_args(
         Some(g) => Some(g),
         None => start_generation(&args.data)?,
     };
-    let cfg = driver_config(args, settings)?;
-    let ctx = context_from_env(settings)?.with_tracer(tracer);
+    let cfg = driver_config(args, settings, driver)?;
+    let ctx = context_from_env(&settings.clone().with_driver(driver))?.with_tracer(tracer);
     match generating {
         Some((report, pending)) => Ok(Driver::new_pending(
             DriverConfig { report, ..cfg },
@@ -158,14 +180,18 @@ pub fn driver_from_args(
 
 /// The driver's configuration from its flags and environment; the dataset
 /// is not made or read (its report says nothing yet).
-fn driver_config(args: &DriverArgs, settings: &CommonSettings) -> Result<DriverConfig> {
+fn driver_config(
+    args: &DriverArgs,
+    settings: &CommonSettings,
+    driver: &DriverSettings,
+) -> Result<DriverConfig> {
     Ok(DriverConfig {
         trainer_addr: args.t_addr.clone(),
         reducer_addr: args.r_addr.clone(),
         metatrainer_addr: args.m_addr.clone(),
         plan: RunPlan {
-            keep_objects: args.data.keeps_objects(settings),
-            ..RunPlan::new(trainers_num(args.trainers_num, settings)?, settings)?
+            keep_objects: args.data.keeps_objects(driver),
+            ..RunPlan::new(trainers_num(args.trainers_num, driver)?, settings, driver)?
         },
         stack: load_stack(&args.data)?,
         report: ReportOptions::default(),
@@ -176,13 +202,17 @@ fn driver_config(args: &DriverArgs, settings: &CommonSettings) -> Result<DriverC
 /// addresses exactly as serving takes them, but no dataset. The dataset
 /// flags are only checked (`check_dataset_args`): a large `--size` would
 /// take seconds and gigabytes to make, only to be thrown away.
-pub fn checked_driver(args: &DriverArgs, settings: &CommonSettings) -> Result<Driver> {
+pub fn checked_driver(
+    args: &DriverArgs,
+    settings: &CommonSettings,
+    driver: &DriverSettings,
+) -> Result<Driver> {
     check_dataset_args(&args.data)?;
     // Nothing will ever send a dataset: the checked driver never runs.
     let (_, never_made) = tokio::sync::oneshot::channel();
     Ok(Driver::new_pending(
-        driver_config(args, settings)?,
-        context_from_env(settings)?,
+        driver_config(args, settings, driver)?,
+        context_from_env(&settings.clone().with_driver(driver))?,
         never_made,
     )?)
 }

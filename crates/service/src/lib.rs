@@ -45,4 +45,4 @@ pub mod trace;
 
 pub use context::Context;
 pub use route::{Route, StoreKind};
-pub use settings::{CommonSettings, RunPlan, Transfer};
+pub use settings::{CommonSettings, DriverSettings, RunPlan, Transfer};

@@ -1,7 +1,7 @@
 //! glibc malloc tuning for how the functions allocate: per request, a few
 //! buffers of megabytes (a dataset, a KNN model, an encoded message) that
 //! live for one step. Each setting is skipped when its `MALLOC_*` variable
-//! is in the environment, so an operator's choice wins. Elsewhere than
+//! is in the environment (`is_set` tells), so an operator's choice wins. Elsewhere than
 //! glibc on Linux these do nothing.
 
 /// Call first thing in `main`, before any other thread exists.
@@ -18,10 +18,10 @@
 ///   the heap is trimmed only past 64 MiB free at its top. glibc's default
 ///   maps each multi-MiB buffer anew and faults its pages in on every
 ///   request, which the services bench showed as a slower SayHello.
-pub fn tune_for_requests() {
+pub fn tune_for_requests(is_set: impl Fn(&str) -> bool) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
-        let unset = |var: &str| std::env::var_os(var).is_none();
+        let unset = |var: &str| !is_set(var);
         // SAFETY: mallopt only changes allocator tuning, and this runs
         // before any other thread allocates.
         unsafe {
@@ -36,6 +36,8 @@ pub fn tune_for_requests() {
             }
         }
     }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = is_set;
 }
 
 /// Returns freed heap pages to the system: after a one-off burst of

@@ -115,21 +115,29 @@ pub struct S3Config {
     pub give_up_after: Duration,
     /// Whether requests sign their payload's hash.
     pub payload_signing: PayloadSigning,
-    /// Credentials come from a role (web identity or container credentials)
-    /// rather than keys in the environment.
-    pub role_credentials: bool,
+    /// Session token of temporary keys (`AWS_SESSION_TOKEN`).
+    pub session_token: Option<String>,
+    /// Where credentials come from when there are no keys: the role
+    /// variables that were set (web identity or container credentials), as
+    /// `(variable, value)`, handed to the S3 client.
+    pub role: Vec<(&'static str, String)>,
 }
 
-impl S3Config {
-    /// From the environment variables the original benchmark uses. The
-    /// standard `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` / `AWS_DEFAULT_REGION`
-    /// are honoured as fallbacks. A bad `AWS_UNSIGNED_PAYLOAD` is an error
-    /// that names it.
-    pub fn from_env() -> Result<Self, StorageError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
+/// The variables that give credentials through a role instead of keys.
+pub const ROLE_VARIABLES: [&str; 6] = [
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_ROLE_ARN",
+    "AWS_ROLE_SESSION_NAME",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+];
 
-    /// [`S3Config::from_env`] reading variables through `get`.
+impl S3Config {
+    /// From the environment variables the original benchmark uses, read
+    /// through `get`. The standard `AWS_ACCESS_KEY_ID` /
+    /// `AWS_SECRET_ACCESS_KEY` / `AWS_DEFAULT_REGION` are honoured as
+    /// fallbacks. A bad `AWS_UNSIGNED_PAYLOAD` is an error that names it.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, StorageError> {
         let var = |names: &[&str]| names.iter().find_map(|n| get(n).filter(|v| !v.is_empty()));
         Ok(Self {
@@ -143,12 +151,24 @@ impl S3Config {
             request_timeout: REQUEST_TIMEOUT,
             give_up_after: RETRY_BUDGET,
             payload_signing: PayloadSigning::parse(get(PayloadSigning::VAR).as_deref())?,
-            role_credentials: var(&[
-                "AWS_WEB_IDENTITY_TOKEN_FILE",
-                "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
-            ])
-            .is_some(),
+            session_token: var(&["AWS_SESSION_TOKEN"]),
+            role: ROLE_VARIABLES
+                .iter()
+                .filter_map(|&name| var(&[name]).map(|v| (name, v)))
+                .collect(),
+        })
+    }
+
+    /// Whether credentials come from a role (a web identity or container
+    /// credentials) rather than keys.
+    pub fn role_credentials(&self) -> bool {
+        self.role.iter().any(|(name, _)| {
+            matches!(
+                *name,
+                "AWS_WEB_IDENTITY_TOKEN_FILE"
+                    | "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"
+                    | "AWS_CONTAINER_CREDENTIALS_FULL_URI"
+            )
         })
     }
 }
@@ -167,7 +187,8 @@ impl S3Config {
             request_timeout: REQUEST_TIMEOUT,
             give_up_after: Duration::from_secs(2),
             payload_signing: PayloadSigning::Auto,
-            role_credentials: false,
+            session_token: None,
+            role: Vec::new(),
         }
     }
 }
@@ -189,7 +210,7 @@ pub fn install_tls_provider() {
 /// the system's trust store, which read ~150 files and took most of a
 /// function's start-up (`strace`: 18.6 of the 33 ms from exec to listen).
 fn plain_http_only(cfg: &S3Config) -> bool {
-    !cfg.role_credentials
+    !cfg.role_credentials()
         && cfg
             .endpoint
             .as_deref()
@@ -200,7 +221,7 @@ fn plain_http_only(cfg: &S3Config) -> bool {
 /// A client for the configured bucket. Nothing is sent until the first call.
 pub fn open(cfg: &S3Config) -> Result<ObjectStoreBackend, StorageError> {
     install_tls_provider();
-    if (cfg.access_key.is_none() || cfg.secret_key.is_none()) && !cfg.role_credentials {
+    if (cfg.access_key.is_none() || cfg.secret_key.is_none()) && !cfg.role_credentials() {
         let missing = match (&cfg.access_key, &cfg.secret_key) {
             (None, None) => "AWS_ACCESS_KEY and AWS_SECRET_KEY",
             (None, Some(_)) => "AWS_ACCESS_KEY",
@@ -236,6 +257,17 @@ pub fn open(cfg: &S3Config) -> Result<ObjectStoreBackend, StorageError> {
     if let Some(s) = &cfg.secret_key {
         builder = builder.with_secret_access_key(s);
     }
+    if let Some(t) = &cfg.session_token {
+        builder = builder.with_token(t);
+    }
+    for (name, value) in &cfg.role {
+        // object_store's keys are the variables' names in lower case.
+        let key = name
+            .to_ascii_lowercase()
+            .parse::<object_store::aws::AmazonS3ConfigKey>()
+            .map_err(|e| StorageError::Config(format!("{name}: {e}")))?;
+        builder = builder.with_config(key, value);
+    }
     let name = match &cfg.endpoint {
         Some(ep) => {
             // Path-style addressing: S3-compatible servers on an IP or
@@ -265,7 +297,11 @@ mod tests {
         let with = |endpoint: Option<&str>, role: bool| {
             let mut cfg = S3Config::for_endpoint("http://127.0.0.1:9000", "b", "k", "s");
             cfg.endpoint = endpoint.map(str::to_string);
-            cfg.role_credentials = role;
+            cfg.role = if role {
+                vec![("AWS_WEB_IDENTITY_TOKEN_FILE", "/token".to_string())]
+            } else {
+                Vec::new()
+            };
             plain_http_only(&cfg)
         };
         assert!(with(Some("http://127.0.0.1:9000"), false));
@@ -313,6 +349,31 @@ mod tests {
             );
             assert_eq!(cfg.payload_signing.unsigned_for(None), unsigned, "{value}");
         }
+    }
+
+    #[test]
+    fn role_variables_reach_the_client_in_place_of_keys() {
+        for name in ROLE_VARIABLES {
+            assert!(
+                name.to_ascii_lowercase()
+                    .parse::<object_store::aws::AmazonS3ConfigKey>()
+                    .is_ok(),
+                "{name} is not an object_store key"
+            );
+        }
+        let cfg = S3Config::from_lookup(lookup(&[
+            ("AWS_WEB_IDENTITY_TOKEN_FILE", "/var/run/token"),
+            ("AWS_ROLE_ARN", "arn:aws:iam::1:role/r"),
+            ("AWS_ENDPOINT_URL", "http://127.0.0.1:1"),
+        ]))
+        .unwrap();
+        assert!(cfg.role_credentials());
+        assert_eq!(cfg.role.len(), 2);
+        assert!(open(&cfg).is_ok());
+        // The role's session name alone is no source of credentials.
+        let cfg = S3Config::from_lookup(lookup(&[("AWS_ROLE_SESSION_NAME", "s")])).unwrap();
+        assert!(!cfg.role_credentials());
+        assert!(open(&cfg).is_err());
     }
 
     #[test]

@@ -151,7 +151,7 @@ fn row(name: &str, value: f64, unit: &str, goal: f64) {
 fn main() {
     // The same allocator tuning as the functions, so the in-process
     // reference (compute, storage replay) is measured on equal terms.
-    stacking_service::malloc::tune_for_requests();
+    stacking_service::malloc::tune_for_requests(|v| std::env::var_os(v).is_some());
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

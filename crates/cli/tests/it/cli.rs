@@ -176,8 +176,9 @@ fn keep_objects_comes_from_the_environment_or_the_flag() {
     let keeps = |o: &std::process::Output| {
         let out = text(o);
         assert!(o.status.success(), "{out}");
-        out.lines()
-            .any(|l| l.trim_start().starts_with("keep objects") && l.trim_end().ends_with("true"))
+        out.lines().any(|l| {
+            l.trim_start().starts_with("run plan") && l.trim_end().ends_with("objects kept")
+        })
     };
     assert!(!keeps(&run(stacking().args(["check-config", "driver"]))));
     assert!(keeps(&run(stacking()

@@ -297,10 +297,28 @@ fn check_config_prints_every_setting_and_clear_errors() {
         "COMPUTE_BUDGET_S",
         "MEMORY_BUDGET_MB",
         "DRAIN_TIMEOUT_S",
-        "INVOCATION_TIMEOUT_S",
+        "--sp",
     ] {
         assert!(out.contains(var), "{var} not printed: {out}");
     }
+    // A trainer does not read the driver's variables; the driver does.
+    assert!(!out.contains("INVOCATION_TIMEOUT_S"), "{out}");
+    let (o, out) = run(stacking()
+        .args(["check-config", "--offline", "driver", "-sp", "7000"])
+        .env("TRANSFER_TYPE", "ELASTICACHE")
+        .env("BUCKET_NAME", "rediss://:hunter2@cache:6379")
+        .env("REDIS_PASSWORD", "hunter3"));
+    assert!(o.status.success(), "{out}");
+    for shown in [
+        "INVOCATION_TIMEOUT_S",
+        "TrainersNum",
+        "7000 (command line)",
+        "0.0.0.0 (default)",
+        "REDIS_PASSWORD                         <set>",
+    ] {
+        assert!(out.contains(shown), "{shown} not printed: {out}");
+    }
+    assert!(!out.contains("hunter"), "a secret was printed: {out}");
     let (o, out) = run(stacking().args(["check-config", "trainer", "-foo", "1"]));
     assert!(!o.status.success());
     assert!(out.contains("'-foo'"), "{out}");

@@ -1,6 +1,6 @@
 //! What one request may use (`COMPUTE_BUDGET_S`, `MEMORY_BUDGET_MB`), how
-//! long one invocation may take (`INVOCATION_TIMEOUT_S`), and how long a
-//! function drains on SIGTERM (`DRAIN_TIMEOUT_S`).
+//! long one invocation may take (`INVOCATION_TIMEOUT_S`, read by the driver
+//! only), and how long a function drains on SIGTERM (`DRAIN_TIMEOUT_S`).
 
 use std::time::Duration;
 
@@ -18,7 +18,8 @@ pub struct Limits {
     /// finish before their work is stopped and the process exits.
     pub drain_timeout: Duration,
     /// `INVOCATION_TIMEOUT_S`: the driver's budget for one SayHello when the
-    /// caller sets no shorter deadline.
+    /// caller sets no shorter deadline (read with the driver's settings,
+    /// [`super::DriverSettings`]).
     pub invocation_timeout: Duration,
 }
 
@@ -43,7 +44,9 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Reads the limits through `get`; unset ones take their defaults.
+    /// Reads the limits every function uses through `get`; unset ones take
+    /// their defaults. The invocation budget is the driver's
+    /// ([`super::DriverSettings`]).
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
         let d = Self::default();
         let seconds = |var: &'static str, default: Duration| match get(var) {
@@ -57,7 +60,7 @@ impl Limits {
                 None => d.memory_budget_bytes,
             },
             drain_timeout: seconds("DRAIN_TIMEOUT_S", d.drain_timeout)?,
-            invocation_timeout: seconds("INVOCATION_TIMEOUT_S", d.invocation_timeout)?,
+            invocation_timeout: d.invocation_timeout,
         })
     }
 }

@@ -105,8 +105,13 @@ impl Default for RunPlan {
 }
 
 impl RunPlan {
-    /// A plan of `trainers` trainers with every other setting as `settings` say.
-    pub fn new(trainers: usize, settings: &CommonSettings) -> Result<Self, SettingsError> {
+    /// A plan of `trainers` trainers with every other setting as the
+    /// environment's `settings` and `driver` say.
+    pub fn new(
+        trainers: usize,
+        settings: &CommonSettings,
+        driver: &DriverSettings,
+    ) -> Result<Self, SettingsError> {
         if trainers == 0 {
             return Err(SettingsError::Invalid {
                 var: "TrainersNum",
@@ -116,8 +121,8 @@ impl RunPlan {
         }
         Ok(Self {
             trainers,
-            concurrent: settings.concurrent_training.unwrap_or(false),
-            keep_objects: settings.keep_objects.unwrap_or(false),
+            concurrent: driver.concurrent_training.unwrap_or(false),
+            keep_objects: driver.keep_objects.unwrap_or(false),
             max_message_bytes: settings.max_message_bytes,
             call_timeout: DEFAULT_CALL_TIMEOUT,
         })
@@ -179,12 +184,73 @@ pub struct CommonSettings {
     pub tracing: bool,
     /// Budgets and timeouts.
     pub limits: Limits,
-    /// `TrainersNum` (driver): overrides `-trainersNum`, as in the original.
+}
+
+/// What only the driver (and `stacking run`, which drives too) reads from
+/// the environment; the workers never look at these.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriverSettings {
+    /// `TrainersNum`: overrides `-trainersNum`, as in the original.
     pub trainers_num: Option<usize>,
-    /// `CONCURRENT_TRAINING` (driver): call every trainer at once.
+    /// `CONCURRENT_TRAINING`: call every trainer at once.
     pub concurrent_training: Option<bool>,
-    /// `KEEP_OBJECTS` (driver): keep each run's stored objects.
+    /// `KEEP_OBJECTS`: keep each run's stored objects.
     pub keep_objects: Option<bool>,
+    /// `INVOCATION_TIMEOUT_S`: the budget of one SayHello.
+    pub invocation_timeout: Duration,
+}
+
+impl DriverSettings {
+    /// Reads the driver's variables through `get`.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, SettingsError> {
+        Ok(Self {
+            trainers_num: get("TrainersNum")
+                .map(|v| parse_positive("TrainersNum", &v))
+                .transpose()?,
+            concurrent_training: get("CONCURRENT_TRAINING")
+                .map(|v| parse_bool("CONCURRENT_TRAINING", &v))
+                .transpose()?,
+            keep_objects: get("KEEP_OBJECTS")
+                .map(|v| parse_bool("KEEP_OBJECTS", &v))
+                .transpose()?,
+            invocation_timeout: match get("INVOCATION_TIMEOUT_S") {
+                Some(v) => parse_seconds("INVOCATION_TIMEOUT_S", &v)?,
+                None => DEFAULT_INVOCATION_TIMEOUT,
+            },
+        })
+    }
+
+    /// The driver's variables as `(variable, value)`, for `check-config`.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let unset = || "(unset)".to_string();
+        vec![
+            (
+                "TrainersNum",
+                self.trainers_num.map_or_else(unset, |n| n.to_string()),
+            ),
+            (
+                "CONCURRENT_TRAINING",
+                self.concurrent_training
+                    .map_or_else(unset, |c| c.to_string()),
+            ),
+            (
+                "KEEP_OBJECTS",
+                self.keep_objects.map_or_else(unset, |k| k.to_string()),
+            ),
+            (
+                "INVOCATION_TIMEOUT_S",
+                self.invocation_timeout.as_secs().to_string(),
+            ),
+        ]
+    }
+}
+
+impl CommonSettings {
+    /// The same settings with the driver's invocation budget in their limits.
+    pub fn with_driver(mut self, driver: &DriverSettings) -> Self {
+        self.limits.invocation_timeout = driver.invocation_timeout;
+        self
+    }
 }
 
 /// `GRPC_MAX_MESSAGE_MB` when unset.
@@ -211,24 +277,12 @@ impl CommonSettings {
             None => false,
         };
         let limits = Limits::from_lookup(&get)?;
-        let trainers_num = get("TrainersNum")
-            .map(|v| parse_positive("TrainersNum", &v))
-            .transpose()?;
-        let concurrent_training = get("CONCURRENT_TRAINING")
-            .map(|v| parse_bool("CONCURRENT_TRAINING", &v))
-            .transpose()?;
-        let keep_objects = get("KEEP_OBJECTS")
-            .map(|v| parse_bool("KEEP_OBJECTS", &v))
-            .transpose()?;
         Ok(Self {
             transfer,
             max_server_threads,
             max_message_bytes,
             tracing,
             limits,
-            trainers_num,
-            concurrent_training,
-            keep_objects,
         })
     }
 
@@ -236,7 +290,6 @@ impl CommonSettings {
     /// and `stacking run` to print.
     pub fn describe(&self) -> Vec<(&'static str, String)> {
         let l = &self.limits;
-        let unset = || "(unset)".to_string();
         vec![
             ("TRANSFER_TYPE", self.transfer.as_str().to_string()),
             ("MAX_SERVER_THREADS", self.max_server_threads.to_string()),
@@ -251,32 +304,9 @@ impl CommonSettings {
                 (l.memory_budget_bytes >> 20).to_string(),
             ),
             ("DRAIN_TIMEOUT_S", l.drain_timeout.as_secs().to_string()),
-            (
-                "INVOCATION_TIMEOUT_S",
-                l.invocation_timeout.as_secs().to_string(),
-            ),
-            (
-                "TrainersNum",
-                self.trainers_num.map_or_else(unset, |n| n.to_string()),
-            ),
-            (
-                "CONCURRENT_TRAINING",
-                self.concurrent_training
-                    .map_or_else(unset, |c| c.to_string()),
-            ),
-            (
-                "KEEP_OBJECTS",
-                self.keep_objects.map_or_else(unset, |k| k.to_string()),
-            ),
         ]
     }
-
-    /// Reads the settings from the process environment.
-    pub fn from_env() -> Result<Self, SettingsError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
 }
-
 /// How long the driver waits for one downstream call before giving up (the
 /// invocation's own deadline is usually shorter, and wins).
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -325,44 +355,49 @@ mod tests {
         assert!(e.to_string().contains("MAX_SERVER_THREADS"));
         let e = CommonSettings::from_lookup(lookup(&[("ENABLE_TRACING", "maybe")])).unwrap_err();
         assert!(e.to_string().contains("ENABLE_TRACING"));
-        for var in [
-            "COMPUTE_BUDGET_S",
-            "DRAIN_TIMEOUT_S",
-            "INVOCATION_TIMEOUT_S",
-            "MEMORY_BUDGET_MB",
-        ] {
+        for var in ["COMPUTE_BUDGET_S", "DRAIN_TIMEOUT_S", "MEMORY_BUDGET_MB"] {
             let e = CommonSettings::from_lookup(lookup(&[(var, "0")])).unwrap_err();
             assert!(e.to_string().contains(var), "{e}");
         }
+        let e = DriverSettings::from_lookup(lookup(&[("INVOCATION_TIMEOUT_S", "0")])).unwrap_err();
+        assert!(e.to_string().contains("INVOCATION_TIMEOUT_S"), "{e}");
     }
 
     #[test]
-    fn driver_variables_are_read_through_the_same_lookup() {
-        let s = CommonSettings::from_lookup(lookup(&[])).unwrap();
-        assert_eq!((s.trainers_num, s.concurrent_training), (None, None));
-        let s = CommonSettings::from_lookup(lookup(&[
+    fn driver_variables_are_read_apart_from_the_common_ones() {
+        // A worker never reads the driver's variables: a bad one cannot stop it.
+        assert!(CommonSettings::from_lookup(lookup(&[("TrainersNum", "0")])).is_ok());
+        let d = DriverSettings::from_lookup(lookup(&[])).unwrap();
+        assert_eq!((d.trainers_num, d.concurrent_training), (None, None));
+        assert_eq!(d.invocation_timeout, DEFAULT_INVOCATION_TIMEOUT);
+        let d = DriverSettings::from_lookup(lookup(&[
             ("TrainersNum", "16"),
             ("CONCURRENT_TRAINING", "true"),
+            ("INVOCATION_TIMEOUT_S", "7"),
         ]))
         .unwrap();
         assert_eq!(
-            (s.trainers_num, s.concurrent_training),
+            (d.trainers_num, d.concurrent_training),
             (Some(16), Some(true))
         );
-        let e = CommonSettings::from_lookup(lookup(&[("TrainersNum", "0")])).unwrap_err();
+        let common = CommonSettings::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(
+            common.clone().with_driver(&d).limits.invocation_timeout,
+            Duration::from_secs(7)
+        );
+        let e = DriverSettings::from_lookup(lookup(&[("TrainersNum", "0")])).unwrap_err();
         assert!(e.to_string().contains("TrainersNum"), "{e}");
-        let shown = s.describe();
+        let shown = d.describe();
         assert!(
             shown.contains(&("TrainersNum", "16".to_string())),
             "{shown:?}"
         );
-        assert_eq!(shown.len(), 11);
-        let s = CommonSettings::from_lookup(lookup(&[("KEEP_OBJECTS", "yes")])).unwrap();
-        assert_eq!(s.keep_objects, Some(true));
-        assert!(RunPlan::new(4, &s).unwrap().keep_objects);
-        let e = CommonSettings::from_lookup(lookup(&[("KEEP_OBJECTS", "maybe")])).unwrap_err();
+        let d = DriverSettings::from_lookup(lookup(&[("KEEP_OBJECTS", "yes")])).unwrap();
+        assert_eq!(d.keep_objects, Some(true));
+        assert!(RunPlan::new(4, &common, &d).unwrap().keep_objects);
+        let e = DriverSettings::from_lookup(lookup(&[("KEEP_OBJECTS", "maybe")])).unwrap_err();
         assert!(e.to_string().contains("KEEP_OBJECTS"), "{e}");
-        assert!(RunPlan::new(0, &s).is_err());
+        assert!(RunPlan::new(0, &common, &d).is_err());
     }
 
     #[test]

@@ -55,11 +55,6 @@ impl std::fmt::Debug for RedisConfig {
 }
 
 impl RedisConfig {
-    /// From the environment, as [`RedisConfig::from_lookup`].
-    pub fn from_env() -> Result<Self, StorageError> {
-        Self::from_lookup(|k| std::env::var(k).ok())
-    }
-
     /// `BUCKET_NAME` (`host:port`, `host`, or a `redis://` / `rediss://`
     /// URL; unset: [`DEFAULT_ADDRESS`]), `REDIS_USERNAME`, `REDIS_PASSWORD`,
     /// `ELASTICACHE_TTL_S`, `ELASTICACHE_MAX_OBJECT_MB`, read through `get`.
