@@ -64,6 +64,18 @@ impl Proc {
         self.status_kib("VmHWM:") / 1024.0
     }
 
+    /// Proportional set size in MiB (NaN once the process is gone): each
+    /// resident page divided by the number of processes mapping it. Pods of
+    /// one image on a node share its code pages in the page cache, and a
+    /// cgroup is charged for a page once; RSS counts a shared page in every
+    /// process, PSS splits it between them.
+    pub fn pss_mib(&self) -> f64 {
+        std::fs::read_to_string(format!("/proc/{}/smaps_rollup", self.pid()))
+            .ok()
+            .and_then(|text| smaps_field_kib(&text, "Pss:"))
+            .map_or(f64::NAN, |kib| kib as f64 / 1024.0)
+    }
+
     /// Where the resident pages are, by mapping ([`RssByMapping`]); `None`
     /// once the process is gone.
     pub fn rss_by_mapping(&self) -> Option<RssByMapping> {
@@ -82,6 +94,14 @@ impl Proc {
             .and_then(|v| v.parse().ok())
             .unwrap_or(f64::NAN)
     }
+}
+
+/// The value in KiB of the first `field` line (`Pss:`) of smaps text.
+fn smaps_field_kib(text: &str, field: &str) -> Option<u64> {
+    text.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
 }
 
 /// A process's resident memory split by what is mapped, MiB: its own
@@ -255,7 +275,21 @@ pub fn output_text(o: &std::process::Output) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::RssByMapping;
+    use super::{smaps_field_kib, RssByMapping};
+
+    #[test]
+    fn pss_is_read_from_smaps_rollup() {
+        let rollup = "55d0-7ffd ---p 00000000 00:00 0 [rollup]\nRss: 4096 kB\nPss: 1536 kB\nPss_Anon: 512 kB\n";
+        assert_eq!(smaps_field_kib(rollup, "Pss:"), Some(1536));
+        assert_eq!(smaps_field_kib(rollup, "Swap:"), None);
+        // This test process: a real rollup, PSS at most RSS.
+        let me = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap();
+        let (rss, pss) = (
+            smaps_field_kib(&me, "Rss:").unwrap(),
+            smaps_field_kib(&me, "Pss:").unwrap(),
+        );
+        assert!(pss > 0 && pss <= rss, "{pss} {rss}");
+    }
 
     #[test]
     fn smaps_rss_is_split_into_the_binary_other_files_and_anonymous_memory() {

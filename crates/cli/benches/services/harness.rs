@@ -241,10 +241,6 @@ pub(super) struct ColdStart {
     pub(super) role: &'static str,
     /// Launch to healthy, median of 5 launches, ms.
     pub(super) healthy_ms: f64,
-    /// The last launch, 200 ms after it is healthy, MiB.
-    pub(super) idle_rss_mib: f64,
-    /// The same, by mapping.
-    pub(super) idle_by_mapping: Option<RssByMapping>,
     /// Driver only: how much longer its first SayHello, sent the moment it
     /// is healthy, takes than the next ones (median of 4 launches), ms. The
     /// driver reports SERVING while it still makes its dataset, so this
@@ -252,8 +248,8 @@ pub(super) struct ColdStart {
     pub(super) first_call_extra_ms: Option<f64>,
 }
 
-/// Cold start and idle RSS of every role.
-pub(super) async fn cold_and_idle(env: &[(String, String)]) -> Vec<ColdStart> {
+/// Cold start of every role.
+pub(super) async fn cold_starts(env: &[(String, String)]) -> Vec<ColdStart> {
     let workers = Workers::launch(env).await;
     let mut out = Vec::new();
     for role in ["trainer", "reducer", "metatrainer", "driver"] {
@@ -264,31 +260,54 @@ pub(super) async fn cold_and_idle(env: &[(String, String)]) -> Vec<ColdStart> {
         };
         let mut times = Vec::new();
         let mut first_extra = Vec::new();
-        let mut idle = 0.0;
-        let mut idle_by_mapping = None;
         for launches in 1..=5 {
             let (f, ms) = launch(role, &extra, env).await;
             times.push(ms);
-            if launches == 5 {
-                // At rest: after what start-up hands back (the driver returns
-                // its generator's scratch once its dataset is made), not at
-                // the instant it reports SERVING, and before any call.
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                idle = f.proc.rss_mib();
-                idle_by_mapping = f.proc.rss_by_mapping();
-            } else if role == "driver" {
+            if role == "driver" && launches < 5 {
                 first_extra.push(first_call_extra_ms(f.port).await);
             }
         }
         out.push(ColdStart {
             role,
             healthy_ms: median(times),
-            idle_rss_mib: idle,
-            idle_by_mapping,
             first_call_extra_ms: (!first_extra.is_empty()).then(|| median(first_extra)),
         });
     }
     out
+}
+
+/// What one idle function holds.
+pub(super) struct Idle {
+    pub(super) role: &'static str,
+    /// Resident set, MiB: every resident page, shared ones included.
+    pub(super) rss_mib: f64,
+    /// Proportional set, MiB: shared pages split between the processes
+    /// mapping them (here the four functions of one binary file).
+    pub(super) pss_mib: f64,
+    /// The resident set by mapping.
+    pub(super) by_mapping: Option<RssByMapping>,
+}
+
+/// The four functions started from one binary file, as pods of one image
+/// on a node are, and nothing else of that binary running: each one's RSS
+/// and PSS 200 ms after the driver is healthy (at rest: after what start-up
+/// hands back, the driver's generator scratch among it, and before any
+/// call).
+pub(super) async fn idle_four(env: &[(String, String)]) -> Vec<Idle> {
+    let workers = Workers::launch(env).await;
+    let (driver, _) = launch("driver", &workers.driver_args(4), env).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let mut functions: Vec<(&'static str, &Function)> = workers.roles().into_iter().collect();
+    functions.push(("driver", &driver));
+    functions
+        .into_iter()
+        .map(|(role, f)| Idle {
+            role,
+            rss_mib: f.proc.rss_mib(),
+            pss_mib: f.proc.pss_mib(),
+            by_mapping: f.proc.rss_by_mapping(),
+        })
+        .collect()
 }
 
 /// The first SayHello to a driver that has just become healthy, minus the

@@ -3,6 +3,7 @@
 //! `support`.
 
 mod cli;
+mod docs;
 mod elasticache;
 mod faults;
 mod first_hour;
