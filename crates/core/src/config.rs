@@ -59,8 +59,7 @@ impl Default for StackConfig {
 impl StackConfig {
     /// Parses and checks a stack configuration; absent keys take the benchmark's defaults.
     pub fn from_json_bytes(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;
+        let value = crate::params::parse_json(bytes)?;
         let obj = value
             .as_object()
             .ok_or_else(|| ConfigError::NotAnObject(short(&value)))?;
@@ -109,6 +108,30 @@ mod tests {
         assert_eq!(default_level0().len(), 4);
         assert_eq!(default_level0()[0].name(), "LinearSVR");
         assert!(default_meta().is_classifier());
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused_at_any_depth() {
+        let e = parse(r#"{"model": "Lasso", "model": "LinearSVR"}"#).unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::DuplicateKey {
+                key: "model".into()
+            }
+        );
+        assert!(e.to_string().contains("\"model\" is given twice"), "{e}");
+        let e = parse(r#"{"model": "Lasso", "params": {"alpha": 1, "alpha": 2}}"#).unwrap_err();
+        assert!(matches!(e, ConfigError::DuplicateKey { key } if key == "alpha"));
+        let e = StackConfig::from_json_bytes(
+            br#"{"models": [{"model": "Lasso"}], "meta_model": {}, "meta_model": {}}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ConfigError::DuplicateKey { key } if key == "meta_model"));
+        // The same keys in different objects are fine, and the values parse as before.
+        let spec = parse(r#"{"model": "Lasso", "params": {"alpha": 0.25, "tol": 1e-6}}"#).unwrap();
+        assert_eq!(spec.to_json()["params"]["alpha"], 0.25);
+        assert_eq!(spec.to_json()["params"]["tol"], 1e-6);
+        assert!(matches!(parse("{} trailing"), Err(ConfigError::Json(_))));
     }
 
     #[test]

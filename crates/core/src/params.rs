@@ -86,6 +86,113 @@ pub enum ConfigError {
     /// A model given a role it cannot play.
     #[error("stack config: {0}")]
     Role(#[from] crate::models::RoleError),
+    /// An object that names one key twice (JSON parsers disagree on which
+    /// one wins, so neither is taken).
+    #[error("key {key:?} is given twice in one object")]
+    DuplicateKey {
+        /// The key (an excerpt).
+        key: String,
+    },
+}
+
+/// Parses JSON configuration bytes, refusing an object that names a key
+/// twice at any depth: `{"model": "Lasso", "model": "LinearSVR"}` would
+/// otherwise silently train the last one.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, ConfigError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = serde::Deserialize::deserialize(&mut de)
+        .and_then(|StrictValue(v)| de.end().map(|()| v))
+        .map_err(|e| {
+            let text = e.to_string();
+            match text.strip_prefix(DUPLICATE) {
+                Some(rest) => ConfigError::DuplicateKey {
+                    key: rest.split(" at line").next().unwrap_or(rest).to_string(),
+                },
+                None => ConfigError::Json(excerpt(&text, 200)),
+            }
+        })?;
+    Ok(value)
+}
+
+/// The start of the error a duplicate key raises inside the parser.
+const DUPLICATE: &str = "duplicate key: ";
+
+/// A JSON value whose objects have no repeated keys.
+struct StrictValue(Value);
+
+impl<'de> serde::Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_string()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        serde::Deserialize::deserialize(d).map(|StrictValue(v)| v)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut out = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "{DUPLICATE}{}",
+                    excerpt(&key, ECHO_LIMIT)
+                )));
+            }
+            let StrictValue(v) = map.next_value()?;
+            out.insert(key, v);
+        }
+        Ok(Value::Object(out))
+    }
 }
 
 /// The most characters of an input value an error message repeats.

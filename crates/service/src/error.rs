@@ -67,6 +67,10 @@ pub enum StepError {
     /// A message or payload over a configured size limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The function cannot serve this call in its present state (the
+    /// driver's dataset could not be made), whatever the request.
+    #[error("{0}")]
+    NotReady(String),
 }
 
 impl StepError {
@@ -93,10 +97,12 @@ impl StepError {
                 StorageError::PermissionDenied { .. } => Code::PermissionDenied,
                 StorageError::Config(_) => Code::FailedPrecondition,
                 StorageError::TooLarge { .. } => Code::OutOfRange,
+                StorageError::Full { .. } => Code::ResourceExhausted,
             },
             StepError::Downstream { status, .. } => status.code(),
             StepError::Internal(_) | StepError::Encode(_) => Code::Internal,
             StepError::TooLarge(_) => Code::OutOfRange,
+            StepError::NotReady(_) => Code::FailedPrecondition,
             StepError::Stopped(StopReason::Cancelled) => Code::Cancelled,
             StepError::Stopped(StopReason::BudgetExceeded) => Code::DeadlineExceeded,
             StepError::Stopped(StopReason::ShuttingDown) => Code::Unavailable,

@@ -22,7 +22,7 @@ pub mod s3;
 mod store;
 
 pub use object_backend::ObjectStoreBackend;
-pub use store::{BlobStore, Chunking, StorageError};
+pub use store::{check_key, shown_key, BlobStore, Chunking, StorageError, MAX_KEY_BYTES};
 
 /// An environment of `pairs`, for the backends' `from_lookup` tests.
 #[cfg(test)]

@@ -86,7 +86,10 @@ impl ObjectStoreBackend {
     ) -> Result<Bytes, StorageError> {
         let size = usize::try_from(size).map_err(|_| StorageError::Unavailable {
             store: self.name.clone(),
-            reason: format!("object {key:?} of {size} bytes does not fit in memory"),
+            reason: format!(
+                "object {} of {size} bytes does not fit in memory",
+                crate::shown_key(key)
+            ),
         })?;
         let ranges: Vec<Range<u64>> = (first.len()..size)
             .step_by(chunking.part)
@@ -107,7 +110,8 @@ impl ObjectStoreBackend {
             return Err(StorageError::Unavailable {
                 store: self.name.clone(),
                 reason: format!(
-                    "object {key:?} changed while read in parts ({} of {size} bytes)",
+                    "object {} changed while read in parts ({} of {size} bytes)",
+                    crate::shown_key(key),
                     whole.len()
                 ),
             });
@@ -116,15 +120,10 @@ impl ObjectStoreBackend {
     }
 
     fn path(key: &str) -> Result<Path, StorageError> {
-        if key.is_empty() {
-            return Err(StorageError::InvalidKey {
-                key: key.into(),
-                reason: "empty key".into(),
-            });
-        }
-        Path::parse(key).map_err(|e| StorageError::InvalidKey {
+        crate::store::check_key(key)?;
+        Path::parse(key).map_err(|_| StorageError::InvalidKey {
             key: key.into(),
-            reason: e.to_string(),
+            reason: "not a valid object path".into(),
         })
     }
 
@@ -135,9 +134,9 @@ impl ObjectStoreBackend {
                 key: key.into(),
                 store,
             },
-            object_store::Error::InvalidPath { source } => StorageError::InvalidKey {
+            object_store::Error::InvalidPath { .. } => StorageError::InvalidKey {
                 key: key.into(),
-                reason: source.to_string(),
+                reason: "not a valid object path".into(),
             },
             e @ (object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. }) => StorageError::PermissionDenied {
@@ -241,7 +240,10 @@ impl BlobStore for ObjectStoreBackend {
         while let Some(result) = results.next().await {
             match result {
                 Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(self.map(&keys.join(", "), e)),
+                Err(e) => {
+                    let first = keys.first().map_or("", String::as_str);
+                    return Err(self.map(first, e));
+                }
             }
         }
         Ok(())

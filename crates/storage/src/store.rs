@@ -7,11 +7,65 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use thiserror::Error;
 
-/// Why a storage operation failed.
+/// The longest key a store accepts, in bytes: S3's limit, and so every
+/// backend's, so that one key means the same object whichever store holds
+/// it. A longer key is [`StorageError::InvalidKey`] before anything is sent.
+pub const MAX_KEY_BYTES: usize = 1024;
+
+/// The most characters of a key an error message repeats.
+pub const SHOWN_KEY_CHARS: usize = 200;
+
+/// A key as error messages show it: quoted, control characters escaped
+/// (no forged log lines), cut to [`SHOWN_KEY_CHARS`] characters.
+///
+/// The storage layer depends on no other crate of the workspace, so it
+/// carries this one small cut of its own; the services escape and cut
+/// every status message again as a whole.
+pub fn shown_key(key: &str) -> String {
+    match key.char_indices().nth(SHOWN_KEY_CHARS) {
+        Some((cut, _)) => format!("{:?}... ({} bytes)", &key[..cut], key.len()),
+        None => format!("{key:?}"),
+    }
+}
+
+/// Checks a key before any backend uses it: not empty, at most
+/// [`MAX_KEY_BYTES`], no control character, and a valid object path (no
+/// empty, `.` or `..` segment). The reasons never repeat the key: the
+/// message shows it once, through [`shown_key`].
+pub fn check_key(key: &str) -> Result<(), StorageError> {
+    let invalid = |reason: String| StorageError::InvalidKey {
+        key: key.to_string(),
+        reason,
+    };
+    if key.is_empty() {
+        return Err(invalid("empty key".into()));
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return Err(invalid(format!(
+            "{} bytes, over the {MAX_KEY_BYTES}-byte limit of object keys",
+            key.len()
+        )));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(invalid("it holds a control character".into()));
+    }
+    if key
+        .split('/')
+        .any(|segment| matches!(segment, "" | "." | ".."))
+    {
+        return Err(invalid("it has an empty, '.' or '..' path segment".into()));
+    }
+    object_store::path::Path::parse(key)
+        .map(|_| ())
+        .map_err(|_| invalid("not a valid object path".into()))
+}
+
+/// Why a storage operation failed. Keys are kept whole; messages show them
+/// through [`shown_key`].
 #[derive(Debug, Error)]
 pub enum StorageError {
     /// No object under the key.
-    #[error("object {key:?} not found in {store}")]
+    #[error("object {} not found in {store}", shown_key(.key))]
     NotFound {
         /// The key.
         key: String,
@@ -19,9 +73,9 @@ pub enum StorageError {
         store: String,
     },
     /// A key the stores refuse (empty, too long, a `..` segment, ...).
-    #[error("invalid object key {key:?}: {reason}")]
+    #[error("invalid object key {}: {reason}", shown_key(.key))]
     InvalidKey {
-        /// The key (an excerpt).
+        /// The key.
         key: String,
         /// What is wrong with it.
         reason: String,
@@ -43,7 +97,7 @@ pub enum StorageError {
         reason: String,
     },
     /// A ranged read starting past the object's end.
-    #[error("object {key:?} has {size} bytes, fewer than the range {start}.. asks for")]
+    #[error("object {} has {size} bytes, fewer than the range {start}.. asks for", shown_key(.key))]
     RangeNotSatisfiable {
         /// The key.
         key: String,
@@ -53,7 +107,7 @@ pub enum StorageError {
         size: u64,
     },
     /// An object over the store's size limit, refused before it is sent.
-    #[error("object {key:?} has {size} bytes, over the {limit}-byte limit of {store} (raise {setting}, or use another transfer)")]
+    #[error("object {} has {size} bytes, over the {limit}-byte limit of {store} (raise {setting}, or use another transfer)", shown_key(.key))]
     TooLarge {
         /// The key.
         key: String,
@@ -65,6 +119,15 @@ pub enum StorageError {
         store: String,
         /// The setting that raises the limit.
         setting: &'static str,
+    },
+    /// The store is out of room (Redis over its `maxmemory`): a retry
+    /// cannot succeed until something frees memory.
+    #[error("storage {store} is full: {reason}")]
+    Full {
+        /// The store.
+        store: String,
+        /// The store's message.
+        reason: String,
     },
     /// A setting that does not describe a usable store.
     #[error("storage configuration: {0}")]

@@ -101,6 +101,14 @@ impl RedisServer {
         let _ = self.proc.sigkill();
     }
 
+    /// `CONFIG SET name value` (e.g. `maxmemory` for a full server).
+    pub fn set_config(&self, name: &str, value: &str) {
+        match self.command(&["CONFIG", "SET", name, value]) {
+            Ok(Reply::Status) => {}
+            other => panic!("CONFIG SET {name} {value}: {other:?}"),
+        }
+    }
+
     /// Keys in the database.
     pub fn key_count(&self) -> u64 {
         self.integer(&["DBSIZE"])

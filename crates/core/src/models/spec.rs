@@ -51,8 +51,7 @@ pub enum ModelSpec {
 impl ModelSpec {
     /// Parses and validates JSON bytes.
     pub fn from_json_bytes(bytes: &[u8]) -> Result<Self, ConfigError> {
-        let value: Value =
-            serde_json::from_slice(bytes).map_err(|e| ConfigError::Json(e.to_string()))?;
+        let value = crate::params::parse_json(bytes)?;
         Self::from_value(&value)
     }
 

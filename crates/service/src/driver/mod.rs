@@ -182,7 +182,7 @@ impl Driver {
             .await;
         loaded
             .as_ref()
-            .map_err(|e| StepError::Internal(format!("dataset: {e}")))
+            .map_err(|e| StepError::NotReady(format!("the driver has no dataset: {e}")))
     }
 
     /// The dataset, waited for at most until `deadline`: a run that arrives

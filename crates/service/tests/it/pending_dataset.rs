@@ -119,8 +119,14 @@ async fn a_generator_that_ends_without_a_dataset_turns_the_driver_not_serving() 
         .await
         .unwrap()
         .expect_err("no dataset, no run");
-    assert_eq!(status.code(), tonic::Code::Internal, "{status:?}");
-    assert!(status.message().contains("dataset"), "{}", status.message());
+    assert_eq!(status.code(), tonic::Code::FailedPrecondition, "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("the driver has no dataset: the dataset generator stopped"),
+        "{}",
+        status.message()
+    );
     let mut last = ServingStatus::Serving;
     for _ in 0..100 {
         last = health(addr).await;

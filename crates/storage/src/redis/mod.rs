@@ -30,6 +30,7 @@ use tokio::sync::OnceCell;
 mod config;
 
 pub use self::config::*;
+use crate::store::check_key;
 use crate::{BlobStore, StorageError};
 
 /// Keys per `DEL` and per `SCAN` step.
@@ -144,6 +145,11 @@ impl RedisStore {
                 store,
                 reason: e.to_string(),
             }
+        } else if e.code() == Some("OOM") {
+            StorageError::Full {
+                store,
+                reason: e.to_string(),
+            }
         } else if key.is_empty() || is_transient(&e) {
             StorageError::Unavailable {
                 store,
@@ -152,7 +158,7 @@ impl RedisStore {
         } else {
             StorageError::Unavailable {
                 store,
-                reason: format!("{key:?}: {e}"),
+                reason: format!("{}: {e}", crate::shown_key(key)),
             }
         }
     }
@@ -160,22 +166,6 @@ impl RedisStore {
 
 fn is_transient(e: &RedisError) -> bool {
     e.is_io_error() || e.is_timeout() || e.is_connection_dropped() || e.is_connection_refusal()
-}
-
-/// The same keys the object-store backends accept.
-fn check_key(key: &str) -> Result<(), StorageError> {
-    if key.is_empty() {
-        return Err(StorageError::InvalidKey {
-            key: key.into(),
-            reason: "empty key".into(),
-        });
-    }
-    object_store::path::Path::parse(key)
-        .map(|_| ())
-        .map_err(|e| StorageError::InvalidKey {
-            key: key.into(),
-            reason: e.to_string(),
-        })
 }
 
 /// `prefix` as a `SCAN MATCH` pattern matching exactly the keys under it.

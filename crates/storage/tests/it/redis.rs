@@ -119,6 +119,38 @@ async fn a_value_over_the_limit_is_refused_before_it_is_sent() {
     store.delete("run/at-limit").await.unwrap();
 }
 
+/// A Redis over its `maxmemory` answers `OOM`: that is `Full` (the services
+/// answer `RESOURCE_EXHAUSTED`), at once and without retries, since no
+/// retry can succeed until memory is freed; the store works again after.
+#[tokio::test]
+async fn a_full_server_is_full_at_once_not_unavailable() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    server.set_config("maxmemory-policy", "noeviction");
+    server.set_config("maxmemory", "2mb");
+    let store = open(&config(&[("BUCKET_NAME", &server.address())])).unwrap();
+    store.probe().await.unwrap();
+    let big = Bytes::from(vec![7u8; 1 << 20]);
+    let mut full = None;
+    let t = Instant::now();
+    for i in 0..8 {
+        if let Err(e) = store.put(&format!("oom/{i}"), big.clone()).await {
+            full = Some(e);
+            break;
+        }
+    }
+    let e = full.expect("a 2 MB server took 8 MiB");
+    assert!(matches!(e, StorageError::Full { .. }), "{e:?}");
+    assert!(e.to_string().contains("is full"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    let keys = store.list("oom/").await.unwrap();
+    store.delete_many(&keys).await.unwrap();
+    server.set_config("maxmemory", "0");
+    store.put("oom/after", big).await.unwrap();
+    store.delete("oom/after").await.unwrap();
+}
+
 #[tokio::test]
 async fn a_server_that_is_gone_is_unavailable_within_the_bounds() {
     // Nothing listens on this port.
