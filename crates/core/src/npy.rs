@@ -9,7 +9,7 @@ use ndarray::{Array1, Array2, ArrayD};
 use ndarray_npy::{ReadNpyError, ReadNpyExt, WriteNpyExt};
 use thiserror::Error;
 
-use crate::params::excerpt;
+use crate::params::printable;
 
 const MAGIC: &[u8] = b"\x93NUMPY";
 
@@ -91,14 +91,10 @@ fn parse_header(bytes: &[u8]) -> Result<ParsedHeader, NpyError> {
     let descr = dict_value(header, "descr")
         .map(|d| d.trim_matches(|c| c == '\'' || c == '"').to_string())
         .ok_or_else(|| NpyError::BadHeader("no 'descr' in header".into()))?;
-    let itemsize: u128 = descr
-        .trim_start_matches(['<', '>', '|', '='])
-        .get(1..)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| NpyError::WrongDtype {
-            found: descr.clone(),
-            expected: "a numeric dtype",
-        })?;
+    let itemsize = item_size(&descr).ok_or_else(|| NpyError::WrongDtype {
+        found: printable(&descr, 40),
+        expected: "a numeric dtype",
+    })?;
     let shape_text = header
         .find("'shape'")
         .and_then(|i| header[i..].find('(').map(|j| i + j))
@@ -116,7 +112,7 @@ fn parse_header(bytes: &[u8]) -> Result<ParsedHeader, NpyError> {
     {
         let dim: u128 = dim
             .parse()
-            .map_err(|_| NpyError::BadHeader(format!("bad shape entry {dim:?}")))?;
+            .map_err(|_| NpyError::BadHeader(format!("bad shape entry {}", printable(dim, 40))))?;
         shape.push(dim);
     }
     let elements = shape.iter().fold(1u128, |n, &d| n.saturating_mul(d));
@@ -177,6 +173,21 @@ pub fn extent(prefix: &[u8]) -> Result<ArrayExtent, NpyError> {
     })
 }
 
+/// Bytes per element of a dtype string (`<f8`, `|b1`, `<U12`): numpy's
+/// `U` strings hold 4-byte characters, every other kind `n`-byte items.
+/// `None` for what no array here can hold (objects, a missing size).
+fn item_size(descr: &str) -> Option<u128> {
+    let kind_and_size = descr.trim_start_matches(['<', '>', '|', '=']);
+    let mut chars = kind_and_size.chars();
+    let kind = chars.next()?;
+    let n: u128 = chars.as_str().parse().ok()?;
+    match kind {
+        'U' => n.checked_mul(4),
+        'b' | 'i' | 'u' | 'f' | 'c' | 'S' | 'a' | 'V' | 'm' | 'M' => Some(n),
+        _ => None,
+    }
+}
+
 fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
     let i = header.find(&format!("'{key}'"))?;
     let rest = &header[i + key.len() + 2..];
@@ -188,7 +199,7 @@ fn dict_value<'a>(header: &'a str, key: &str) -> Option<&'a str> {
 fn read<T: ndarray_npy::ReadableElement>(bytes: &[u8]) -> Result<ArrayD<T>, NpyError> {
     ArrayD::<T>::read_npy(bytes).map_err(|e| match e {
         ReadNpyError::WrongDescriptor(d) => NpyError::WrongDtype {
-            found: excerpt(&format!("{d}"), 40),
+            found: printable(&format!("{d}"), 40),
             expected: "a numeric dtype",
         },
         other => NpyError::Data(other.to_string()),
@@ -207,7 +218,7 @@ pub fn decode_f64(bytes: &[u8]) -> Result<ArrayD<f64>, NpyError> {
     let info = check_header(bytes)?;
     if !matches!(info.descr.as_str(), "<f8" | "f8") {
         return Err(NpyError::WrongDtype {
-            found: info.descr,
+            found: printable(&info.descr, 40),
             expected: "little-endian float64 ('<f8')",
         });
     }
@@ -231,30 +242,32 @@ fn exact(bytes: &[u8]) -> Result<&[u8], NpyError> {
 /// with numpy's name for the dtype it had ("float32", "int64", ...).
 pub fn decode_numeric(bytes: &[u8]) -> Result<(ArrayD<f64>, &'static str), NpyError> {
     let info = check_header(bytes)?;
-    let bytes = exact(bytes)?;
     let (order, kind) = info.descr.split_at(info.descr.len().min(1));
     let kind = if matches!(order, "<" | ">" | "|" | "=") {
         kind
     } else {
         info.descr.as_str()
     };
+    // Each arm checks the length only once the dtype is known: a `<U1`
+    // array is an unsupported dtype, not "bytes after the array".
+    let data = || exact(bytes);
     Ok(match kind {
-        "f8" => (read::<f64>(bytes)?, "float64"),
-        "f4" => (read::<f32>(bytes)?.mapv(f64::from), "float32"),
-        "i8" => (read::<i64>(bytes)?.mapv(|v| v as f64), "int64"),
-        "i4" => (read::<i32>(bytes)?.mapv(f64::from), "int32"),
-        "i2" => (read::<i16>(bytes)?.mapv(f64::from), "int16"),
-        "i1" => (read::<i8>(bytes)?.mapv(f64::from), "int8"),
-        "u8" => (read::<u64>(bytes)?.mapv(|v| v as f64), "uint64"),
-        "u4" => (read::<u32>(bytes)?.mapv(f64::from), "uint32"),
-        "u2" => (read::<u16>(bytes)?.mapv(f64::from), "uint16"),
-        "u1" => (read::<u8>(bytes)?.mapv(f64::from), "uint8"),
+        "f8" => (read::<f64>(data()?)?, "float64"),
+        "f4" => (read::<f32>(data()?)?.mapv(f64::from), "float32"),
+        "i8" => (read::<i64>(data()?)?.mapv(|v| v as f64), "int64"),
+        "i4" => (read::<i32>(data()?)?.mapv(f64::from), "int32"),
+        "i2" => (read::<i16>(data()?)?.mapv(f64::from), "int16"),
+        "i1" => (read::<i8>(data()?)?.mapv(f64::from), "int8"),
+        "u8" => (read::<u64>(data()?)?.mapv(|v| v as f64), "uint64"),
+        "u4" => (read::<u32>(data()?)?.mapv(f64::from), "uint32"),
+        "u2" => (read::<u16>(data()?)?.mapv(f64::from), "uint16"),
+        "u1" => (read::<u8>(data()?)?.mapv(f64::from), "uint8"),
         "b1" => (
-            read::<bool>(bytes)?.mapv(|b| f64::from(u8::from(b))),
+            read::<bool>(data()?)?.mapv(|b| f64::from(u8::from(b))),
             "bool",
         ),
         _ => return Err(NpyError::WrongDtype {
-            found: excerpt(&info.descr, 40),
+            found: printable(&info.descr, 40),
             expected:
                 "a float (float64, float32), integer (int8 to int64, uint8 to uint64) or bool dtype",
         }),
@@ -421,6 +434,60 @@ mod tests {
         let bytes = encode_i64_1d(&Array1::from(vec![1, 2]));
         let err = decode_f64(&bytes).unwrap_err();
         assert!(err.to_string().contains("<i8"), "{err}");
+    }
+
+    /// A version-2 `.npy` header holding `descr` and `shape` as given, then `data`.
+    fn crafted(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+        let dict =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({shape}), }}\n");
+        let mut out = b"\x93NUMPY\x02\x00".to_vec();
+        out.extend_from_slice(&(dict.len() as u32).to_le_bytes());
+        out.extend_from_slice(dict.as_bytes());
+        out.extend_from_slice(data);
+        out
+    }
+
+    /// Header text never reaches a message raw or whole: a forged log line,
+    /// an escape sequence or megabytes of descr or shape come out escaped
+    /// and cut.
+    #[test]
+    fn hostile_header_text_is_escaped_and_cut() {
+        let forged = format!(
+            "<f8\n2026-12-06T00:00:00Z  INFO forged\u{1b}[2J{}",
+            "x".repeat(1 << 20)
+        );
+        let long_shape = format!("1, {}", "9".repeat(1 << 20));
+        for bytes in [
+            crafted(&forged, "1,", &[0; 8]),
+            crafted("<f8", &long_shape, &[0; 8]),
+            crafted("<f8", "1, 2\u{1b}x", &[0; 8]),
+        ] {
+            for err in [
+                decode_f64(&bytes).unwrap_err(),
+                decode_numeric(&bytes).unwrap_err(),
+            ] {
+                let text = err.to_string();
+                assert!(text.len() < 300, "{} bytes: {}", text.len(), &text[..300]);
+                assert!(!text.chars().any(char::is_control), "{text}");
+            }
+        }
+    }
+
+    /// numpy's unicode strings are an unsupported dtype, whatever their
+    /// length says about the bytes after them.
+    #[test]
+    fn unicode_labels_are_an_unsupported_dtype() {
+        let bytes = crafted("<U1", "150,", &[0x41, 0, 0, 0].repeat(150));
+        let err = decode_numeric(&bytes).unwrap_err();
+        assert!(
+            matches!(&err, NpyError::WrongDtype { found, .. } if found == "<U1"),
+            "{err}"
+        );
+        let short = crafted("<U1", "150,", &[0x41, 0, 0, 0].repeat(10));
+        assert!(matches!(
+            decode_numeric(&short),
+            Err(NpyError::Truncated { .. })
+        ));
     }
 }
 

@@ -206,11 +206,42 @@ pub fn excerpt(s: &str, limit: usize) -> String {
     }
 }
 
+/// `s` with every control character written as an escape (`\n`,
+/// `\u{1b}`): a message or log line that repeats input can then never
+/// break a line or carry a terminal sequence.
+pub fn escape_controls(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How any input is repeated in a status message or a log line: cut to
+/// `limit` characters first (so a 50 MB input costs nothing), then its
+/// control characters escaped. Values inside messages use [`ECHO_LIMIT`],
+/// keys and ids 200, whole messages 1024.
+pub fn printable(s: &str, limit: usize) -> String {
+    escape_controls(&excerpt(s, limit))
+}
+
 /// A JSON value as a short excerpt for an error message.
 pub fn short(v: &Value) -> String {
     match v {
         // A long string would otherwise be serialised whole first.
         Value::String(s) => format!("{:?}", excerpt(s, ECHO_LIMIT)),
+        // Debug prints floats in their shortest form, exponent included
+        // (1e-300, not 300 digits of "0.000...").
+        Value::Number(n) if n.is_f64() => n
+            .as_f64()
+            .map_or_else(|| n.to_string(), |f| format!("{f:?}")),
         Value::Array(a) if a.len() > ECHO_LIMIT => format!("[{} items]", a.len()),
         Value::Object(o) if o.len() > ECHO_LIMIT => format!("{{{} keys}}", o.len()),
         other => excerpt(&other.to_string(), ECHO_LIMIT),
@@ -280,7 +311,7 @@ impl<'a> ParamReader<'a> {
         ConfigError::OutOfRange {
             model: self.model,
             param,
-            value: excerpt(&value, ECHO_LIMIT),
+            value: printable(&value, ECHO_LIMIT),
             expected,
         }
     }
@@ -299,7 +330,8 @@ impl<'a> ParamReader<'a> {
         };
         let x = v.as_f64().ok_or_else(|| self.wrong(name, "a number", v))?;
         if !x.is_finite() || !ok(x) {
-            return Err(self.range(name, x.to_string(), expected));
+            // Debug, not Display: 1e-300 rather than 300 digits of "0.000...".
+            return Err(self.range(name, format!("{x:?}"), expected));
         }
         Ok(x)
     }
@@ -322,7 +354,7 @@ impl<'a> ParamReader<'a> {
                 return Err(self.wrong(name, "an integer", v))
             }
             (None, Some(f)) if f < 0.0 || f > u64::MAX as f64 => {
-                return Err(self.range(name, v.to_string(), range.expected))
+                return Err(self.range(name, short(v), range.expected))
             }
             (None, Some(f)) => f as u64,
             (None, None) => return Err(self.wrong(name, "an integer", v)),

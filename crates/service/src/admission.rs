@@ -1,5 +1,9 @@
 //! Admission by bytes: a function holds at most `MEMORY_BUDGET_MB` of
-//! request messages at once.
+//! request messages at once. The same first look at a request's framing
+//! answers a malformed frame as the caller's error (`INVALID_ARGUMENT`),
+//! where tonic would answer `INTERNAL`: a flag byte other than 0 or 1, a
+//! compressed flag without `grpc-encoding`, a header cut short, or a body
+//! shorter than the length its header declares.
 //!
 //! Counting requests does not bound memory: a few concurrent Train calls
 //! with large inline datasets hold all of them at once. Every gRPC message starts with a 5-byte
@@ -98,6 +102,10 @@ where
                     _ => break,
                 }
             }
+            let compression_named = parts.headers.contains_key("grpc-encoding");
+            if let Err(status) = check_frame_head(&head, compression_named) {
+                return Ok(status.into_http());
+            }
             let declared = match head.get(1..5) {
                 Some(len) => u64::from(u32::from_be_bytes([len[0], len[1], len[2], len[3]])),
                 None => 0,
@@ -119,6 +127,8 @@ where
                 return Ok(tonic::Status::unavailable("shutting down").into_http());
             };
             let body = Body::new(Prefixed {
+                expected: 5 + declared,
+                delivered: head.len() as u64,
                 head: Some(head.freeze()).filter(|h| !h.is_empty()),
                 rest: body,
                 trailers,
@@ -130,11 +140,38 @@ where
     }
 }
 
-/// The bytes read to find the message's length, then the rest of the body.
+/// Refuses a message header (the first five bytes of a gRPC body) that no
+/// client may send: the caller's error, `INVALID_ARGUMENT`.
+fn check_frame_head(head: &[u8], compression_named: bool) -> Result<(), tonic::Status> {
+    match head.first() {
+        None => Err(tonic::Status::invalid_argument(
+            "the request carries no message",
+        )),
+        Some(_) if head.len() < 5 => Err(tonic::Status::invalid_argument(format!(
+            "the request's body ends after {} bytes, inside a message's 5-byte header",
+            head.len()
+        ))),
+        Some(0) => Ok(()),
+        Some(1) if compression_named => Ok(()),
+        Some(1) => Err(tonic::Status::invalid_argument(
+            "the message is marked compressed, but the request names no grpc-encoding",
+        )),
+        Some(flag) => Err(tonic::Status::invalid_argument(format!(
+            "a message's first byte is {flag}; gRPC allows 0 (plain) or 1 (compressed)"
+        ))),
+    }
+}
+
+/// The bytes read to find the message's length, then the rest of the body;
+/// a body that ends before the declared length is an error frame.
 struct Prefixed {
     head: Option<Bytes>,
     rest: Body,
     trailers: Option<http::HeaderMap>,
+    /// The first message's header and body, as its header declares.
+    expected: u64,
+    /// Bytes handed on so far.
+    delivered: u64,
 }
 
 impl HttpBody for Prefixed {
@@ -151,10 +188,29 @@ impl HttpBody for Prefixed {
         if let Some(trailers) = self.trailers.take() {
             return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
         }
-        Pin::new(&mut self.rest).poll_frame(cx)
+        match Pin::new(&mut self.rest).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    self.delivered += data.len() as u64;
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(None) if self.delivered < self.expected => {
+                let (delivered, expected) = (self.delivered, self.expected);
+                // Reported once; the body has ended either way.
+                self.expected = 0;
+                Poll::Ready(Some(Err(tonic::Status::invalid_argument(format!(
+                    "the request's body ends after {delivered} bytes, but its message header declares {expected}"
+                )))))
+            }
+            other => other,
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.head.is_none() && self.trailers.is_none() && self.rest.is_end_stream()
+        self.head.is_none()
+            && self.trailers.is_none()
+            && self.rest.is_end_stream()
+            && self.delivered >= self.expected
     }
 }

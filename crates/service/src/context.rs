@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use stacking_core::params::excerpt;
+use stacking_core::params::printable;
 use stacking_core::{Stop, StopReason};
 use stacking_storage::BlobStore;
 use tokio::sync::Semaphore;
@@ -316,7 +316,7 @@ impl RunScope {
         {
             return Err(StepError::bad(format!(
                 "key {:?} is outside run {run_id:?}: a request may read only its own run's objects",
-                excerpt(key, ECHO_KEY)
+                printable(key, ECHO_KEY)
             )));
         }
         Ok(scope)
@@ -334,7 +334,7 @@ impl RunScope {
 }
 
 /// The most characters of a key or id an error message repeats.
-const ECHO_KEY: usize = 200;
+pub(crate) const ECHO_KEY: usize = 200;
 
 /// Ids that become part of object keys: 1..=128 of `[A-Za-z0-9._-]`.
 pub fn check_segment(what: &str, id: &str) -> Result<(), StepError> {
@@ -350,7 +350,7 @@ pub fn check_segment(what: &str, id: &str) -> Result<(), StepError> {
     } else {
         Err(StepError::bad(format!(
             "{what} {:?} is not allowed: use 1 to 128 letters, digits, '.', '_' or '-'",
-            excerpt(id, ECHO_KEY)
+            printable(id, ECHO_KEY)
         )))
     }
 }

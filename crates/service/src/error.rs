@@ -120,11 +120,12 @@ impl From<StepError> for Status {
             }
             other => other.to_string(),
         };
-        // A message travels in the grpc-message trailer: keep it far below
-        // what clients accept in headers, whatever an error repeated.
+        // A message travels in the grpc-message trailer, and is logged:
+        // keep it far below what clients accept in headers, whatever an
+        // error repeated, and free of control characters.
         Status::new(
             code,
-            stacking_core::params::excerpt(&message, MAX_STATUS_MESSAGE),
+            stacking_core::params::printable(&message, MAX_STATUS_MESSAGE),
         )
     }
 }

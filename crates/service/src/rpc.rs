@@ -149,8 +149,8 @@ pub fn is_transport_failure(status: &Status) -> bool {
 
 /// Calls `call(remaining)` until it answers, retrying transport failures
 /// with backoff while the deadline allows. A transport failure that is final
-/// becomes `UNAVAILABLE`, and a passed deadline `DEADLINE_EXCEEDED`; both
-/// name `what`.
+/// becomes `UNAVAILABLE`, and a passed deadline `DEADLINE_EXCEEDED`; `what`
+/// names the call in the log, and the caller names it in the error (once).
 pub async fn call_with_retry<T, F, Fut>(
     what: &str,
     deadline: Deadline,
@@ -160,11 +160,7 @@ where
     F: FnMut(Duration) -> Fut,
     Fut: Future<Output = Result<T, Status>>,
 {
-    let expired = || {
-        Status::deadline_exceeded(format!(
-            "{what}: no answer within the invocation's deadline"
-        ))
-    };
+    let expired = || Status::deadline_exceeded("no answer within the invocation's deadline");
     let mut backoff = FIRST_BACKOFF;
     let first = Instant::now();
     for attempt in 1..=MAX_ATTEMPTS {
@@ -181,7 +177,7 @@ where
         }
         if attempt == MAX_ATTEMPTS || first.elapsed() >= RETRY_WINDOW {
             return Err(Status::unavailable(format!(
-                "{what}: {} (after {attempt} attempts)",
+                "{} (after {attempt} attempts)",
                 status.message()
             )));
         }
@@ -242,7 +238,11 @@ mod tests {
             .await;
         let status = out.unwrap_err();
         assert_eq!(status.code(), Code::Unavailable);
-        assert!(status.message().starts_with("Train: "), "{status:?}");
+        assert_eq!(
+            status.message(),
+            "transport error (after 8 attempts)",
+            "{status:?}"
+        );
         assert_eq!(calls, MAX_ATTEMPTS);
     }
 

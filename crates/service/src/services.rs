@@ -18,10 +18,13 @@ use crate::pb::stacking::{
 use crate::rpc::{parse_grpc_timeout, Deadline};
 use crate::steps;
 
+/// The reply, or the error as its status. The log line carries the status's
+/// message: escaped and cut, like everything a request can put in a log.
 fn reply<T>(rpc: &str, result: Result<T, StepError>) -> Result<Response<T>, Status> {
     result.map(Response::new).map_err(|e| {
-        tracing::warn!(rpc, code = ?e.code(), error = %e, "request failed");
-        Status::from(e)
+        let status = Status::from(e);
+        tracing::warn!(rpc, code = ?status.code(), error = status.message(), "request failed");
+        status
     })
 }
 
@@ -102,8 +105,7 @@ impl Greeter for DriverService {
             budget = budget.min(theirs);
         }
         // Logged escaped and cut: a raw name could forge log lines or flood the log.
-        let name = request.into_inner().name;
-        let name = stacking_core::params::excerpt(&name.escape_debug().to_string(), LOGGED_NAME);
+        let name = stacking_core::params::printable(&request.into_inner().name, LOGGED_NAME);
         match self.0.run_traced(&root, Deadline::after(budget)).await {
             Ok(report) => {
                 let message = report.summary();
@@ -116,8 +118,9 @@ impl Greeter for DriverService {
                 }))
             }
             Err(e) => {
-                tracing::warn!(name = %name, code = ?e.code(), error = %e, "run failed");
-                Err(e.into())
+                let status = Status::from(e);
+                tracing::warn!(name = %name, code = ?status.code(), error = status.message(), "run failed");
+                Err(status)
             }
         }
     }

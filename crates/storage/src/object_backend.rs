@@ -141,11 +141,11 @@ impl ObjectStoreBackend {
             e @ (object_store::Error::PermissionDenied { .. }
             | object_store::Error::Unauthenticated { .. }) => StorageError::PermissionDenied {
                 store,
-                reason: e.to_string(),
+                reason: crate::store::shown_reason(&e.to_string()),
             },
             other => StorageError::Unavailable {
                 store,
-                reason: error_chain(&other),
+                reason: crate::store::shown_reason(&error_chain(&other)),
             },
         }
     }

@@ -28,6 +28,28 @@ pub fn shown_key(key: &str) -> String {
     }
 }
 
+/// The most characters of a store's own message (an S3 error body, a
+/// Redis reply) an error repeats.
+pub const SHOWN_REASON_CHARS: usize = 500;
+
+/// A store's own message as errors show it: control characters escaped,
+/// cut to [`SHOWN_REASON_CHARS`] characters.
+pub fn shown_reason(text: &str) -> String {
+    let cut = match text.char_indices().nth(SHOWN_REASON_CHARS) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    };
+    let mut out = String::with_capacity(cut.len());
+    for c in cut.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Checks a key before any backend uses it: not empty, at most
 /// [`MAX_KEY_BYTES`], no control character, and a valid object path (no
 /// empty, `.` or `..` segment). The reasons never repeat the key: the

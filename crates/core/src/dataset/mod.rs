@@ -327,12 +327,12 @@ impl Dataset {
     /// Parses [`Dataset::to_bytes`] output, validating everything.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, DatasetError> {
         let (x, y) = npy::split_first(bytes).map_err(|source| DatasetError::Npy {
-            what: "dataset",
+            what: "features",
             source,
         })?;
         if y.is_empty() {
             return Err(DatasetError::Npy {
-                what: "dataset",
+                what: "labels",
                 source: NpyError::Data("the labels array after the features is missing".into()),
             });
         }

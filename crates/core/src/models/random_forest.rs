@@ -141,7 +141,7 @@ impl RandomForestParams {
             Some(v @ Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
                 (Some(k), _) if (1..=1 << 31).contains(&k) => MaxFeatures::Count(k as usize),
                 (None, Some(f)) if f > 0.0 && f <= 1.0 => MaxFeatures::Fraction(f),
-                _ => return Err(r.range("max_features", v.to_string(), FEATURES)),
+                _ => return Err(r.range("max_features", crate::params::short(v), FEATURES)),
             },
             Some(v) => {
                 return Err(r.wrong("max_features", "a number, \"sqrt\", \"log2\" or null", v))

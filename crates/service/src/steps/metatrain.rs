@@ -11,10 +11,11 @@ use stacking_core::stack::train_level1_until;
 use stacking_core::{npy, serial, FullModel, ModelSpec, WireLayout};
 
 use super::{micros_since, parse_dataset, stats_with};
-use crate::context::{Context, Moved, RunScope};
+use crate::context::{Context, Moved, RunScope, ECHO_KEY};
 use crate::error::StepError;
 use crate::pb::stacking::{MetaTrainReply, MetaTrainRequest};
 use crate::trace::Span;
+use stacking_core::params::printable;
 
 /// The dataset as the metatrainer needs it: its labels and shape.
 enum Labels {
@@ -82,7 +83,8 @@ async fn fetch_labels(
     let start = layout.labels_offset as u64;
     if start >= size {
         return Err(StepError::bad(format!(
-            "dataset {key:?}: the features take {start} bytes of its {size}; the labels after them are missing (truncated?)"
+            "dataset {:?}: the features take {start} bytes of its {size}; the labels after them are missing (truncated?)",
+            printable(key, ECHO_KEY)
         )));
     }
     let y = if head.len() as u64 == size {
@@ -95,7 +97,8 @@ async fn fetch_labels(
             .await?;
         if start + y.len() as u64 != size {
             return Err(StepError::bad(format!(
-                "dataset {key:?}: {} unexpected bytes after the labels",
+                "dataset {:?}: {} unexpected bytes after the labels",
+                printable(key, ECHO_KEY),
                 size - start - y.len() as u64
             )));
         }

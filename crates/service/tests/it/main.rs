@@ -5,8 +5,10 @@
 mod bad_input;
 mod e2e;
 mod elasticache;
+mod framing;
 mod fuzz;
 mod hardening;
+mod messages;
 mod pending_dataset;
 mod progress;
 mod reflection;

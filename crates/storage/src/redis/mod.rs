@@ -140,25 +140,17 @@ impl RedisStore {
         let store = self.describe();
         let denied = e.kind() == ErrorKind::AuthenticationFailed
             || matches!(e.code(), Some("NOAUTH" | "WRONGPASS" | "NOPERM"));
+        let reason = crate::store::shown_reason(&e.to_string());
         if denied {
-            StorageError::PermissionDenied {
-                store,
-                reason: e.to_string(),
-            }
+            StorageError::PermissionDenied { store, reason }
         } else if e.code() == Some("OOM") {
-            StorageError::Full {
-                store,
-                reason: e.to_string(),
-            }
+            StorageError::Full { store, reason }
         } else if key.is_empty() || is_transient(&e) {
-            StorageError::Unavailable {
-                store,
-                reason: e.to_string(),
-            }
+            StorageError::Unavailable { store, reason }
         } else {
             StorageError::Unavailable {
                 store,
-                reason: format!("{}: {e}", crate::shown_key(key)),
+                reason: format!("{}: {reason}", crate::shown_key(key)),
             }
         }
     }
