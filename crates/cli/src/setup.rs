@@ -1,5 +1,6 @@
 //! Turning arguments and environment into the service objects.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
@@ -90,10 +91,8 @@ pub struct LoadedData {
 pub fn load_dataset(data: &DataArgs) -> Result<LoadedData> {
     match (&data.features, &data.labels) {
         (Some(x), Some(y)) => {
-            let xb =
-                std::fs::read(x).with_context(|| format!("reading --features {}", x.display()))?;
-            let yb =
-                std::fs::read(y).with_context(|| format!("reading --labels {}", y.display()))?;
+            let xb = read_npy_file(x, "--features")?;
+            let yb = read_npy_file(y, "--labels")?;
             let (dataset, notes) = Dataset::from_user_npy(&xb, &yb)
                 .with_context(|| format!("loading {} and {}", x.display(), y.display()))?;
             Ok(LoadedData {
@@ -115,6 +114,81 @@ pub fn load_dataset(data: &DataArgs) -> Result<LoadedData> {
     }
 }
 
+/// The largest `--models` file read: a stack of thousands of models is a
+/// few hundred KiB of JSON.
+const MAX_MODELS_FILE: u64 = 16 << 20;
+
+/// The longest `.npy` header read before its data (numpy writes a few
+/// hundred bytes).
+const MAX_NPY_HEADER: u64 = 1 << 20;
+
+/// Refuses anything but a regular file, before opening it: a FIFO blocks an
+/// open until a writer comes, and a device (`/dev/zero`) never ends.
+fn regular_file(path: &Path, flag: &str) -> Result<std::fs::File> {
+    let meta = std::fs::metadata(path).with_context(|| format!("{flag} {}", path.display()))?;
+    if !meta.is_file() {
+        bail!(
+            "{flag} {}: not a regular file (a directory, FIFO or device cannot be read as data)",
+            path.display()
+        );
+    }
+    std::fs::File::open(path).with_context(|| format!("{flag} {}", path.display()))
+}
+
+/// A regular file of at most `limit` bytes, whole.
+fn read_bounded(path: &Path, flag: &str, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let file = regular_file(path, flag)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {flag} {}", path.display()))?;
+    if bytes.len() as u64 > limit {
+        bail!(
+            "{flag} {}: larger than the {} MiB this flag reads",
+            path.display(),
+            limit >> 20
+        );
+    }
+    Ok(bytes)
+}
+
+/// A `.npy` file, read no further than its header declares (one byte more,
+/// to tell trailing data): a header that promises little cannot make the
+/// reader take a large file whole.
+fn read_npy_file(path: &Path, flag: &str) -> Result<Vec<u8>> {
+    use std::io::Read as _;
+    let mut file = regular_file(path, flag)?;
+    let mut bytes = Vec::new();
+    (&mut file)
+        .take(MAX_NPY_HEADER)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("reading {flag} {}", path.display()))?;
+    let extent =
+        stacking_core::npy::extent(&bytes).with_context(|| format!("{flag} {}", path.display()))?;
+    let wanted = extent.total_len as u64 + 1;
+    if (bytes.len() as u64) < wanted {
+        let more = wanted - bytes.len() as u64;
+        bytes.try_reserve_exact(more as usize).map_err(|_| {
+            anyhow::anyhow!(
+                "{flag} {}: its header declares {} bytes, more than this machine can hold",
+                path.display(),
+                extent.total_len
+            )
+        })?;
+        file.take(more)
+            .read_to_end(&mut bytes)
+            .with_context(|| format!("reading {flag} {}", path.display()))?;
+    }
+    if bytes.len() > extent.total_len {
+        bail!(
+            "{flag} {}: more bytes follow the array than its header declares",
+            path.display()
+        );
+    }
+    Ok(bytes)
+}
+
 fn generated_report(params: &GeneratorParams) -> ReportOptions {
     ReportOptions {
         dataset_source: "make_classification".into(),
@@ -126,8 +200,7 @@ fn generated_report(params: &GeneratorParams) -> ReportOptions {
 pub fn load_stack(data: &DataArgs) -> Result<StackConfig> {
     match &data.models {
         Some(path) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("reading --models {}", path.display()))?;
+            let bytes = read_bounded(path, "--models", MAX_MODELS_FILE)?;
             Ok(StackConfig::from_json_bytes(&bytes)
                 .with_context(|| format!("in {}", path.display()))?)
         }

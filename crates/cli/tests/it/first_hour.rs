@@ -191,6 +191,66 @@ fn float32_features_and_minus_one_plus_one_labels_are_converted_and_reported() {
     assert_eq!(out.matches("row 2 has label").count(), 1, "{out}");
 }
 
+/// Files are read as far as their header declares, and only regular files:
+/// `--features /dev/zero` once read without end (6 GB in 12 s), and a FIFO
+/// with no writer blocked for good.
+#[test]
+fn only_regular_files_are_read_and_no_further_than_declared() {
+    let dir = tempfile::tempdir().unwrap();
+    let y = dir.path().join("y.npy");
+    write_npy(&y, &ndarray::Array1::from_shape_fn(40, |i| (i % 2) as i64));
+    let fifo = dir.path().join("fifo.npy");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for features in [Path::new("/dev/zero"), fifo.as_path(), dir.path()] {
+        // Bounded: the old binary never ended on these.
+        let mut child = stacking()
+            .args(["run", "--features"])
+            .arg(features)
+            .arg("--labels")
+            .arg(&y)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let give_up = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > give_up {
+                let _ = child.kill();
+                panic!("--features {} did not end", features.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let o = child.wait_with_output().unwrap();
+        let out = output_text(&o);
+        assert!(!o.status.success(), "{out}");
+        assert!(out.contains("not a regular file"), "{out}");
+    }
+    // A valid array followed by 64 MiB that its header does not declare.
+    let x = dir.path().join("X.npy");
+    write_npy(&x, &ndarray::Array2::<f64>::zeros((40, 4)));
+    let mut padded = std::fs::read(&x).unwrap();
+    padded.resize(padded.len() + (64 << 20), 0);
+    let long = dir.path().join("long.npy");
+    std::fs::write(&long, padded).unwrap();
+    let (o, out) = run(stacking()
+        .args(["run", "--features"])
+        .arg(&long)
+        .arg("--labels")
+        .arg(&y));
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("more bytes follow the array than its header declares"),
+        "{out}"
+    );
+    let (o, out) = run(stacking().args(["run", "--models", "/dev/zero"]));
+    assert!(!o.status.success(), "{out}");
+    assert!(
+        out.contains("--models /dev/zero: not a regular file"),
+        "{out}"
+    );
+}
+
 #[test]
 fn solvers_that_stop_at_max_iter_are_reported_like_convergence_warnings() {
     let dir = tempfile::tempdir().unwrap();
