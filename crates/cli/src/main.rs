@@ -250,8 +250,10 @@ async fn dispatch(cli: Cli, generating: Option<setup::Generating>) -> Result<()>
             dry_run,
         } => {
             let age = gc::parse_age(&older_than)?;
+            let gc_settings = gc::GcSettings::from_lookup(settings::env)?;
+            gc::check_age(age, &gc_settings)?;
             // TRANSFER_TYPE=ELASTICACHE: the Redis server in BUCKET_NAME; else S3.
-            let store = setup::open_store(setup::common_settings()?.transfer)?;
+            let store = setup::open_store(gc_settings.transfer)?;
             let done = gc::collect(store.as_ref(), age, dry_run).await?;
             println!(
                 "{} {} runs ({} objects) idle for {older_than} or more in {}; kept {} newer runs",

@@ -128,9 +128,33 @@ impl Context {
     }
 
     fn required_store(&self) -> Result<&Arc<dyn BlobStore>, StepError> {
-        self.store().ok_or_else(|| {
-            StepError::bad("a key was given but this function has no object store (TRANSFER_TYPE=INLINE); send the bytes inline or run with TRANSFER_TYPE=S3")
-        })
+        self.store().ok_or_else(|| self.mismatch("a key"))
+    }
+
+    /// Refuses a request whose payloads travel another way than this
+    /// function's transfer, before anything is read or stored: inline bytes
+    /// to a function with a store (whose results would land in a store the
+    /// caller never cleans), or keys to a function without one. `payloads`
+    /// names each payload field with whether it came inline and whether it
+    /// came as a key.
+    pub fn check_transfer(&self, payloads: &[(&str, bool, bool)]) -> Result<(), StepError> {
+        let stored = self.transfer().uses_store();
+        for &(field, inline, key) in payloads {
+            if stored && inline {
+                return Err(self.mismatch(&format!("{field} inline")));
+            }
+            if !stored && key {
+                return Err(self.mismatch(&format!("{field} as a key")));
+            }
+        }
+        Ok(())
+    }
+
+    fn mismatch(&self, what: &str) -> StepError {
+        StepError::Precondition(format!(
+            "the request carries {what}, but this function runs TRANSFER_TYPE={}: every function of a deployment must use the same TRANSFER_TYPE",
+            self.transfer().as_str()
+        ))
     }
 
     /// The payload from its inline bytes if present, else from the store by key.
@@ -288,11 +312,14 @@ impl Drop for StopOnDrop {
     }
 }
 
-/// Object keys of one invocation. With a run id every key lives under
-/// `<run_id>/`, so concurrent invocations never touch each other's objects,
-/// and a request may read only keys inside its own run. Without one (an
-/// original driver calling us) keys are the original's flat names: a request
-/// without a run id never writes into another run's prefix.
+/// Object keys of one invocation. Every key a function writes lives under
+/// a run prefix, `run-<32 hex digits>/`, which `stacking gc` recognises:
+/// the driver's run id, or, for a request without one (the original
+/// driver's way of calling), a fresh prefix of the call's own, still ending
+/// in the original names (`run-.../model_0`). So two callers never share a
+/// key. A request with a run id may read only keys inside its run; one
+/// without reads the keys it is given (the original driver takes them from
+/// the replies).
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunScope {
     prefix: String,
@@ -303,10 +330,15 @@ impl RunScope {
     pub fn new(run_id: &str, read_keys: &[&str]) -> Result<Self, StepError> {
         if run_id.is_empty() {
             return Ok(Self {
-                prefix: String::new(),
+                prefix: format!("{}/", new_run_id()),
             });
         }
-        check_segment("run_id", run_id)?;
+        if !is_run_id(run_id) {
+            return Err(StepError::bad(format!(
+                "run_id {:?} is not a run id: the driver makes them as run- and 32 hexadecimal digits; leave it empty and the call gets one of its own",
+                printable(run_id, ECHO_KEY)
+            )));
+        }
         let scope = Self {
             prefix: format!("{run_id}/"),
         };
@@ -327,10 +359,25 @@ impl RunScope {
         format!("{}{name}", self.prefix)
     }
 
-    /// The run's prefix (`run-.../`), or empty without a run id.
+    /// The run's prefix (`run-.../`).
     pub fn prefix(&self) -> &str {
         &self.prefix
     }
+}
+
+/// A fresh run id: `run-` and 32 lowercase hexadecimal digits.
+pub fn new_run_id() -> String {
+    format!("run-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Whether `id` has the shape of [`new_run_id`]'s ids.
+pub fn is_run_id(id: &str) -> bool {
+    id.strip_prefix("run-").is_some_and(|hex| {
+        hex.len() == 32
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// The most characters of a key or id an error message repeats.

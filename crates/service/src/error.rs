@@ -67,10 +67,11 @@ pub enum StepError {
     /// A message or payload over a configured size limit.
     #[error("{0}")]
     TooLarge(String),
-    /// The function cannot serve this call in its present state (the
-    /// driver's dataset could not be made), whatever the request.
+    /// The deployment cannot serve this call as it stands, whatever the
+    /// request: the driver's dataset could not be made, or the caller and
+    /// this function use different transfers.
     #[error("{0}")]
-    NotReady(String),
+    Precondition(String),
 }
 
 impl StepError {
@@ -102,7 +103,7 @@ impl StepError {
             StepError::Downstream { status, .. } => status.code(),
             StepError::Internal(_) | StepError::Encode(_) => Code::Internal,
             StepError::TooLarge(_) => Code::OutOfRange,
-            StepError::NotReady(_) => Code::FailedPrecondition,
+            StepError::Precondition(_) => Code::FailedPrecondition,
             StepError::Stopped(StopReason::Cancelled) => Code::Cancelled,
             StepError::Stopped(StopReason::BudgetExceeded) => Code::DeadlineExceeded,
             StepError::Stopped(StopReason::ShuttingDown) => Code::Unavailable,

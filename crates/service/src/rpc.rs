@@ -13,10 +13,13 @@
 //! `Train`, `Reduce` and `Metatrain` write only under the run's own keys, so
 //! repeating one is harmless: a call that failed in transport (connection
 //! refused or lost, GOAWAY, a refused stream, a worker that is draining) is
-//! retried with exponential backoff within the remaining budget.
+//! retried on the one retry policy ([`retry::STAGE_CALL`], jittered
+//! exponential backoff) within the remaining budget.
 
 use std::future::Future;
 use std::time::{Duration, Instant};
+
+use stacking_storage::retry;
 
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -37,15 +40,9 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
 /// How long a ping may go unanswered before the connection is dropped.
 pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
-/// Attempts of one call, the first included.
-pub const MAX_ATTEMPTS: u32 = 8;
-/// No retry starts later than this after the call's first attempt did: a
-/// peer that is not back by then is reported `UNAVAILABLE`.
-pub const RETRY_WINDOW: Duration = Duration::from_secs(10);
-/// Backoff before the first retry; it doubles up to [`MAX_BACKOFF`].
-pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-/// The longest backoff between attempts.
-pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Attempts of one call, the first included; a refused stream, retried at
+/// once, does not count.
+pub const MAX_ATTEMPTS: usize = retry::STAGE_CALL.max_retries + 1;
 
 /// The URI of a peer given as `host:port` or as a whole URL
 /// (`http://host:port`). Every command that takes an address reads it this
@@ -161,9 +158,10 @@ where
     Fut: Future<Output = Result<T, Status>>,
 {
     let expired = || Status::deadline_exceeded("no answer within the invocation's deadline");
-    let mut backoff = FIRST_BACKOFF;
+    let mut delays = retry::STAGE_CALL.delays();
     let first = Instant::now();
-    for attempt in 1..=MAX_ATTEMPTS {
+    let mut attempts = 0;
+    loop {
         let Some(remaining) = deadline.remaining() else {
             return Err(expired());
         };
@@ -175,24 +173,31 @@ where
         if !is_transport_failure(&status) {
             return Err(status);
         }
-        if attempt == MAX_ATTEMPTS || first.elapsed() >= RETRY_WINDOW {
+        // A stream refused before processing is retried at once, and does
+        // not count; anything else waits, so a restarting peer has time to
+        // listen again.
+        if was_refused(&status) && attempts < MAX_ATTEMPTS * 4 {
+            attempts += 1;
+            continue;
+        }
+        attempts += 1;
+        // The window bounds the attempts' own time too (a connect may take
+        // its whole timeout), not only the sleeps between them.
+        let delay = delays
+            .next()
+            .filter(|_| first.elapsed() < retry::STAGE_CALL.window);
+        let Some(delay) = delay else {
             return Err(Status::unavailable(format!(
-                "{} (after {attempt} attempts)",
+                "{} (after {attempts} attempts)",
                 status.message()
             )));
-        }
-        tracing::debug!(attempt, what, error = %status.message(), "transport failure; retrying");
-        // A stream refused before processing is retried at once; anything
-        // else waits, so a restarting peer has time to listen again.
-        if !was_refused(&status) {
-            let Some(remaining) = deadline.remaining() else {
-                return Err(expired());
-            };
-            tokio::time::sleep(backoff.min(remaining)).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
-        }
+        };
+        tracing::debug!(attempts, what, error = %status.message(), "transport failure; retrying");
+        let Some(remaining) = deadline.remaining() else {
+            return Err(expired());
+        };
+        tokio::time::sleep(delay.min(remaining)).await;
     }
-    Err(expired())
 }
 
 /// Whether `status` comes from an HTTP/2 `REFUSED_STREAM` reset, which RFC
@@ -227,9 +232,11 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    /// Paused time: the backoff's sleeps pass at once.
+    #[tokio::test(start_paused = true)]
     async fn transport_failures_are_retried_and_end_as_unavailable() {
         let mut calls = 0;
+        let started = tokio::time::Instant::now();
         let out: Result<(), Status> =
             call_with_retry("Train", Deadline::after(Duration::from_secs(60)), |_| {
                 calls += 1;
@@ -240,10 +247,16 @@ mod tests {
         assert_eq!(status.code(), Code::Unavailable);
         assert_eq!(
             status.message(),
-            "transport error (after 8 attempts)",
+            format!("transport error (after {calls} attempts)"),
             "{status:?}"
         );
-        assert_eq!(calls, MAX_ATTEMPTS);
+        // Every retry the policy's window allows, and none past it.
+        assert!((5..=MAX_ATTEMPTS).contains(&calls), "{calls}");
+        assert!(
+            started.elapsed() <= retry::STAGE_CALL.window,
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]

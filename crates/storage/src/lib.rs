@@ -8,6 +8,8 @@
 //! - [`redis`]: a Redis server (vSwarm's `ELASTICACHE` transfer), with
 //!   the `redis` crate.
 //!
+//! [`retry`] is the one retry policy of everything the workspace retries.
+//!
 //! The first three sit on the `object_store` crate through one adapter,
 //! [`ObjectStoreBackend`] (`object_backend.rs`); this crate adds the narrow
 //! interface (`store.rs`), key validation, bounded timeouts and errors that
@@ -18,6 +20,7 @@ pub mod fs;
 pub mod memory;
 mod object_backend;
 pub mod redis;
+pub mod retry;
 pub mod s3;
 mod store;
 

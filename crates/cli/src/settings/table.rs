@@ -108,7 +108,7 @@ pub static SETTINGS: &[Setting] = &[
         .described("256")
         .allowed("a whole number, 1 or more")
         .meaning("Largest gRPC message sent or accepted. An inline message over it is OUT_OF_RANGE before it is sent."),
-    Setting::env("COMPUTE_BUDGET_S", FUNCTIONS_AND_RUN)
+    Setting::env("COMPUTE_BUDGET_S", &[Driver, Trainer, Reducer, Metatrainer, Run, Gc])
         .described("120")
         .allowed(SECONDS)
         .meaning("CPU work one request may run; then its fit stops and the caller gets DEADLINE_EXCEEDED."),
@@ -116,7 +116,7 @@ pub static SETTINGS: &[Setting] = &[
         .described("512")
         .allowed("a whole number, 1 or more")
         .meaning("Bytes of request messages a function holds at once: each request reserves its message's declared length before its body is read; a message larger than the whole budget is RESOURCE_EXHAUSTED."),
-    Setting::env("INVOCATION_TIMEOUT_S", DRIVER_AND_RUN)
+    Setting::env("INVOCATION_TIMEOUT_S", &[Driver, Run, Gc])
         .described("300")
         .allowed(SECONDS)
         .meaning("The driver's budget for one SayHello when the caller's grpc-timeout is not shorter."),
@@ -324,8 +324,8 @@ pub static SETTINGS: &[Setting] = &[
         .meaning("Seconds to wait for an answer."),
     // stacking gc.
     Setting::flag("older-than", &[Gc])
-        .allowed("a duration such as 90s, 15m, 2h or 7d")
-        .meaning("Delete runs untouched for this long."),
+        .allowed("a duration such as 90s, 15m, 2h or 7d, at least the longest a run can last: max(INVOCATION_TIMEOUT_S, COMPUTE_BUDGET_S + 60 s) + 60 s, 6m with the defaults")
+        .meaning("Delete runs untouched for this long; younger ones may still be live and are never touched."),
     Setting::flag("dry-run", &[Gc]).meaning("Only report what would be deleted."),
     // stacking check-config.
     Setting::flag("offline", &[CheckConfig])

@@ -147,6 +147,9 @@ fn every_variable_the_code_asks_for_has_a_row_with_the_roles_that_read_it() {
     };
     crate::run_settings::RunSettings::resolve(&run_args, |n| r.get(n)).unwrap();
     let run = r.asked();
+    let r = Recorder::new(&[]);
+    crate::gc::GcSettings::from_lookup(|n| r.get(n)).unwrap();
+    let gc = r.asked();
     let rows = |names: &BTreeSet<String>| -> Vec<&'static Setting> {
         names
             .iter()
@@ -172,10 +175,14 @@ fn every_variable_the_code_asks_for_has_a_row_with_the_roles_that_read_it() {
     for row in rows(&run) {
         assert!(row.read_by(Role::Run), "run reads {}", row.name);
     }
+    for row in rows(&gc) {
+        assert!(row.read_by(Role::Gc), "gc reads {}", row.name);
+    }
     // And no row is a variable nothing reads: what the libraries ask for,
     // plus what the binary reads by name (the scan below lists those).
     let mut read: BTreeSet<String> = functions.union(&driver_only).cloned().collect();
     read.extend(run);
+    read.extend(gc);
     read.extend(names_read_by_the_binary());
     for row in SETTINGS.iter().filter(|s| s.source == Source::Env) {
         assert!(

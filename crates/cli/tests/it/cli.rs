@@ -420,3 +420,48 @@ fn run_honours_the_compute_budget_from_the_environment() {
     );
     assert!(started.elapsed() < Duration::from_secs(15), "{out}");
 }
+
+/// `stacking gc --older-than 2s` deleted a live run's dataset 3 s into the
+/// run. No age below the longest a run can last is taken: the objects of a
+/// run that may be live stay, and an age past it collects only older runs.
+#[test]
+fn gc_never_reaches_a_run_that_may_be_live() {
+    let s3 = stacking_testkit::s3::S3Server::start().unwrap();
+    let gc = |age: &str| {
+        let o = run(stacking()
+            .args(["gc", "--older-than", age])
+            .env("TRANSFER_TYPE", "S3")
+            .env("AWS_ENDPOINT_URL", s3.endpoint())
+            .env("AWS_ACCESS_KEY", stacking_testkit::s3::ACCESS)
+            .env("AWS_SECRET_KEY", stacking_testkit::s3::SECRET)
+            .env("BUCKET_NAME", stacking_testkit::s3::BUCKET));
+        (o.status.success(), text(&o))
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = stacking_storage::s3::open(&stacking_storage::s3::S3Config::for_endpoint(
+        s3.endpoint(),
+        stacking_testkit::s3::BUCKET,
+        stacking_testkit::s3::ACCESS,
+        stacking_testkit::s3::SECRET,
+    ))
+    .unwrap();
+    let live = "run-0123456789abcdef0123456789abcdef/dataset";
+    rt.block_on(stacking_storage::BlobStore::put(&store, live, bytes::Bytes::from_static(b"x")))
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(2100));
+    for age in ["2s", "5m"] {
+        let (ok, out) = gc(age);
+        assert!(!ok, "{out}");
+        assert!(
+            out.contains("could delete runs that are still live")
+                && out.contains("INVOCATION_TIMEOUT_S (300 s)")
+                && out.contains("use 6m or more"),
+            "{out}"
+        );
+    }
+    assert_eq!(s3.object_count(), 1);
+    let (ok, out) = gc("6m");
+    assert!(ok, "{out}");
+    assert!(out.contains("deleted 0 runs"), "{out}");
+    assert_eq!(s3.object_count(), 1);
+}

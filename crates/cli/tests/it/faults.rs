@@ -248,7 +248,7 @@ async fn sigterm_exits_within_the_drain_bound_even_with_runaway_work() {
                     br#"{"model":"LinearSVR","params":{"max_iter":1000000,"tol":1e-15,"C":1000}}"#,
                 ),
                 trainer_id: "0".into(),
-                run_id: "run-term".into(),
+                run_id: "run-00000000000000000000000000007e57".into(),
                 ..Default::default()
             })
             .await

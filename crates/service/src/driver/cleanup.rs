@@ -2,14 +2,23 @@
 //! its prefix is listed as well after a failure. The cleanup runs on a task
 //! of its own, so a run whose future is dropped (the caller went away, the
 //! deadline passed) still deletes what it stored.
+//!
+//! A cleanup the store refuses (an outage at the end of a run) is retried
+//! on the one retry policy ([`retry::CLEANUP`]: jittered backoff from 1 s to
+//! 60 s, for at most 15 minutes) until the store answers. After a failed
+//! run, the prefix is swept once more [`LATE_WRITE_GRACE`] after it ended,
+//! for a write a worker had in flight. A draining driver waits for these
+//! tasks for at most `DRAIN_TIMEOUT_S`; what an exit leaves is `stacking
+//! gc`'s.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use stacking_storage::retry::{self, Policy};
 use stacking_storage::BlobStore;
 use tokio_util::task::TaskTracker;
 
-/// How long after a failed run its prefix is swept a second time.
+/// How long after a failed run its prefix is swept a last time.
 pub const LATE_WRITE_GRACE: Duration = Duration::from_secs(3);
 
 /// Every key a run with this id can write, whether or not it got that far.
@@ -68,23 +77,69 @@ pub(super) struct CleanupGuard {
     pub(super) keys: Vec<String>,
     pub(super) tracker: TaskTracker,
     pub(super) armed: bool,
+    /// How a refused cleanup is retried ([`retry::CLEANUP`]).
+    pub(super) policy: Policy,
 }
 
 impl CleanupGuard {
-    /// Starts the cleanup now. A failed run, or a cleanup the store refused
-    /// (a run that ended during a storage outage), gets a late sweep of the
-    /// whole prefix: deletes are idempotent, and the sweep is the one retry.
+    /// A guard for run `run_id` with the given keys, armed.
+    pub(super) fn new(
+        store: Option<Arc<dyn BlobStore>>,
+        run_id: String,
+        keys: Vec<String>,
+        tracker: TaskTracker,
+    ) -> Self {
+        Self {
+            store,
+            run_id,
+            keys,
+            tracker,
+            armed: true,
+            policy: retry::CLEANUP,
+        }
+    }
+
+    /// Starts the cleanup now, on its own task.
     pub(super) fn start(&mut self, failed: bool) -> Option<tokio::task::JoinHandle<()>> {
         self.armed = false;
         let store = self.store.clone()?;
         let (run_id, keys) = (self.run_id.clone(), std::mem::take(&mut self.keys));
+        let policy = self.policy;
         Some(self.tracker.spawn(async move {
-            let complete = delete_run(store.as_ref(), &run_id, &keys, failed).await;
-            if failed || !complete {
-                tokio::time::sleep(LATE_WRITE_GRACE).await;
-                delete_run(store.as_ref(), &run_id, &keys, true).await;
-            }
+            clean(store.as_ref(), &run_id, &keys, failed, policy).await;
         }))
+    }
+}
+
+/// Deletes a run's objects until the store has answered: every known key,
+/// and (after a failure, or once a pass was refused) whatever the prefix
+/// lists. A failed run gets a last sweep [`LATE_WRITE_GRACE`] after it
+/// ended.
+async fn clean(store: &dyn BlobStore, run_id: &str, keys: &[String], failed: bool, policy: Policy) {
+    let ended = Instant::now();
+    let mut delays = policy.delays();
+    let mut listing = failed;
+    let mut late_sweep_done = !failed;
+    loop {
+        let sweep_started = ended.elapsed();
+        if delete_run(store, run_id, keys, listing).await {
+            if late_sweep_done || sweep_started >= LATE_WRITE_GRACE {
+                return;
+            }
+            tokio::time::sleep(LATE_WRITE_GRACE.saturating_sub(ended.elapsed())).await;
+            late_sweep_done = true;
+        } else {
+            let Some(delay) = delays.next() else {
+                tracing::warn!(
+                    run_id,
+                    "the store refused the run's cleanup for {} s; its objects are left to stacking gc",
+                    ended.elapsed().as_secs()
+                );
+                return;
+            };
+            tokio::time::sleep(delay).await;
+        }
+        listing = true;
     }
 }
 
@@ -120,25 +175,35 @@ mod tests {
             store.put(key, Bytes::from_static(b"x")).await.unwrap();
         }
         server.stop_serving();
-        let mut guard = CleanupGuard {
-            store: Some(Arc::clone(&store)),
-            run_id: "run-outage".into(),
-            keys: keys.clone(),
-            tracker: TaskTracker::new(),
-            armed: true,
+        let mut guard = CleanupGuard::new(
+            Some(Arc::clone(&store)),
+            "run-outage".into(),
+            keys.clone(),
+            TaskTracker::new(),
+        );
+        // The production policy's shape, at a tenth of its delays: the
+        // outage outlasts several passes (each spends the client's 2 s of
+        // retries), which the single late sweep this replaced did not.
+        guard.policy = Policy {
+            first_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(6),
+            ..retry::CLEANUP
         };
         let cleanup = guard.start(false).unwrap();
-        // The first attempt spends the client's retries (2 s) on the outage.
-        tokio::time::sleep(Duration::from_millis(2500)).await;
+        tokio::time::sleep(Duration::from_secs(9)).await;
         assert_eq!(
             server.object_count(),
             keys.len(),
             "deleted during the outage?"
         );
+        assert!(
+            !cleanup.is_finished(),
+            "the cleanup gave up during the outage"
+        );
         server.restart().unwrap();
-        tokio::time::timeout(LATE_WRITE_GRACE + Duration::from_secs(5), cleanup)
+        tokio::time::timeout(Duration::from_secs(20), cleanup)
             .await
-            .expect("the cleanup ends within its bound")
+            .expect("the cleanup ends once the store is back")
             .unwrap();
         assert_eq!(server.object_count(), 0);
     }

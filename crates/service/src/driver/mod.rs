@@ -14,9 +14,10 @@
 //! caller cancelling, the deadline, SIGTERM — the run's objects are deleted
 //! by a task detached from the request: every key the run can write is known
 //! from its run id, and the run's prefix is listed as well. After a failed
-//! run a second sweep follows [`LATE_WRITE_GRACE`] later, for a write a
-//! worker had in flight when the run gave up; so does it after any run
-//! whose first cleanup the store refused (a storage outage at its end).
+//! run a last sweep follows [`LATE_WRITE_GRACE`] later, for a write a
+//! worker had in flight when the run gave up; a cleanup the store refuses
+//! (an outage at the end of a run) is retried with backoff until it
+//! answers, for at most 15 minutes.
 
 mod cleanup;
 mod plan;
@@ -182,7 +183,7 @@ impl Driver {
             .await;
         loaded
             .as_ref()
-            .map_err(|e| StepError::NotReady(format!("the driver has no dataset: {e}")))
+            .map_err(|e| StepError::Precondition(format!("the driver has no dataset: {e}")))
     }
 
     /// The dataset, waited for at most until `deadline`: a run that arrives
@@ -261,21 +262,19 @@ impl Driver {
         root: &Span,
         deadline: Deadline,
     ) -> Result<RunReport, StepError> {
-        let run_id = format!("run-{}", uuid::Uuid::new_v4().simple());
+        let run_id = crate::context::new_run_id();
         let mut root_tags = root.child("run", None);
         root_tags.tag("run_id", &run_id);
         drop(root_tags);
-        let mut cleanup = CleanupGuard {
-            store: self
-                .ctx
+        let mut cleanup = CleanupGuard::new(
+            self.ctx
                 .store()
                 .cloned()
                 .filter(|_| !self.cfg.plan.keep_objects),
-            keys: run_keys(&run_id, self.cfg.plan.trainers),
-            run_id: run_id.clone(),
-            tracker: self.cleanups.clone(),
-            armed: true,
-        };
+            run_id.clone(),
+            run_keys(&run_id, self.cfg.plan.trainers),
+            self.cleanups.clone(),
+        );
         let started = Instant::now();
         let result = self.run_stages(&run_id, deadline, root).await;
         if let Some(task) = cleanup.start(result.is_err()) {

@@ -121,6 +121,23 @@ pub async fn metatrain(
         ModelSpec::from_json_bytes(&req.model_config)?
     };
     spec.check_meta()?;
+    ctx.check_transfer(&[
+        (
+            "the dataset",
+            !req.dataset.is_empty(),
+            !req.dataset_key.is_empty(),
+        ),
+        (
+            "the models",
+            !req.models.is_empty(),
+            !req.models_key.is_empty(),
+        ),
+        (
+            "the meta features",
+            !req.meta_features.is_empty(),
+            !req.meta_features_key.is_empty(),
+        ),
+    ])?;
     let scope = RunScope::new(
         &req.run_id,
         &[&req.dataset_key, &req.models_key, &req.meta_features_key],

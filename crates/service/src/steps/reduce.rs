@@ -37,6 +37,11 @@ pub async fn reduce(
         .iter()
         .flat_map(|t| [t.model_key.as_str(), t.pred_key.as_str()])
         .collect();
+    let inline = tuples
+        .iter()
+        .any(|t| !t.model.is_empty() || !t.predictions.is_empty());
+    let keyed = read_keys.iter().any(|k| !k.is_empty());
+    ctx.check_transfer(&[("models and predictions", inline, keyed)])?;
     let scope = RunScope::new(&req.run_id, &read_keys)?;
     let _admitted = ctx.admit().await?;
     // Pairs arrive [`REDUCE_FETCHES`] at a time, in order, and a model equal

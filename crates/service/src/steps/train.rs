@@ -30,6 +30,11 @@ pub async fn train(
     let spec = ModelSpec::from_json_bytes(&req.model_config)?;
     spec.check_level0()?;
     let name = spec.name();
+    ctx.check_transfer(&[(
+        "the dataset",
+        !req.dataset.is_empty(),
+        !req.dataset_key.is_empty(),
+    )])?;
     let scope = RunScope::new(&req.run_id, &[&req.dataset_key])?;
     let queued = Instant::now();
     let _admitted = ctx.admit().await?;

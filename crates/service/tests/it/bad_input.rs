@@ -143,11 +143,15 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
     .await;
     let (mut trainer, mut reducer, mut meta) = clients(&stack).await;
 
-    let missing = train_stored("run-test", "run-test/dataset", 0);
+    let missing = train_stored(
+        "run-098f6bcd4621d373cade4e832627b4f6",
+        "run-098f6bcd4621d373cade4e832627b4f6/dataset",
+        0,
+    );
     expect(
         trainer.train(missing).await,
         Code::NotFound,
-        "run-test/dataset",
+        "run-098f6bcd4621d373cade4e832627b4f6/dataset",
     )
     .await;
 
@@ -159,17 +163,26 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
     .await;
     expect(
         reducer
-            .reduce(reduce_stored("", &[("run-x/model_0", "run-x/pred_0")]))
+            .reduce(reduce_stored(
+                "",
+                &[(
+                    "run-9dd4e461268c8034f5c8564e155c67a6/model_0",
+                    "run-9dd4e461268c8034f5c8564e155c67a6/pred_0",
+                )],
+            ))
             .await,
         Code::NotFound,
-        "run-x/model_0",
+        "run-9dd4e461268c8034f5c8564e155c67a6/model_0",
     )
     .await;
 
     // Two trainers on different datasets: their prediction lengths differ.
     let small = small_dataset();
     store
-        .put("run-y/dataset", Bytes::from(small.to_bytes()))
+        .put(
+            "run-415290769594460e2e485922904f345d/dataset",
+            Bytes::from(small.to_bytes()),
+        )
         .await
         .unwrap();
     let other = stacking_core::dataset::make_classification(&stacking_core::GeneratorParams {
@@ -179,21 +192,35 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
     })
     .unwrap();
     store
-        .put("run-z/dataset", Bytes::from(other.to_bytes()))
+        .put(
+            "run-fbade9e36a3f36d3d676c1b808451dd7/dataset",
+            Bytes::from(other.to_bytes()),
+        )
         .await
         .unwrap();
-    // The same other dataset inside run-y, for a metatrainer given run-y's models.
+    // The same other dataset inside run-415290769594460e2e485922904f345d, for a metatrainer given run-415290769594460e2e485922904f345d's models.
     store
-        .put("run-y/other-dataset", Bytes::from(other.to_bytes()))
+        .put(
+            "run-415290769594460e2e485922904f345d/other-dataset",
+            Bytes::from(other.to_bytes()),
+        )
         .await
         .unwrap();
     let a = trainer
-        .train(train_stored("run-y", "run-y/dataset", 0))
+        .train(train_stored(
+            "run-415290769594460e2e485922904f345d",
+            "run-415290769594460e2e485922904f345d/dataset",
+            0,
+        ))
         .await
         .unwrap()
         .into_inner();
     let b = trainer
-        .train(train_stored("run-y", "run-y/other-dataset", 1))
+        .train(train_stored(
+            "run-415290769594460e2e485922904f345d",
+            "run-415290769594460e2e485922904f345d/other-dataset",
+            1,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -202,7 +229,12 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
         (b.model_key.as_str(), b.pred_key.as_str()),
     ];
     expect(
-        reducer.reduce(reduce_stored("run-y", &pairs)).await,
+        reducer
+            .reduce(reduce_stored(
+                "run-415290769594460e2e485922904f345d",
+                &pairs,
+            ))
+            .await,
         Code::InvalidArgument,
         "prediction vector 1 has 100 entries",
     )
@@ -210,19 +242,22 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
 
     // Meta features that do not fit the dataset.
     let one = reducer
-        .reduce(reduce_stored("run-y", &[(&a.model_key, &a.pred_key)]))
+        .reduce(reduce_stored(
+            "run-415290769594460e2e485922904f345d",
+            &[(&a.model_key, &a.pred_key)],
+        ))
         .await
         .unwrap()
         .into_inner();
     let stored = |dataset_key: &str| {
         metatrain_stored(
-            "run-y",
+            "run-415290769594460e2e485922904f345d",
             dataset_key,
             &one.models_key,
             &one.meta_features_key,
         )
     };
-    let req = stored("run-y/other-dataset");
+    let req = stored("run-415290769594460e2e485922904f345d/other-dataset");
     expect(
         meta.metatrain(req).await,
         Code::InvalidArgument,
@@ -231,7 +266,7 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
     .await;
     let bad_meta = MetaTrainRequest {
         model_config: lasso(),
-        ..stored("run-y/dataset")
+        ..stored("run-415290769594460e2e485922904f345d/dataset")
     };
     expect(
         meta.metatrain(bad_meta).await,
@@ -239,10 +274,14 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
         "LogisticRegression",
     )
     .await;
+    let garbage_key = "run-415290769594460e2e485922904f345d/garbage-models";
+    store
+        .put(garbage_key, Bytes::from_static(b"garbage"))
+        .await
+        .unwrap();
     let garbage_models = MetaTrainRequest {
-        models: Bytes::from_static(b"garbage"),
-        models_key: String::new(),
-        ..stored("run-y/dataset")
+        models_key: garbage_key.into(),
+        ..stored("run-415290769594460e2e485922904f345d/dataset")
     };
     expect(
         meta.metatrain(garbage_models).await,
@@ -252,7 +291,7 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
     .await;
     // and a good one still works
     let reply = meta
-        .metatrain(stored("run-y/dataset"))
+        .metatrain(stored("run-415290769594460e2e485922904f345d/dataset"))
         .await
         .unwrap()
         .into_inner();
@@ -287,7 +326,11 @@ async fn storage_down_is_unavailable_within_bounded_time() {
     );
     let mut trainer = TrainerClient::new(channel(stack.trainer).await);
     let status = trainer
-        .train(train_stored("run-test", "run-test/dataset", 0))
+        .train(train_stored(
+            "run-098f6bcd4621d373cade4e832627b4f6",
+            "run-098f6bcd4621d373cade4e832627b4f6/dataset",
+            0,
+        ))
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
@@ -324,8 +367,8 @@ async fn unreachable_trainer_is_unavailable() {
 }
 
 /// The metatrainer reads a stored dataset's labels by two ranged GETs over
-/// HTTP; it scores exactly as with the whole dataset inline, and a stored
-/// dataset whose labels are missing or followed by junk is refused.
+/// HTTP; it scores exactly as the core does with the whole dataset, and a
+/// stored dataset whose labels are missing or followed by junk is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metatrainer_reads_only_the_labels_of_a_stored_dataset() {
     let server = S3Server::start().await;
@@ -347,7 +390,10 @@ async fn metatrainer_reads_only_the_labels_of_a_stored_dataset() {
         ..Default::default()
     })
     .unwrap();
-    for (run, ds) in [("run-big", small_dataset()), ("run-tiny", tiny)] {
+    for (run, ds) in [
+        ("run-d861877da56b8b4ceb35c8cbfdf65bb4", small_dataset()),
+        ("run-d60cadf1a41c651e1f0ade50136bad43", tiny),
+    ] {
         let wire = Bytes::from(ds.to_bytes());
         let key = format!("{run}/dataset");
         store.put(&key, wire.clone()).await.unwrap();
@@ -374,12 +420,20 @@ async fn metatrainer_reads_only_the_labels_of_a_stored_dataset() {
             )
         };
         let by_key = meta.metatrain(request(Bytes::new(), &key)).await.unwrap();
-        let inline = meta.metatrain(request(wire.clone(), "")).await.unwrap();
-        assert_eq!(by_key.get_ref().score, inline.get_ref().score, "{run}");
-        let read = |r: &tonic::Response<stacking_service::pb::stacking::MetaTrainReply>| {
-            r.get_ref().stats.as_ref().unwrap().storage_read_bytes
-        };
-        let dataset_read = read(&by_key) - read(&inline);
+        // The same score as the core computes from the whole dataset.
+        let meta_features = store.get(&reduced.meta_features_key).await.unwrap();
+        let models = store.get(&reduced.models_key).await.unwrap();
+        let whole = stacking_core::stack::train_level1(
+            &stacking_core::config::default_meta(),
+            stacking_core::npy::decode_f64_2d(&meta_features)
+                .unwrap()
+                .view(),
+            ds.y().view(),
+        )
+        .unwrap();
+        assert_eq!(by_key.get_ref().score, whole.auc.to_string(), "{run}");
+        let read = by_key.get_ref().stats.as_ref().unwrap().storage_read_bytes;
+        let dataset_read = read - (meta_features.len() + models.len()) as u64;
         let labels = (wire.len() - ds.x_npy().len()) as u64;
         let expected = if wire.len() <= 4096 {
             wire.len() as u64

@@ -156,14 +156,16 @@ async fn a_missing_key_is_not_found_and_a_dead_server_unavailable() {
     let mut trainer = TrainerClient::new(channel(stack.trainer).await);
     let request = TrainRequest {
         dataset: Bytes::new(),
-        dataset_key: "run-test/dataset".into(),
+        dataset_key: "run-098f6bcd4621d373cade4e832627b4f6/dataset".into(),
         model_config: Bytes::from_static(br#"{"model": "Lasso", "params": {"alpha": 0.1}}"#),
         trainer_id: "0".into(),
-        run_id: "run-test".into(),
+        run_id: "run-098f6bcd4621d373cade4e832627b4f6".into(),
     };
     let status = trainer.train(request.clone()).await.unwrap_err();
     assert_eq!(status.code(), Code::NotFound, "{}", status.message());
-    assert!(status.message().contains("run-test/dataset"));
+    assert!(status
+        .message()
+        .contains("run-098f6bcd4621d373cade4e832627b4f6/dataset"));
 
     server.kill();
     let status = stack.say_hello().await.unwrap_err();

@@ -131,7 +131,7 @@ async fn raw_protobuf_bodies_never_get_internal_and_every_function_keeps_serving
                 dataset: small.clone(),
                 model_config: Bytes::from_static(br#"{"model":"Lasso","params":{"alpha":0.1}}"#),
                 trainer_id: "0".into(),
-                run_id: "run-fuzz".into(),
+                run_id: "run-887175e515cd3b479f6ae6fb1a76138e".into(),
                 ..Default::default()
             }
             .encode_to_vec(),
@@ -140,7 +140,7 @@ async fn raw_protobuf_bodies_never_get_internal_and_every_function_keeps_serving
             "/stacking.Reducer/Reduce",
             stack.reducer,
             ReduceRequest {
-                run_id: "run-fuzz".into(),
+                run_id: "run-887175e515cd3b479f6ae6fb1a76138e".into(),
                 ..Default::default()
             }
             .encode_to_vec(),
@@ -150,7 +150,7 @@ async fn raw_protobuf_bodies_never_get_internal_and_every_function_keeps_serving
             stack.metatrainer,
             MetaTrainRequest {
                 dataset: small.clone(),
-                run_id: "run-fuzz".into(),
+                run_id: "run-887175e515cd3b479f6ae6fb1a76138e".into(),
                 ..Default::default()
             }
             .encode_to_vec(),

@@ -33,7 +33,7 @@ fn runaway_train() -> TrainRequest {
         dataset_key: String::new(),
         model_config: Bytes::from_static(RUNAWAY_SVR),
         trainer_id: "0".into(),
-        run_id: "run-runaway".into(),
+        run_id: "run-63c762af1ff110e97f8b7cb925d36bf7".into(),
     }
 }
 
@@ -89,39 +89,48 @@ async fn requests_may_not_write_or_read_outside_their_own_run() {
     let s3 = S3Server::start().await;
     let store = s3.store();
     let dataset = Bytes::from(small_dataset().to_bytes());
-    store
-        .put("run-other/dataset", dataset.clone())
-        .await
-        .unwrap();
+    let other = "run-795f3202b17cb6bc3d4b771d8c6c9eaf";
+    let other_dataset = format!("{other}/dataset");
+    store.put(&other_dataset, dataset.clone()).await.unwrap();
     let ctx = Context::new(Route::s3(store.clone()), 2, 2);
     let addr = serve_on_loopback(Role::Trainer(ctx)).await;
     let mut trainer = TrainerClient::new(channel(addr).await);
     let lasso = Bytes::from_static(br#"{"model":"Lasso","params":{"alpha":0.1}}"#);
-    // Without a run id the original's flat keys are written, never another run's.
-    let reply = trainer
-        .train(TrainRequest {
-            dataset: Bytes::new(),
-            dataset_key: "run-other/dataset".into(),
-            model_config: lasso.clone(),
-            trainer_id: "0".into(),
-            run_id: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(reply.model_key, "model_0");
+    // Without a run id, each call writes under a fresh run prefix of its
+    // own, ending in the original names: two such callers never share a
+    // key, and gc recognises the prefix. Never another run's.
+    let call = || TrainRequest {
+        dataset: Bytes::new(),
+        dataset_key: other_dataset.clone(),
+        model_config: lasso.clone(),
+        trainer_id: "0".into(),
+        run_id: String::new(),
+    };
+    let first = trainer.train(call()).await.unwrap().into_inner();
+    let second = trainer.train(call()).await.unwrap().into_inner();
+    for reply in [&first, &second] {
+        let (prefix, name) = reply.model_key.split_once('/').unwrap();
+        assert!(
+            stacking_service::context::is_run_id(prefix),
+            "{}",
+            reply.model_key
+        );
+        assert_eq!(name, "model_0");
+        assert!(reply.pred_key.starts_with(prefix) && reply.pred_key.ends_with("/pred_0"));
+    }
+    assert_ne!(first.model_key, second.model_key);
     assert_eq!(
-        store.list("run-other/").await.unwrap(),
-        vec!["run-other/dataset".to_string()]
+        store.list(&format!("{other}/")).await.unwrap(),
+        vec![other_dataset.clone()]
     );
     // With a run id, a key of another run is refused.
     let status = trainer
         .train(TrainRequest {
             dataset: Bytes::new(),
-            dataset_key: "run-other/dataset".into(),
+            dataset_key: other_dataset.clone(),
             model_config: lasso,
             trainer_id: "0".into(),
-            run_id: "run-mine".into(),
+            run_id: "run-918b81db5e91d031548b963c93845e5b".into(),
         })
         .await
         .unwrap_err();
@@ -154,7 +163,7 @@ async fn the_reducer_refuses_predictions_that_are_not_finite() {
                     model: model.clone(),
                     predictions: Bytes::from(stacking_core::npy::encode_f64_1d(&preds)),
                 }],
-                run_id: "run-nan".into(),
+                run_id: "run-a3d2de7675556553a5f08e4c88d2c228".into(),
             })
             .await
             .unwrap_err();
@@ -286,7 +295,7 @@ async fn buffered_requests_are_bounded_by_bytes_not_by_count() {
         dataset_key: String::new(),
         model_config: lasso.clone(),
         trainer_id: id.to_string(),
-        run_id: "run-budget".into(),
+        run_id: "run-2f212049ce79d2b949fd242043004288".into(),
     };
 
     // A message larger than the whole budget is refused before it is read.

@@ -8,6 +8,7 @@ mod elasticache;
 mod framing;
 mod fuzz;
 mod hardening;
+mod isolation;
 mod messages;
 mod pending_dataset;
 mod progress;

@@ -19,8 +19,6 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// One command, its value included. A 245 MB dataset takes well under a
 /// second on loopback; this bounds a server that accepts and never answers.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
-/// Retries of a command that failed on the connection.
-pub const RETRIES: usize = 2;
 
 /// Redis connection settings.
 #[derive(Clone, PartialEq)]

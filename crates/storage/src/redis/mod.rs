@@ -13,7 +13,8 @@
 //!   `proto-max-bulk-len`) is refused before anything is sent;
 //! - connect and each command have time bounds; commands that fail on the
 //!   connection are retried (all of them are idempotent: `SET` of the same
-//!   bytes, `GET`, `DEL`), at most [`RETRIES`] times with backoff.
+//!   bytes, `GET`, `DEL`) on the one retry policy
+//!   ([`crate::retry::REDIS_COMMAND`]).
 //!
 //! Keys are validated as the object-store backends validate them, so one
 //! key means the same object whichever store holds it.
@@ -86,14 +87,18 @@ impl RedisStore {
     async fn connection(&self) -> Result<ConnectionManager, StorageError> {
         self.connection
             .get_or_try_init(|| async {
+                // The client's own reconnects follow the same policy's steps
+                // (it jitters them with backon too).
+                let policy = crate::retry::REDIS_COMMAND;
                 let config = ConnectionManagerConfig::new()
                     .set_connection_timeout(Some(self.cfg.connect_timeout))
                     .set_response_timeout(Some(self.cfg.response_timeout))
-                    .set_number_of_retries(RETRIES)
-                    .set_max_delay(Duration::from_millis(500));
+                    .set_number_of_retries(policy.max_retries)
+                    .set_min_delay(policy.first_delay)
+                    .set_max_delay(policy.max_delay);
                 // The manager's own connect retries are not bounded in time by
                 // its config; the whole first connect is.
-                let bound = self.cfg.connect_timeout * (RETRIES as u32 + 2);
+                let bound = self.cfg.connect_timeout * (policy.max_retries as u32 + 2);
                 match tokio::time::timeout(
                     bound,
                     self.client.get_connection_manager_with_config(config),
@@ -119,7 +124,7 @@ impl RedisStore {
         request: impl Fn() -> Request,
     ) -> Result<T, StorageError> {
         let mut conn = self.connection().await?;
-        let mut attempt = 0;
+        let mut delays = crate::retry::REDIS_COMMAND.delays();
         loop {
             let result = match request() {
                 Request::One(cmd) => cmd.query_async::<T>(&mut conn).await,
@@ -127,10 +132,10 @@ impl RedisStore {
             };
             match result {
                 Ok(value) => return Ok(value),
-                Err(e) if attempt < RETRIES && is_transient(&e) => {
-                    attempt += 1;
-                    tokio::time::sleep(Duration::from_millis(50 << (2 * attempt))).await;
-                }
+                Err(e) if is_transient(&e) => match delays.next() {
+                    Some(delay) => tokio::time::sleep(delay).await,
+                    None => return Err(self.map(key, e)),
+                },
                 Err(e) => return Err(self.map(key, e)),
             }
         }

@@ -11,14 +11,14 @@ pub fn lasso() -> Bytes {
     Bytes::from_static(br#"{"model": "Lasso", "params": {"alpha": 0.1}}"#)
 }
 
-/// `Train` for trainer 0 of `run-test`, with the dataset inline.
+/// `Train` for trainer 0 of a fixed run, with the dataset inline.
 pub fn train_inline(dataset: Bytes, config: Bytes) -> TrainRequest {
     TrainRequest {
         dataset,
         dataset_key: String::new(),
         model_config: config,
         trainer_id: "0".into(),
-        run_id: "run-test".into(),
+        run_id: "run-098f6bcd4621d373cade4e832627b4f6".into(),
     }
 }
 
