@@ -67,6 +67,10 @@ pub enum StepError {
     /// A message or payload over a configured size limit.
     #[error("{0}")]
     TooLarge(String),
+    /// The work would need more memory than the function's budget allows
+    /// (`MEMORY_BUDGET_MB`); refused before it starts.
+    #[error("{0}")]
+    OverBudget(String),
     /// The deployment cannot serve this call as it stands, whatever the
     /// request: the driver's dataset could not be made, or the caller and
     /// this function use different transfers.
@@ -104,6 +108,7 @@ impl StepError {
             StepError::Internal(_) | StepError::Encode(_) => Code::Internal,
             StepError::TooLarge(_) => Code::OutOfRange,
             StepError::Precondition(_) => Code::FailedPrecondition,
+            StepError::OverBudget(_) => Code::ResourceExhausted,
             StepError::Stopped(StopReason::Cancelled) => Code::Cancelled,
             StepError::Stopped(StopReason::BudgetExceeded) => Code::DeadlineExceeded,
             StepError::Stopped(StopReason::ShuttingDown) => Code::Unavailable,

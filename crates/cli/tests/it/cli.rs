@@ -446,8 +446,12 @@ fn gc_never_reaches_a_run_that_may_be_live() {
     ))
     .unwrap();
     let live = "run-0123456789abcdef0123456789abcdef/dataset";
-    rt.block_on(stacking_storage::BlobStore::put(&store, live, bytes::Bytes::from_static(b"x")))
-        .unwrap();
+    rt.block_on(stacking_storage::BlobStore::put(
+        &store,
+        live,
+        bytes::Bytes::from_static(b"x"),
+    ))
+    .unwrap();
     std::thread::sleep(Duration::from_millis(2100));
     for age in ["2s", "5m"] {
         let (ok, out) = gc(age);

@@ -122,6 +122,17 @@ impl ModelSpec {
         }
     }
 
+    /// Bytes a fit on `n` rows and `p` columns holds beyond its input, for
+    /// a caller to refuse a fit its memory budget cannot hold before it
+    /// starts. Only the meta model's solver grows faster than its input
+    /// (its Newton system); every other fit holds a few copies of its rows.
+    pub fn fit_memory_bytes(&self, n: usize, p: usize) -> u64 {
+        match self {
+            Self::LogisticRegression(params) => params.fit_memory_bytes(n, p),
+            _ => (n as u64).saturating_mul(p as u64).saturating_mul(16),
+        }
+    }
+
     /// Classifiers are cross-validated with stratified folds and predict probabilities.
     pub fn is_classifier(&self) -> bool {
         matches!(self, Self::LogisticRegression(_))

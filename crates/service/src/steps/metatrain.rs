@@ -107,6 +107,34 @@ async fn fetch_labels(
     Ok(Labels::Fetched { layout, y })
 }
 
+/// Refuses, before any work, a meta model whose fit would hold more than
+/// the function's memory budget: its Newton system grows with the square of
+/// the meta features (one per trainer), which a small request can name by
+/// the thousand.
+fn check_fit_memory(ctx: &Context, spec: &ModelSpec, meta: &Bytes) -> Result<(), StepError> {
+    let prefix = &meta[..meta.len().min(4096)];
+    let Ok(extent) = npy::extent(prefix) else {
+        // The decoder names what is wrong with it.
+        return Ok(());
+    };
+    let (n, p) = match extent.shape[..] {
+        [n, p] => (n, p),
+        _ => return Ok(()),
+    };
+    let decoded = (n as u64).saturating_mul(p as u64).saturating_mul(8);
+    let needed = decoded.saturating_add(spec.fit_memory_bytes(n, p));
+    let budget = ctx.limits().memory_budget_bytes as u64;
+    if needed > budget {
+        return Err(StepError::OverBudget(format!(
+            "fitting {} on {n} x {p} meta features would hold about {} MiB, over this function's MEMORY_BUDGET_MB ({} MiB)",
+            spec.name(),
+            needed >> 20,
+            budget >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// `Metatrainer.Metatrain`: the level-1 model, its score, and the full two-layer model.
 pub async fn metatrain(
     ctx: &Context,
@@ -162,6 +190,7 @@ pub async fn metatrain(
         moved.read += m1.read + m2.read;
         r
     };
+    check_fit_memory(ctx, &spec, &meta)?;
     let fit_span = span.child(format!("fit {}", spec.name()), None);
     let (full_bytes, pred_bytes, auc, swapped, compute_us, warnings) = ctx
         .compute(move |stop| {

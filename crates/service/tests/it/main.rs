@@ -10,6 +10,7 @@ mod fuzz;
 mod hardening;
 mod isolation;
 mod messages;
+mod meta_model;
 mod pending_dataset;
 mod progress;
 mod reflection;
