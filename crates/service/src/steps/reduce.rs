@@ -1,6 +1,7 @@
 //! `Reducer.Reduce`: gather every trainer's model and predictions into the
 //! meta-feature matrix and the model list.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,8 +18,61 @@ use crate::error::StepError;
 use crate::pb::stacking::{ModelPredTuple, ReduceReply, ReduceRequest};
 use crate::trace::Span;
 
-/// Trainer results the reducer fetches at once.
+/// Payloads the reducer fetches at once.
 const REDUCE_FETCHES: usize = 16;
+
+/// The most pairs one Reduce takes: as many models as a model list holds.
+pub const MAX_PAIRS: usize = stacking_core::serial::MAX_LIST_MODELS;
+
+/// One payload to read: a stored key (read once, however many pairs name
+/// it) or a pair's inline bytes; what it is used as, and the first pair
+/// using it (to name it in errors).
+struct Payload {
+    inline: Bytes,
+    key: String,
+    first_pair: usize,
+    as_model: bool,
+    as_predictions: bool,
+}
+
+/// The distinct payloads of `tuples`, and for every pair the index of its
+/// model's and its predictions' payload.
+fn distinct_payloads(tuples: Vec<ModelPredTuple>) -> (Vec<Payload>, Vec<(usize, usize)>) {
+    let mut payloads: Vec<Payload> = Vec::new();
+    let mut by_key: HashMap<String, usize> = HashMap::new();
+    let mut slots = Vec::with_capacity(tuples.len());
+    for (i, t) in tuples.into_iter().enumerate() {
+        let mut slot = |inline: Bytes, key: String, as_model: bool| {
+            let existing = (!key.is_empty())
+                .then(|| by_key.get(&key).copied())
+                .flatten();
+            let index = existing.unwrap_or_else(|| {
+                if !key.is_empty() {
+                    by_key.insert(key.clone(), payloads.len());
+                }
+                payloads.push(Payload {
+                    inline,
+                    key,
+                    first_pair: i,
+                    as_model: false,
+                    as_predictions: false,
+                });
+                payloads.len() - 1
+            });
+            let payload = &mut payloads[index];
+            if as_model {
+                payload.as_model = true;
+            } else {
+                payload.as_predictions = true;
+            }
+            index
+        };
+        let model = slot(t.model, t.model_key, true);
+        let predictions = slot(t.predictions, t.pred_key, false);
+        slots.push((model, predictions));
+    }
+    (payloads, slots)
+}
 
 /// `Reducer.Reduce`: every trainer's model and predictions, stacked in request order.
 pub async fn reduce(
@@ -33,6 +87,12 @@ pub async fn reduce(
             "no model/prediction pairs to reduce (zero trainers?)",
         ));
     }
+    if tuples.len() > MAX_PAIRS {
+        return Err(StepError::bad(format!(
+            "{} model/prediction pairs, more than the {MAX_PAIRS} one Reduce takes",
+            tuples.len()
+        )));
+    }
     let read_keys: Vec<&str> = tuples
         .iter()
         .flat_map(|t| [t.model_key.as_str(), t.pred_key.as_str()])
@@ -44,50 +104,72 @@ pub async fn reduce(
     ctx.check_transfer(&[("models and predictions", inline, keyed)])?;
     let scope = RunScope::new(&req.run_id, &read_keys)?;
     let _admitted = ctx.admit().await?;
-    // Pairs arrive [`REDUCE_FETCHES`] at a time, in order, and a model equal
-    // to one already held is dropped at once: trainers with the same
-    // configuration send the same bytes (every fourth trainer's KNN model is
-    // the 2.4 MiB training set), so memory grows with the distinct models,
-    // not with the trainer count.
-    let count = tuples.len();
-    let mut arrivals = futures::stream::iter(
-        tuples
-            .into_iter()
-            .enumerate()
-            .map(|(i, t)| fetch_pair(ctx, i, t, span)),
-    )
+    // Every stored key is read once, however many pairs name it (2,000
+    // pairs naming one stored pair made 4,002 requests). Payloads arrive
+    // [`REDUCE_FETCHES`] at a time, in order, and a model equal to one
+    // already held is dropped at once: trainers with the same configuration
+    // send the same bytes (every fourth trainer's KNN model is the 2.4 MiB
+    // training set), so memory grows with the distinct models, not with the
+    // trainer count.
+    let (payloads, slots) = distinct_payloads(tuples);
+    let mut arrivals = futures::stream::iter(payloads.into_iter().map(|p| async move {
+        let what = if p.as_model {
+            format!("model of pair {}", p.first_pair)
+        } else {
+            format!("predictions of pair {}", p.first_pair)
+        };
+        let mut moved = Moved::default();
+        let bytes = ctx
+            .fetch(&p.inline, &p.key, &what, &mut moved, span)
+            .await?;
+        Ok::<_, StepError>((p, bytes, moved))
+    }))
     .buffered(REDUCE_FETCHES);
     let mut distinct: Vec<Bytes> = Vec::new();
-    let mut pairs: Vec<(usize, Array1<f64>)> = Vec::with_capacity(count);
+    let mut model_of: Vec<usize> = Vec::new();
+    let mut predictions_of: Vec<Option<Array1<f64>>> = Vec::new();
     let mut moved = Moved::default();
     while let Some(arrived) = arrivals.next().await {
-        let (model, preds, m) = arrived?;
+        let (payload, bytes, m) = arrived?;
         moved.read += m.read;
-        let i = pairs.len();
-        let index = match distinct.iter().position(|d| *d == model) {
-            Some(j) => j,
-            // Inline bytes are slices of the whole request's buffer: a copy
-            // lets that buffer go once the pairs are read.
-            None if !ctx.transfer().uses_store() => {
-                distinct.push(Bytes::copy_from_slice(&model));
-                distinct.len() - 1
-            }
-            None => {
-                distinct.push(model);
-                distinct.len() - 1
-            }
-        };
-        let pred = npy::decode_f64_1d(&preds)
-            .map_err(|e| StepError::bad(format!("predictions of pair {i}: {e}")))?;
-        if let Some(row) = pred.iter().position(|p| !p.is_finite()) {
-            return Err(StepError::bad(format!(
-                "predictions of pair {i}: row {row} is {}; predictions must be finite",
-                pred[row]
-            )));
+        let i = payload.first_pair;
+        let mut index = usize::MAX;
+        if payload.as_model {
+            index = match distinct.iter().position(|d| *d == bytes) {
+                Some(j) => j,
+                // Inline bytes are slices of the whole request's buffer: a
+                // copy lets that buffer go once the pairs are read.
+                None if !ctx.transfer().uses_store() => {
+                    distinct.push(Bytes::copy_from_slice(&bytes));
+                    distinct.len() - 1
+                }
+                None => {
+                    distinct.push(bytes.clone());
+                    distinct.len() - 1
+                }
+            };
         }
-        pairs.push((index, pred));
+        let mut predictions = None;
+        if payload.as_predictions {
+            let pred = npy::decode_f64_1d(&bytes)
+                .map_err(|e| StepError::bad(format!("predictions of pair {i}: {e}")))?;
+            if let Some(row) = pred.iter().position(|p| !p.is_finite()) {
+                return Err(StepError::bad(format!(
+                    "predictions of pair {i}: row {row} is {}; predictions must be finite",
+                    pred[row]
+                )));
+            }
+            predictions = Some(pred);
+        }
+        model_of.push(index);
+        predictions_of.push(predictions);
     }
-    drop(arrivals);
+    let mut pairs: Vec<(usize, Array1<f64>)> = Vec::with_capacity(slots.len());
+    for (model, preds) in slots {
+        let preds = predictions_of[preds].clone().unwrap_or_default();
+        pairs.push((model_of[model], preds));
+    }
+    drop(predictions_of);
     let stack_span = span.child("stack meta features", None);
     let (models_bytes, meta_bytes, compute_us) = ctx
         .compute(move |_| {
@@ -134,33 +216,4 @@ pub async fn reduce(
         meta_features_key: meta.key,
         stats: stats(start, compute_us, moved),
     })
-}
-
-/// One trainer's model and predictions, inline or from the store.
-async fn fetch_pair(
-    ctx: &Context,
-    i: usize,
-    t: ModelPredTuple,
-    span: &Span,
-) -> Result<(Bytes, Bytes, Moved), StepError> {
-    let mut moved = Moved::default();
-    let model = ctx
-        .fetch(
-            &t.model,
-            &t.model_key,
-            &format!("model of pair {i}"),
-            &mut moved,
-            span,
-        )
-        .await?;
-    let preds = ctx
-        .fetch(
-            &t.predictions,
-            &t.pred_key,
-            &format!("predictions of pair {i}"),
-            &mut moved,
-            span,
-        )
-        .await?;
-    Ok((model, preds, moved))
 }

@@ -178,3 +178,50 @@ async fn a_transfer_mismatch_is_refused_before_anything_is_stored() {
         );
     }
 }
+
+/// 2,000 pairs that all named one stored pair made 4,002 S3 requests, and
+/// 20,000 made 38,770 until the deadline. Each stored key is now read once,
+/// and a Reduce takes at most as many pairs as a model list holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reduce_reads_each_stored_key_once_and_its_pairs_are_bounded() {
+    let s3 = S3Server::start().await;
+    let store = s3.store();
+    let ctx = Context::new(Route::s3(store.clone()), 2, 2);
+    let trainer = serve_on_loopback(Role::Trainer(ctx.clone())).await;
+    let reducer = serve_on_loopback(Role::Reducer(ctx)).await;
+    let run = "run-3c9d2f0e8a7b6c5d4e3f2a1b0c9d8e7f";
+    let dataset = format!("{run}/dataset");
+    store
+        .put(&dataset, Bytes::from(small_dataset().to_bytes()))
+        .await
+        .unwrap();
+    let trained = TrainerClient::new(channel(trainer).await)
+        .train(support::requests::train_stored(run, &dataset, 0))
+        .await
+        .unwrap()
+        .into_inner();
+    let pair = (trained.model_key.as_str(), trained.pred_key.as_str());
+    let mut reducer =
+        ReducerClient::new(channel(reducer).await).max_decoding_message_size(64 << 20);
+    let before = s3.request_count();
+    let reply = reducer
+        .reduce(support::requests::reduce_stored(run, &vec![pair; 2_000]))
+        .await
+        .unwrap()
+        .into_inner();
+    // Two reads, and the two results written.
+    assert_eq!(s3.request_count() - before, 4, "{reply:?}");
+    let too_many = vec![pair; stacking_core::serial::MAX_LIST_MODELS + 1];
+    let before = s3.request_count();
+    let status = reducer
+        .reduce(support::requests::reduce_stored(run, &too_many))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{}", status.message());
+    assert!(
+        status.message().contains("more than the 65536"),
+        "{}",
+        status.message()
+    );
+    assert_eq!(s3.request_count(), before);
+}

@@ -38,6 +38,11 @@ pub struct MemoryS3 {
     /// When set, every part after the first is refused (AccessDenied, which
     /// clients do not retry), so tests can see a failed upload aborted.
     pub(super) refuse_later_parts: Arc<std::sync::atomic::AtomicBool>,
+    /// HTTP requests answered so far, of every kind.
+    pub(super) requests: Arc<AtomicUsize>,
+    /// Microseconds every request waits before it is handled: the time to
+    /// first byte of a store across a network (20 ms stands for in-region S3).
+    pub(super) latency_us: Arc<std::sync::atomic::AtomicU64>,
 }
 
 #[derive(Debug)]

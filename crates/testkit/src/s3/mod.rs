@@ -8,6 +8,10 @@
 //! (prefix, delimiter, pagination), and multipart uploads (Create, UploadPart,
 //! Complete with the listed parts in order, Abort).
 //!
+//! It counts the requests it answers, and can hold each one for a set time
+//! before handling it ([`S3Server::set_latency`]), so that a bench sees a
+//! store's round trips as a real one's latency makes them cost.
+//!
 //! ETags are a CRC-64/NVME of the content plus its length, not MD5: S3 says
 //! an ETag "may or may not be an MD5 digest", and MD5 was close to half of
 //! a PUT's time here (measured with the storage contract's store), so an
@@ -119,6 +123,18 @@ impl S3Server {
     pub fn unsigned_put_count(&self) -> usize {
         self.state.unsigned_puts.load(Ordering::Relaxed)
     }
+
+    /// HTTP requests answered so far, of every kind.
+    pub fn request_count(&self) -> usize {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// From now on every request waits `latency` before it is handled, as
+    /// the time to first byte of a store across a network; zero for none.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        let us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
+        self.state.latency_us.store(us, Ordering::Relaxed);
+    }
 }
 
 impl Drop for S3Server {
@@ -140,6 +156,7 @@ fn serve(
         .enable_all()
         .build()?;
     std_listener.set_nonblocking(true)?;
+    let (requests, latency) = (state.requests.clone(), state.latency_us.clone());
     let mut builder = s3s::service::S3ServiceBuilder::new(state);
     builder.set_auth(s3s::auth::SimpleAuth::from_single(ACCESS, SECRET));
     let service = builder.build();
@@ -155,10 +172,24 @@ fn serve(
                     while let Ok((stream, _)) = listener.accept().await {
                         let _ = stream.set_nodelay(true);
                         let service = service.clone();
+                        let (requests, latency) = (requests.clone(), latency.clone());
+                        // Counts every request and holds it for the set latency.
+                        let counted = hyper::service::service_fn(move |req| {
+                            let service = service.clone();
+                            requests.fetch_add(1, Ordering::Relaxed);
+                            let wait = latency.load(Ordering::Relaxed);
+                            async move {
+                                if wait > 0 {
+                                    tokio::time::sleep(std::time::Duration::from_micros(wait))
+                                        .await;
+                                }
+                                hyper::service::Service::call(&service, req).await
+                            }
+                        });
                         tokio::spawn(async move {
                             let _ =
                                 hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                                    .serve_connection(TokioIo::new(stream), service)
+                                    .serve_connection(TokioIo::new(stream), counted)
                                     .await;
                         });
                     }

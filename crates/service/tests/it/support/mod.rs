@@ -31,6 +31,10 @@ impl S3Server {
     pub fn object_count(&self) -> usize {
         self.0.object_count()
     }
+
+    pub fn request_count(&self) -> usize {
+        self.0.request_count()
+    }
 }
 
 pub fn config(endpoint: &str, access: &str, secret: &str) -> S3Config {
