@@ -13,7 +13,8 @@
 //!   orchestrates one run over gRPC; [`rpc`]: its channels, deadlines and
 //!   retries; [`report`]: what a run reports.
 //! - [`server`]: serving a role with health, reflection, message limits and
-//!   graceful shutdown; `admission`: the memory budget of buffered requests;
+//!   graceful shutdown; [`connections`]: the cap and timeouts on its
+//!   connections; `admission`: the memory budget of buffered requests;
 //!   `role_guard`: `UNIMPLEMENTED` naming the role for another role's call.
 //! - [`malloc`]: allocator tuning for multi-MiB per-request buffers.
 //! - [`context`], [`settings`], [`error`]: transfer (inline bytes or object
@@ -27,6 +28,7 @@
 
 mod admission;
 mod codec;
+pub mod connections;
 pub mod context;
 pub mod driver;
 pub mod error;

@@ -50,3 +50,74 @@ pub fn release_free_memory() {
         libc::malloc_trim(0);
     }
 }
+
+/// Gives memory back once a burst is over: when the last request in flight
+/// ends and none has started for [`IdleTrim::QUIET`], the heap's free pages
+/// are returned ([`release_free_memory`]). With one arena and a 64 MiB trim
+/// threshold, a burst's freed buffers otherwise stayed resident between the
+/// live ones: a driver kept 113 MiB after 256 concurrent calls, against 13
+/// MiB idle.
+#[derive(Debug, Default)]
+pub struct IdleTrim {
+    /// The function's store, told to let go of its buffers first.
+    store: Option<std::sync::Arc<dyn stacking_storage::BlobStore>>,
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Bumped by every request that starts: a trim waits for quiet.
+    started: std::sync::atomic::AtomicU64,
+    scheduled: std::sync::atomic::AtomicBool,
+}
+
+impl IdleTrim {
+    /// How long no request may run before the heap is trimmed.
+    pub const QUIET: std::time::Duration = std::time::Duration::from_secs(1);
+
+    /// A trim that first lets `store` release its idle buffers.
+    pub fn with_store(store: Option<std::sync::Arc<dyn stacking_storage::BlobStore>>) -> Self {
+        Self {
+            store,
+            ..Self::default()
+        }
+    }
+
+    /// A request starts.
+    pub fn begin(&self) {
+        use std::sync::atomic::Ordering;
+        self.started.fetch_add(1, Ordering::AcqRel);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// A request ends; the last one schedules a trim after the quiet time.
+    pub fn end(self: &std::sync::Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if self.in_flight.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        if self.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            self.scheduled.store(false, Ordering::Release);
+            return;
+        };
+        let this = std::sync::Arc::clone(self);
+        runtime.spawn(async move {
+            loop {
+                let seen = this.started.load(Ordering::Acquire);
+                tokio::time::sleep(Self::QUIET).await;
+                if this.in_flight.load(Ordering::Acquire) > 0 {
+                    // Busy again: the last request of this burst schedules.
+                    this.scheduled.store(false, Ordering::Release);
+                    return;
+                }
+                if this.started.load(Ordering::Acquire) == seen {
+                    if let Some(store) = &this.store {
+                        store.release_idle();
+                    }
+                    let _ = tokio::task::spawn_blocking(release_free_memory).await;
+                    this.scheduled.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        });
+    }
+}

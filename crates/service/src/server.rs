@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
 
 use crate::driver::Driver;
@@ -148,6 +147,9 @@ pub async fn serve(
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW))
         .max_concurrent_streams(role.max_streams_per_connection())
+        .layer(crate::connections::ActivityLayer::with_store(
+            ctx.store().cloned(),
+        ))
         .layer(guard)
         .layer(admission);
     let router = builder
@@ -214,8 +216,9 @@ pub async fn serve(
         shutdown.await;
         let _ = signalled.send(());
     };
+    let connections = Arc::new(crate::connections::Registry::default());
     let server = router.serve_with_incoming_shutdown(
-        TcpIncoming::from(listener).with_nodelay(Some(true)),
+        crate::connections::incoming(listener, limits.connections, connections),
         shutdown,
     );
     tokio::pin!(server);

@@ -24,7 +24,7 @@ pub mod retry;
 pub mod s3;
 mod store;
 
-pub use object_backend::ObjectStoreBackend;
+pub use object_backend::{ObjectStoreBackend, Reconnect};
 pub use store::{check_key, shown_key, BlobStore, Chunking, StorageError, MAX_KEY_BYTES};
 
 /// An environment of `pairs`, for the backends' `from_lookup` tests.

@@ -13,21 +13,51 @@ use object_store::{GetOptions, GetRange, ObjectStore, ObjectStoreExt, PutPayload
 
 use crate::store::{BlobStore, Chunking, StorageError};
 
+/// Makes the client again, for [`BlobStore::release_idle`].
+pub type Reconnect = Arc<dyn Fn() -> Result<Arc<dyn ObjectStore>, StorageError> + Send + Sync>;
+
 /// Any `object_store` backend behind [`BlobStore`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ObjectStoreBackend {
-    inner: Arc<dyn ObjectStore>,
+    inner: Arc<std::sync::RwLock<Arc<dyn ObjectStore>>>,
     name: String,
     chunking: Option<Chunking>,
+    reconnect: Option<Reconnect>,
+}
+
+impl std::fmt::Debug for ObjectStoreBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStoreBackend")
+            .field("name", &self.name)
+            .field("chunking", &self.chunking)
+            .finish()
+    }
 }
 
 impl ObjectStoreBackend {
     /// A store over `inner`, named `name` in errors.
     pub fn new(inner: Arc<dyn ObjectStore>, name: impl Into<String>) -> Self {
         Self {
-            inner,
+            inner: Arc::new(std::sync::RwLock::new(inner)),
             name: name.into(),
             chunking: None,
+            reconnect: None,
+        }
+    }
+
+    /// A remote store whose client `reconnect` makes anew when the function
+    /// goes idle: its pooled connections keep buffers the size of the
+    /// largest bodies they carried.
+    pub fn with_reconnect(mut self, reconnect: Reconnect) -> Self {
+        self.reconnect = Some(reconnect);
+        self
+    }
+
+    /// The client of this request (requests in flight keep theirs).
+    fn client(&self) -> Arc<dyn ObjectStore> {
+        match self.inner.read() {
+            Ok(inner) => Arc::clone(&inner),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
         }
     }
 
@@ -46,7 +76,7 @@ impl ObjectStoreBackend {
         chunking: Chunking,
     ) -> Result<(), StorageError> {
         let mut upload = self
-            .inner
+            .client()
             .put_multipart(path)
             .await
             .map_err(|e| self.map(key, e))?;
@@ -172,7 +202,7 @@ impl BlobStore for ObjectStoreBackend {
         if let Some(chunking) = self.chunking.filter(|c| data.len() > c.part) {
             return self.put_in_parts(key, &path, data, chunking).await;
         }
-        self.inner
+        self.client()
             .put(&path, PutPayload::from_bytes(data))
             .await
             .map(|_| ())
@@ -190,7 +220,11 @@ impl BlobStore for ObjectStoreBackend {
             };
         }
         let path = Self::path(key)?;
-        let result = self.inner.get(&path).await.map_err(|e| self.map(key, e))?;
+        let result = self
+            .client()
+            .get(&path)
+            .await
+            .map_err(|e| self.map(key, e))?;
         result.bytes().await.map_err(|e| self.map(key, e))
     }
 
@@ -198,20 +232,24 @@ impl BlobStore for ObjectStoreBackend {
         let path = Self::path(key)?;
         let start = range.start;
         if range.is_empty() {
-            let meta = self.inner.head(&path).await.map_err(|e| self.map(key, e))?;
+            let meta = self
+                .client()
+                .head(&path)
+                .await
+                .map_err(|e| self.map(key, e))?;
             return Ok((Bytes::new(), meta.size));
         }
         let options = GetOptions {
             range: Some(GetRange::Bounded(range)),
             ..GetOptions::default()
         };
-        let result = match self.inner.get_opts(&path, options).await {
+        let result = match self.client().get_opts(&path, options).await {
             Ok(result) => result,
             Err(e) => {
                 // Stores word an unsatisfiable range differently (object_store's own
                 // check, or HTTP 416 from the server); the object's size tells.
                 if !matches!(e, object_store::Error::NotFound { .. }) {
-                    if let Ok(meta) = self.inner.head(&path).await {
+                    if let Ok(meta) = self.client().head(&path).await {
                         if start >= meta.size {
                             return Err(StorageError::RangeNotSatisfiable {
                                 key: key.into(),
@@ -235,7 +273,7 @@ impl BlobStore for ObjectStoreBackend {
             .map(|k| Self::path(k))
             .collect::<Result<Vec<_>, _>>()?;
         let mut results = self
-            .inner
+            .client()
             .delete_stream(futures::stream::iter(paths.into_iter().map(Ok)).boxed());
         while let Some(result) = results.next().await {
             match result {
@@ -251,7 +289,7 @@ impl BlobStore for ObjectStoreBackend {
 
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         let path = Self::path(key)?;
-        match self.inner.delete(&path).await {
+        match self.client().delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.map(key, e)),
         }
@@ -272,7 +310,7 @@ impl BlobStore for ObjectStoreBackend {
             Some(Self::path(prefix.trim_end_matches('/'))?)
         };
         let metas: Vec<_> = self
-            .inner
+            .client()
             .list(path.as_ref())
             .try_collect()
             .await
@@ -291,7 +329,7 @@ impl BlobStore for ObjectStoreBackend {
                 self.name
             ))
         };
-        match self.inner.list_with_delimiter(Some(&nothing)).await {
+        match self.client().list_with_delimiter(Some(&nothing)).await {
             Ok(_) => Ok(()),
             // S3 answers a listing of a missing bucket with 404 NoSuchBucket.
             Err(e) if error_chain(&e).contains("NoSuchBucket") => Err(missing()),
@@ -304,5 +342,18 @@ impl BlobStore for ObjectStoreBackend {
 
     fn describe(&self) -> String {
         self.name.clone()
+    }
+
+    fn release_idle(&self) {
+        let Some(reconnect) = &self.reconnect else {
+            return;
+        };
+        // A client that cannot be made again (it was made once from the
+        // same settings) leaves the old one in place.
+        if let Ok(client) = reconnect() {
+            if let Ok(mut inner) = self.inner.write() {
+                *inner = client;
+            }
+        }
     }
 }

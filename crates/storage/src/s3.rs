@@ -25,6 +25,10 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// No retry starts later than this after the first attempt.
 pub const RETRY_BUDGET: Duration = Duration::from_secs(5);
+/// Idle connections kept to the endpoint.
+pub const POOL_IDLE_CONNECTIONS: usize = 16;
+/// How long an idle connection to the endpoint is kept.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Region when `AWS_REGION` is unset.
 pub const DEFAULT_REGION: &str = "us-east-1";
 
@@ -219,7 +223,23 @@ fn plain_http_only(cfg: &S3Config) -> bool {
 }
 
 /// A client for the configured bucket. Nothing is sent until the first call.
+/// When the function goes idle, the client is made anew
+/// ([`BlobStore::release_idle`]), which lets its pooled connections go.
+///
+/// [`BlobStore::release_idle`]: crate::BlobStore::release_idle
 pub fn open(cfg: &S3Config) -> Result<ObjectStoreBackend, StorageError> {
+    let (first, name) = client(cfg)?;
+    let cfg = cfg.clone();
+    let reconnect: crate::Reconnect = Arc::new(move || {
+        client(&cfg).map(|(again, _)| again as Arc<dyn object_store::ObjectStore>)
+    });
+    Ok(ObjectStoreBackend::new(first, name)
+        .with_chunking(Chunking::S3)
+        .with_reconnect(reconnect))
+}
+
+/// The S3 client for `cfg`, and the store's name for messages.
+fn client(cfg: &S3Config) -> Result<(Arc<object_store::aws::AmazonS3>, String), StorageError> {
     install_tls_provider();
     if (cfg.access_key.is_none() || cfg.secret_key.is_none()) && !cfg.role_credentials() {
         let missing = match (&cfg.access_key, &cfg.secret_key) {
@@ -240,7 +260,12 @@ pub fn open(cfg: &S3Config) -> Result<ObjectStoreBackend, StorageError> {
                 .with_connect_timeout(cfg.connect_timeout)
                 .with_timeout(cfg.request_timeout)
                 .with_allow_http(true)
-                .with_no_system_certificates(plain_http_only(cfg)),
+                .with_no_system_certificates(plain_http_only(cfg))
+                // A burst opens a connection per concurrent request; keep a
+                // few for the next calls and let the rest go (256 idle
+                // connections kept 10 MiB of buffers in a driver).
+                .with_pool_max_idle_per_host(POOL_IDLE_CONNECTIONS)
+                .with_pool_idle_timeout(POOL_IDLE_TIMEOUT),
         )
         .with_retry(RetryConfig {
             backoff: BackoffConfig {
@@ -282,7 +307,7 @@ pub fn open(cfg: &S3Config) -> Result<ObjectStoreBackend, StorageError> {
     let s3 = builder
         .build()
         .map_err(|e| StorageError::Config(format!("S3 ({name}): {e}")))?;
-    Ok(ObjectStoreBackend::new(Arc::new(s3), name).with_chunking(Chunking::S3))
+    Ok((Arc::new(s3), name))
 }
 
 #[cfg(test)]

@@ -191,6 +191,12 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     fn max_object_bytes(&self) -> Option<u64> {
         None
     }
+
+    /// Lets go of what the client keeps between requests that a burst made
+    /// large (Redis: the connection's buffers, grown to the largest values
+    /// sent and received); the next request connects again. For a function
+    /// that has gone idle.
+    fn release_idle(&self) {}
 }
 
 /// How a remote store moves objects too large for one bounded request:

@@ -28,6 +28,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use stacking_core::params::excerpt;
 use stacking_core::{DatasetError, StackConfig};
+use std::sync::Arc;
+
+use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
 use tonic::transport::Channel;
 
@@ -122,6 +125,22 @@ pub struct Driver {
     metatrainer: MetatrainerClient<Channel>,
     /// Cleanup tasks still running; a draining driver waits for them.
     cleanups: TaskTracker,
+    /// `MEMORY_BUDGET_MB` in KiB: each run reserves what it may hold
+    /// ([`Driver::admit`]).
+    budget: Arc<Semaphore>,
+}
+
+/// The driver's budget is counted in KiB, so any size fits a semaphore.
+const BUDGET_UNIT: u64 = 1024;
+
+/// `bytes` in units of the driver's budget, at least one.
+fn budget_units(bytes: u64) -> usize {
+    usize::try_from(
+        bytes
+            .div_ceil(BUDGET_UNIT)
+            .clamp(1, u64::from(u32::MAX >> 3)),
+    )
+    .unwrap_or(1)
 }
 
 fn ms(d: Duration) -> f64 {
@@ -210,6 +229,7 @@ impl Driver {
             return Err(StepError::bad("trainersNum must be at least 1"));
         }
         let limit = cfg.plan.max_message_bytes;
+        let ctx_budget_bytes = ctx.limits().memory_budget_bytes as u64;
         let endpoint = |addr: &str| rpc::channel(addr, cfg.plan.call_timeout);
         let trainer = TrainerClient::new(endpoint(&cfg.trainer_addr)?)
             .max_decoding_message_size(limit)
@@ -229,6 +249,7 @@ impl Driver {
             reducer,
             metatrainer,
             cleanups: TaskTracker::new(),
+            budget: Arc::new(Semaphore::new(budget_units(ctx_budget_bytes))),
         })
     }
 
@@ -318,6 +339,9 @@ impl Driver {
         if self.ctx.transfer() == Transfer::Inline {
             self.check_inline_plan(&dataset, n_samples, n_features)?;
         }
+        let _admitted = self
+            .admit(self.run_memory(&dataset, n_samples, n_features), deadline)
+            .await?;
         self.upload(&mut run, dataset).await?;
         let (trainers, tuples) = self.train_all(&mut run).await?;
         let reduced = self.reduce(&mut run, tuples).await?;
@@ -356,6 +380,44 @@ impl Driver {
             stages_ms: run.stages,
             bytes: run.bytes,
         })
+    }
+
+    /// Admission by bytes: a run reserves what it may hold (`run_memory`)
+    /// from the driver's `MEMORY_BUDGET_MB`, waiting for room within its
+    /// deadline; one larger than the whole budget is refused at once. 256
+    /// concurrent SayHellos over Redis held 1.17 GB.
+    async fn admit(
+        &self,
+        bytes: u64,
+        deadline: Deadline,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, StepError> {
+        let total = self.budget_total();
+        let units = bytes.div_ceil(BUDGET_UNIT).max(1);
+        if units > u64::from(total) {
+            return Err(StepError::OverBudget(format!(
+                "one run would hold about {} MiB, more than the driver's whole MEMORY_BUDGET_MB ({} MiB); raise it, or use fewer trainers or TRANSFER_TYPE=S3 or ELASTICACHE",
+                bytes >> 20,
+                (u64::from(total) * BUDGET_UNIT) >> 20
+            )));
+        }
+        let expired = || {
+            StepError::Downstream {
+            context: "the driver's memory budget".into(),
+            status: tonic::Status::deadline_exceeded(
+                "the run was still waiting for room in MEMORY_BUDGET_MB when the invocation's deadline passed",
+            ),
+        }
+        };
+        let remaining = deadline.remaining().ok_or_else(expired)?;
+        match tokio::time::timeout(remaining, self.budget.acquire_many(units as u32)).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(StepError::Internal("the driver's budget closed".into())),
+            Err(_) => Err(expired()),
+        }
+    }
+
+    fn budget_total(&self) -> u32 {
+        budget_units(self.ctx.limits().memory_budget_bytes as u64) as u32
     }
 
     /// Sends a progress event to whoever watches (a terminal's progress bar).

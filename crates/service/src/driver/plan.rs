@@ -62,18 +62,8 @@ impl Driver {
         n_samples: usize,
         n_features: usize,
     ) -> Result<(), StepError> {
-        let models: usize = (0..self.cfg.plan.trainers)
-            .map(|i| match self.cfg.stack.model_for_trainer(i) {
-                ModelSpec::KNeighborsRegressor(_) => n_samples * (n_features + 1) * 8,
-                ModelSpec::RandomForestRegressor(_) => 0,
-                _ => n_features * 8,
-            })
-            .sum();
-        let predictions = self.cfg.plan.trainers * n_samples * 8;
-        for (what, at_least) in [
-            ("Reduce", models + predictions),
-            ("Metatrain", dataset.len() + models + predictions),
-        ] {
+        let (reduce, metatrain) = self.inline_messages(dataset, n_samples, n_features);
+        for (what, at_least) in [("Reduce", reduce), ("Metatrain", metatrain)] {
             self.check_inline_size(what, at_least).map_err(|_| {
                 StepError::TooLarge(format!(
                     "{} trainers inline on a {n_samples} x {n_features} dataset would send {what} at least {at_least} bytes in one message, over the {} MiB limit; raise GRPC_MAX_MESSAGE_MB on every function, use fewer trainers, or use TRANSFER_TYPE=S3 or ELASTICACHE",
@@ -83,5 +73,39 @@ impl Driver {
             })?;
         }
         Ok(())
+    }
+
+    /// The least the inline `Reduce` and `Metatrain` requests carry: every
+    /// trainer's predictions and model (a KNN model holds its training
+    /// rows, a linear one its coefficients), and for `Metatrain` the dataset
+    /// too.
+    fn inline_messages(
+        &self,
+        dataset: &Bytes,
+        n_samples: usize,
+        n_features: usize,
+    ) -> (usize, usize) {
+        let models: usize = (0..self.cfg.plan.trainers)
+            .map(|i| match self.cfg.stack.model_for_trainer(i) {
+                ModelSpec::KNeighborsRegressor(_) => n_samples * (n_features + 1) * 8,
+                ModelSpec::RandomForestRegressor(_) => 0,
+                _ => n_features * 8,
+            })
+            .sum();
+        let predictions = self.cfg.plan.trainers * n_samples * 8;
+        (models + predictions, dataset.len() + models + predictions)
+    }
+
+    /// What one run holds beyond the dataset, at most, for the driver's
+    /// admission by bytes: inline, the trainers' replies (the `Reduce`
+    /// request's payload) and the `Metatrain` request; through a store, the
+    /// dataset's copies in the store's client, and the full model read back
+    /// and decoded.
+    pub(super) fn run_memory(&self, dataset: &Bytes, n_samples: usize, n_features: usize) -> u64 {
+        if self.ctx.transfer().uses_store() {
+            return 4 * dataset.len() as u64;
+        }
+        let (reduce, metatrain) = self.inline_messages(dataset, n_samples, n_features);
+        (reduce + metatrain) as u64
     }
 }

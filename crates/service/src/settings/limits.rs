@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::{parse_positive, parse_seconds, SettingsError};
+use crate::connections::ConnectionLimits;
 
 /// What one request may use, and how long a function drains on SIGTERM.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,6 +22,9 @@ pub struct Limits {
     /// caller sets no shorter deadline (read with the driver's settings,
     /// [`super::DriverSettings`]).
     pub invocation_timeout: Duration,
+    /// Connections open at once, and how long one may wait for its first
+    /// request or sit idle.
+    pub connections: ConnectionLimits,
 }
 
 /// `COMPUTE_BUDGET_S` when unset.
@@ -39,6 +43,7 @@ impl Default for Limits {
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_MB << 20,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             invocation_timeout: DEFAULT_INVOCATION_TIMEOUT,
+            connections: ConnectionLimits::for_this_process(),
         }
     }
 }
@@ -61,6 +66,7 @@ impl Limits {
             },
             drain_timeout: seconds("DRAIN_TIMEOUT_S", d.drain_timeout)?,
             invocation_timeout: d.invocation_timeout,
+            connections: d.connections,
         })
     }
 }

@@ -435,3 +435,69 @@ async fn an_inline_metatrain_over_the_limit_is_refused_before_any_work() {
         "{message}"
     );
 }
+
+/// Three concurrent 256-trainer INLINE calls held 788 MB in the driver, and
+/// 256 concurrent calls over Redis 1.38 GB. Each run now reserves what it
+/// may hold from the driver's MEMORY_BUDGET_MB, waiting for room within its
+/// deadline; a run larger than the whole budget is refused at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_driver_admits_runs_by_the_memory_they_may_hold() {
+    let stack = start(StackOpts::default()).await;
+    let driver_with_budget = |budget_mib: usize| {
+        let cfg = DriverConfig::new(
+            stack.trainer.to_string(),
+            stack.reducer.to_string(),
+            stack.metatrainer.to_string(),
+            RunPlan {
+                trainers: 8,
+                concurrent: true,
+                ..RunPlan::default()
+            },
+        );
+        let limits = Limits {
+            memory_budget_bytes: budget_mib << 20,
+            ..Limits::default()
+        };
+        let ds = small_dataset();
+        Arc::new(
+            Driver::new(
+                cfg,
+                Context::new(Route::Inline, 2, 2).with_limits(limits),
+                Bytes::from(ds.to_bytes()),
+                ds.n_samples(),
+            )
+            .unwrap(),
+        )
+    };
+    // 8 trainers inline on 120 x 64: replies and the Metatrain request, a
+    // few hundred KiB; a 1 MiB budget takes one run at a time.
+    let one_at_a_time = driver_with_budget(1);
+    let runs = futures::future::join_all((0..3).map(|_| one_at_a_time.run())).await;
+    for run in runs {
+        assert!(run.is_ok(), "{run:?}");
+    }
+    let tiny = Arc::new(
+        Driver::new(
+            DriverConfig::new(
+                stack.trainer.to_string(),
+                stack.reducer.to_string(),
+                stack.metatrainer.to_string(),
+                RunPlan {
+                    trainers: 4096,
+                    ..RunPlan::default()
+                },
+            ),
+            Context::new(Route::Inline, 2, 2).with_limits(Limits {
+                memory_budget_bytes: 1 << 20,
+                ..Limits::default()
+            }),
+            Bytes::from(small_dataset().to_bytes()),
+            small_dataset().n_samples(),
+        )
+        .unwrap(),
+    );
+    let e = tiny.run().await.unwrap_err();
+    assert_eq!(e.code(), Code::ResourceExhausted, "{e}");
+    assert!(e.to_string().contains("MEMORY_BUDGET_MB"), "{e}");
+    stack.stop().await;
+}

@@ -3,6 +3,7 @@
 //! shared set-up in `support`.
 
 mod bad_input;
+mod connections;
 mod e2e;
 mod elasticache;
 mod framing;

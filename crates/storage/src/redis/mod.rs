@@ -26,7 +26,6 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{ErrorKind, RedisError};
 use async_trait::async_trait;
 use bytes::Bytes;
-use tokio::sync::OnceCell;
 
 mod config;
 
@@ -37,12 +36,25 @@ use crate::{BlobStore, StorageError};
 /// Keys per `DEL` and per `SCAN` step.
 const BATCH: usize = 1000;
 
+/// Bytes of values being written at once. The client copies a value into
+/// its command and again into its connection's buffer, and queues commands
+/// without bound: 256 concurrent uploads of a 2.4 MiB dataset held 1.17 GB
+/// in the driver. Writes beyond this wait their turn; Redis takes commands
+/// one at a time anyway.
+pub const IN_FLIGHT_WRITE_BYTES: usize = 64 << 20;
+
+/// The in-flight write budget is counted in KiB, so any size fits a semaphore.
+const WRITE_UNIT: usize = 1024;
+
 /// The store. Connects on first use (and again after the connection drops),
 /// so opening it needs no runtime; [`BlobStore::probe`] connects at start-up.
 pub struct RedisStore {
     cfg: RedisConfig,
     client: ::redis::Client,
-    connection: OnceCell<ConnectionManager>,
+    /// Connected on first use and again after [`BlobStore::release_idle`].
+    connection: tokio::sync::Mutex<Option<ConnectionManager>>,
+    /// [`IN_FLIGHT_WRITE_BYTES`], in KiB.
+    writes: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -74,7 +86,10 @@ pub fn open(cfg: &RedisConfig) -> Result<RedisStore, StorageError> {
     Ok(RedisStore {
         cfg: cfg.clone(),
         client,
-        connection: OnceCell::new(),
+        connection: tokio::sync::Mutex::new(None),
+        writes: std::sync::Arc::new(tokio::sync::Semaphore::new(
+            IN_FLIGHT_WRITE_BYTES / WRITE_UNIT,
+        )),
     })
 }
 
@@ -85,36 +100,39 @@ impl RedisStore {
     }
 
     async fn connection(&self) -> Result<ConnectionManager, StorageError> {
-        self.connection
-            .get_or_try_init(|| async {
-                // The client's own reconnects follow the same policy's steps
-                // (it jitters them with backon too).
-                let policy = crate::retry::REDIS_COMMAND;
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(self.cfg.connect_timeout))
-                    .set_response_timeout(Some(self.cfg.response_timeout))
-                    .set_number_of_retries(policy.max_retries)
-                    .set_min_delay(policy.first_delay)
-                    .set_max_delay(policy.max_delay);
-                // The manager's own connect retries are not bounded in time by
-                // its config; the whole first connect is.
-                let bound = self.cfg.connect_timeout * (policy.max_retries as u32 + 2);
-                match tokio::time::timeout(
-                    bound,
-                    self.client.get_connection_manager_with_config(config),
-                )
-                .await
-                {
-                    Ok(Ok(manager)) => Ok(manager),
-                    Ok(Err(e)) => Err(self.map("", e)),
-                    Err(_) => Err(StorageError::Unavailable {
-                        store: self.describe(),
-                        reason: format!("no connection within {} s", bound.as_secs()),
-                    }),
-                }
-            })
-            .await
-            .cloned()
+        let mut cached = self.connection.lock().await;
+        if let Some(manager) = cached.as_ref() {
+            return Ok(manager.clone());
+        }
+        // The client's own reconnects follow the same policy's steps (it
+        // jitters them with backon too).
+        let policy = crate::retry::REDIS_COMMAND;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.cfg.connect_timeout))
+            .set_response_timeout(Some(self.cfg.response_timeout))
+            .set_number_of_retries(policy.max_retries)
+            .set_min_delay(policy.first_delay)
+            .set_max_delay(policy.max_delay);
+        // The manager's own connect retries are not bounded in time by its
+        // config; the whole first connect is.
+        let bound = self.cfg.connect_timeout * (policy.max_retries as u32 + 2);
+        let manager = match tokio::time::timeout(
+            bound,
+            self.client.get_connection_manager_with_config(config),
+        )
+        .await
+        {
+            Ok(Ok(manager)) => manager,
+            Ok(Err(e)) => return Err(self.map("", e)),
+            Err(_) => {
+                return Err(StorageError::Unavailable {
+                    store: self.describe(),
+                    reason: format!("no connection within {} s", bound.as_secs()),
+                })
+            }
+        };
+        *cached = Some(manager.clone());
+        Ok(manager)
     }
 
     /// Runs `request` (idempotent), retrying failures of the connection.
@@ -205,6 +223,18 @@ impl BlobStore for RedisStore {
             });
         }
         let ttl = self.cfg.ttl.as_secs().max(1);
+        // The value's two copies in the client, within the write budget (a
+        // larger value waits for the whole budget and goes alone).
+        let units = (data.len().saturating_mul(2) / WRITE_UNIT)
+            .clamp(1, IN_FLIGHT_WRITE_BYTES / WRITE_UNIT);
+        let _writing = self
+            .writes
+            .acquire_many(u32::try_from(units).unwrap_or(u32::MAX))
+            .await
+            .map_err(|_| StorageError::Unavailable {
+                store: self.describe(),
+                reason: "the store is closing".into(),
+            })?;
         self.run::<()>(key, || {
             let mut set = one("SET");
             set.arg(key).arg(data.as_ref()).arg("EX").arg(ttl);
@@ -367,6 +397,15 @@ impl BlobStore for RedisStore {
 
     fn max_object_bytes(&self) -> Option<u64> {
         Some(self.cfg.max_object_bytes)
+    }
+
+    /// Drops the connection: its read and write buffers keep the size of the
+    /// largest values that went through it (9 MiB in a driver after 64
+    /// concurrent calls). Requests in flight keep their clone of it.
+    fn release_idle(&self) {
+        if let Ok(mut cached) = self.connection.try_lock() {
+            *cached = None;
+        }
     }
 }
 

@@ -67,6 +67,12 @@ async fn contract(store: &dyn BlobStore, prefix: &str) {
         "{name}"
     );
     bad_keys_are_refused_before_anything_is_sent(store, prefix).await;
+    // An idle function lets its client's buffers go; the next request
+    // connects again.
+    store.release_idle();
+    store.put(&key("again"), data.clone()).await.unwrap();
+    assert_eq!(store.get(&key("again")).await.unwrap(), data, "{name}");
+    store.delete(&key("again")).await.unwrap();
 }
 
 /// A key longer than S3's 1024 bytes, or empty, or with a control
