@@ -6,7 +6,7 @@
 //! prefixes (anything else in the bucket) are never touched.
 //!
 //! A run that may still be live is never touched: an age shorter than the
-//! longest a run or a call can last ([`youngest_safe_age`]) is refused.
+//! longest a run or a call can last ([`GcSettings::youngest_safe_age`]) is refused.
 //!
 //! The same with an S3 lifecycle rule instead (ages in whole days):
 //! `aws s3api put-bucket-lifecycle-configuration --bucket B --lifecycle-configuration

@@ -25,7 +25,9 @@ pub mod s3;
 mod store;
 
 pub use object_backend::{ObjectStoreBackend, Reconnect};
-pub use store::{check_key, shown_key, BlobStore, Chunking, StorageError, MAX_KEY_BYTES};
+pub use store::{
+    check_key, shown_key, BlobStore, Chunking, StorageError, MAX_KEY_BYTES, SHOWN_KEY_CHARS,
+};
 
 /// An environment of `pairs`, for the backends' `from_lookup` tests.
 #[cfg(test)]

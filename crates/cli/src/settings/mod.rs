@@ -9,10 +9,10 @@
 //! - the environment section of `stacking --help` and of each command's
 //!   `--help`;
 //! - what `check-config` prints;
-//! - `docs/configuration.md` ([`markdown`]; a test compares the committed
+//! - `docs/configuration.md` (`render::markdown`; a test compares the committed
 //!   page with it).
 //!
-//! The environment is read only through [`env`] (a test scans the sources
+//! The environment is read only through [`env()`] (a test scans the sources
 //! for other reads), and every variable asked for must have a row (a test
 //! records what each command's settings ask for).
 
