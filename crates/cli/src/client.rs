@@ -14,6 +14,7 @@ use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
 use stacking_service::pb::stacking::trainer_client::TrainerClient;
 use stacking_service::pb::stacking::TrainRequest;
+use stacking_service::rpc::{with_deadline, CALLER_GRACE};
 use tonic::transport::Endpoint;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,10 +42,13 @@ pub async fn call(args: ClientArgs) -> Result<()> {
     if !(args.timeout > 0.0 && args.timeout.is_finite()) {
         anyhow::bail!("-timeout must be a positive number of seconds");
     }
+    // The deadline travels with the call (grpc-timeout), so the function
+    // stops when this client stops waiting.
+    let deadline = Duration::from_secs_f64(args.timeout);
     let channel = Endpoint::from_shared(stacking_service::rpc::peer_uri(&args.addr))
         .with_context(|| format!("-addr {:?} is not host:port or a URL", args.addr))?
         .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs_f64(args.timeout))
+        .timeout(deadline + CALLER_GRACE)
         .connect()
         .await
         .with_context(|| format!("cannot connect to {}", args.addr))?;
@@ -56,7 +60,7 @@ pub async fn call(args: ClientArgs) -> Result<()> {
         Method::SayHello => {
             let reply = GreeterClient::new(channel)
                 .max_decoding_message_size(256 << 20)
-                .say_hello(HelloRequest { name: args.name })
+                .say_hello(with_deadline(HelloRequest { name: args.name }, deadline))
                 .await
                 .map_err(failed)?
                 .into_inner();
@@ -69,12 +73,15 @@ pub async fn call(args: ClientArgs) -> Result<()> {
             let reply = TrainerClient::new(channel)
                 .max_decoding_message_size(256 << 20)
                 .max_encoding_message_size(256 << 20)
-                .train(TrainRequest {
-                    dataset: Bytes::from(dataset.to_bytes()),
-                    model_config: Bytes::from(spec.to_json().to_string()),
-                    trainer_id: "0".into(),
-                    ..Default::default()
-                })
+                .train(with_deadline(
+                    TrainRequest {
+                        dataset: Bytes::from(dataset.to_bytes()),
+                        model_config: Bytes::from(spec.to_json().to_string()),
+                        trainer_id: "0".into(),
+                        ..Default::default()
+                    },
+                    deadline,
+                ))
                 .await
                 .map_err(failed)?
                 .into_inner();
@@ -88,7 +95,10 @@ pub async fn call(args: ClientArgs) -> Result<()> {
         Method::Health => {
             use tonic_health::pb::health_client::HealthClient;
             let status = HealthClient::new(channel)
-                .check(tonic_health::pb::HealthCheckRequest::default())
+                .check(with_deadline(
+                    tonic_health::pb::HealthCheckRequest::default(),
+                    deadline,
+                ))
                 .await
                 .map_err(failed)?
                 .into_inner()

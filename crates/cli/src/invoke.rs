@@ -21,6 +21,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Deserialize;
 use stacking_service::pb::helloworld::greeter_client::GreeterClient;
 use stacking_service::pb::helloworld::HelloRequest;
+use stacking_service::rpc::{with_deadline, CALLER_GRACE};
 use stacking_service::trace::{Kind, Sink, Span, Tracer};
 use tokio::sync::mpsc;
 use tonic::transport::{Channel, Endpoint};
@@ -184,7 +185,7 @@ fn channels(args: &InvokeArgs) -> Result<Vec<(String, Channel)>> {
             let addr = format!("{}:{}", e.hostname, args.port);
             let ch = Endpoint::from_shared(format!("http://{addr}"))?
                 .connect_timeout(Duration::from_secs(5))
-                .timeout(Duration::from_secs_f64(args.grpc_timeout))
+                .timeout(Duration::from_secs_f64(args.grpc_timeout) + CALLER_GRACE)
                 .tcp_nodelay(true)
                 .connect_lazy();
             Ok((addr, ch))
@@ -199,12 +200,22 @@ fn driver_time_us(report_json: &str) -> Option<u64> {
     Some((ms * 1000.0).round() as u64)
 }
 
-async fn call(ch: Channel, tracer: Option<&Arc<Tracer>>, addr: &str) -> Outcome {
+async fn call(
+    ch: Channel,
+    tracer: Option<&Arc<Tracer>>,
+    addr: &str,
+    deadline: Duration,
+) -> Outcome {
     let mut span = Span::start(tracer, "invoke SayHello", Some(Kind::Client), None);
     span.tag("peer.address", addr);
-    let mut request = tonic::Request::new(HelloRequest {
-        name: "invoker".into(),
-    });
+    // The deadline travels with the call, so the driver stops when the
+    // invoker stops waiting.
+    let mut request = with_deadline(
+        HelloRequest {
+            name: "invoker".into(),
+        },
+        deadline,
+    );
     span.inject(request.metadata_mut());
     let t = Instant::now();
     let result = GreeterClient::new(ch)
@@ -244,13 +255,20 @@ pub async fn invoke(args: InvokeArgs) -> Result<Summary> {
             args.time
         );
     }
+    if !(args.grpc_timeout > 0.0 && args.grpc_timeout.is_finite()) {
+        bail!(
+            "-grpcTimeout must be a positive number of seconds, got {}",
+            args.grpc_timeout
+        );
+    }
+    let deadline = Duration::from_secs_f64(args.grpc_timeout);
     let endpoints = channels(&args)?;
     let tracer = args
         .trace
         .then(|| Tracer::start("invoker", Sink::Zipkin(args.zipkin.clone())));
     for i in 0..args.warmup {
         let (addr, ch) = &endpoints[i % endpoints.len()];
-        call(ch.clone(), None, addr).await;
+        call(ch.clone(), None, addr, deadline).await;
     }
     let interval = Duration::from_secs_f64(1.0 / args.rps);
     let total = (args.time * args.rps).round().max(1.0) as usize;
@@ -286,7 +304,7 @@ pub async fn invoke(args: InvokeArgs) -> Result<Summary> {
         inflight.fetch_add(1, Ordering::Relaxed);
         issued += 1;
         tokio::spawn(async move {
-            let outcome = call(ch, tracer.as_ref(), &addr).await;
+            let outcome = call(ch, tracer.as_ref(), &addr, deadline).await;
             if dbg {
                 let status = outcome.code.map_or("OK".to_string(), |c| format!("{c:?}"));
                 println!(

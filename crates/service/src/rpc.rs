@@ -71,22 +71,34 @@ pub fn channel(addr: &str, call_timeout: Duration) -> Result<Channel, StepError>
     Ok(ep.connect_lazy())
 }
 
+/// How much longer a caller's own timer waits than the deadline it sends:
+/// the callee answers `DEADLINE_EXCEEDED` at the deadline, and that answer
+/// should arrive before the caller gives up on its own.
+pub const CALLER_GRACE: Duration = Duration::from_secs(1);
+
+/// `message` as a request that carries `deadline` downstream
+/// (`grpc-timeout`), so that the callee stops when the caller stops waiting.
+pub fn with_deadline<T>(message: T, deadline: Duration) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.set_timeout(deadline);
+    request
+}
+
 /// Connects to the driver at `addr` and calls `helloworld.Greeter/SayHello`
-/// once, within `timeout` (connect included): one invocation as any caller
-/// makes it. Replies up to the default message limit are accepted.
+/// once, with `timeout` as its deadline (sent downstream): one invocation as
+/// any caller makes it. Replies up to the default message limit are accepted.
 pub async fn say_hello(
     addr: &str,
     name: &str,
     timeout: Duration,
 ) -> Result<HelloReply, tonic::Status> {
-    let channel = channel(addr, timeout).map_err(tonic::Status::from)?;
+    let channel = channel(addr, timeout + CALLER_GRACE).map_err(tonic::Status::from)?;
     let limit = crate::settings::DEFAULT_MAX_MESSAGE_MB << 20;
     let mut client = GreeterClient::new(channel).max_decoding_message_size(limit);
-    let reply = client
-        .say_hello(HelloRequest {
-            name: name.to_string(),
-        })
-        .await?;
+    let request = HelloRequest {
+        name: name.to_string(),
+    };
+    let reply = client.say_hello(with_deadline(request, timeout)).await?;
     Ok(reply.into_inner())
 }
 
@@ -105,6 +117,11 @@ impl Deadline {
         self.0
             .checked_duration_since(Instant::now())
             .filter(|d| !d.is_zero())
+    }
+
+    /// The deadline as a tokio instant, for `timeout_at`.
+    pub fn instant(&self) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.0)
     }
 }
 
@@ -168,6 +185,9 @@ where
         let status = match tokio::time::timeout(remaining, call(remaining)).await {
             Err(_) => return Err(expired()),
             Ok(Ok(reply)) => return Ok(reply),
+            // The client's own timer for the same deadline answers
+            // CANCELLED ("Timeout expired"); the deadline is what passed.
+            Ok(Err(_)) if deadline.remaining().is_none() => return Err(expired()),
             Ok(Err(status)) => status,
         };
         if !is_transport_failure(&status) {

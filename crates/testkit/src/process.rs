@@ -21,6 +21,12 @@ impl Proc {
         Ok(Self { child })
     }
 
+    /// [`Proc::spawn`], with the process's output (its log) into `log`.
+    pub fn spawn_logging(cmd: &mut Command, log: std::fs::File) -> std::io::Result<Self> {
+        let child = cmd.stdout(log.try_clone()?).stderr(log).spawn()?;
+        Ok(Self { child })
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -57,6 +63,20 @@ impl Proc {
     /// `VmRSS` in MiB (NaN once the process is gone).
     pub fn rss_mib(&self) -> f64 {
         self.status_kib("VmRSS:") / 1024.0
+    }
+
+    /// CPU time all its threads have run, so far (from each thread's
+    /// `schedstat`, in nanoseconds); NaN once the process is gone.
+    pub fn cpu_seconds(&self) -> f64 {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.pid())) else {
+            return f64::NAN;
+        };
+        let ns: u64 = tasks
+            .flatten()
+            .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+            .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+            .sum();
+        ns as f64 / 1e9
     }
 
     /// `VmHWM` (peak RSS) in MiB.

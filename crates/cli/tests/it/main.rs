@@ -5,6 +5,7 @@
 mod cli;
 mod docs;
 mod elasticache;
+mod fault_suite;
 mod faults;
 mod first_hour;
 mod invoke;

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::process::Command;
-use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
 
 use serde_json::Value;
@@ -13,57 +13,7 @@ use stacking_service::pb::helloworld::HelloRequest;
 use stacking_service::{Route, RunPlan};
 use stacking_testkit::process::{free_port, wait_serving, Proc};
 use stacking_testkit::s3::{S3Server, ACCESS, SECRET};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-/// A minimal Zipkin collector: accepts `POST /api/v2/spans` (HTTP/1.1) and keeps the JSON.
-async fn collector() -> (u16, Arc<Mutex<Vec<Value>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let spans = Arc::new(Mutex::new(Vec::new()));
-    let store = spans.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let store = store.clone();
-            tokio::spawn(async move {
-                let mut buf = Vec::new();
-                loop {
-                    let mut chunk = [0u8; 65536];
-                    let Ok(n) = stream.read(&mut chunk).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    buf.extend_from_slice(&chunk[..n]);
-                    // Handle every complete request in the buffer.
-                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                        let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
-                        let len: usize = head
-                            .lines()
-                            .find_map(|l| l.strip_prefix("content-length:"))
-                            .and_then(|v| v.trim().parse().ok())
-                            .unwrap_or(0);
-                        if buf.len() < end + 4 + len {
-                            break;
-                        }
-                        assert!(head.starts_with("post /api/v2/spans"), "{head}");
-                        let body: Value =
-                            serde_json::from_slice(&buf[end + 4..end + 4 + len]).unwrap();
-                        store
-                            .lock()
-                            .unwrap()
-                            .extend(body.as_array().unwrap().iter().cloned());
-                        buf.drain(..end + 4 + len);
-                        let _ = stream
-                            .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
-                            .await;
-                    }
-                }
-            });
-        }
-    });
-    (port, spans)
-}
+use stacking_testkit::zipkin::ZipkinCollector;
 
 fn is_hex(s: &str, lens: &[usize]) -> bool {
     lens.contains(&s.len())
@@ -129,7 +79,8 @@ fn validate_zipkin_v2(span: &Value) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_trace_per_invocation_across_four_processes() {
-    let (zipkin_port, spans) = collector().await;
+    let collector = ZipkinCollector::start().unwrap();
+    let zipkin_port = collector.port();
     let s3 = S3Server::start().unwrap();
     let endpoint = s3.endpoint().to_string();
     let zipkin = format!("-zipkin=http://127.0.0.1:{zipkin_port}/api/v2/spans");
@@ -198,7 +149,7 @@ async fn one_trace_per_invocation_across_four_processes() {
         p.sigterm(Duration::from_secs(10)).unwrap();
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let spans = spans.lock().unwrap().clone();
+    let spans = collector.spans();
     for s in &spans {
         validate_zipkin_v2(s);
     }
@@ -287,10 +238,9 @@ async fn one_trace_per_invocation_across_four_processes() {
     );
 }
 
-fn spans_named(spans: &Arc<Mutex<Vec<Value>>>) -> Vec<(String, String)> {
-    spans
-        .lock()
-        .unwrap()
+fn spans_named(collector: &ZipkinCollector) -> Vec<(String, String)> {
+    collector
+        .spans()
         .iter()
         .map(|s| {
             (
@@ -306,7 +256,8 @@ fn spans_named(spans: &Arc<Mutex<Vec<Value>>>) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stacking_run_honours_enable_tracing() {
-    let (port, spans) = collector().await;
+    let collector = ZipkinCollector::start().unwrap();
+    let port = collector.port();
     let url = format!("http://127.0.0.1:{port}/api/v2/spans");
     let out = tokio::task::spawn_blocking(move || {
         Command::new(env!("CARGO_BIN_EXE_stacking"))
@@ -326,14 +277,14 @@ async fn stacking_run_honours_enable_tracing() {
         )),
         "{text}"
     );
-    let seen = spans_named(&spans);
+    let seen = spans_named(&collector);
     for service in ["driver", "trainer", "reducer", "metatrainer"] {
         assert!(
             seen.iter().any(|(s, _)| s == service),
             "{service}: {seen:?}"
         );
     }
-    for s in spans.lock().unwrap().iter() {
+    for s in &collector.spans() {
         validate_zipkin_v2(s);
     }
     assert!(seen.contains(&("driver".to_string(), "SayHello".to_string())));
@@ -342,7 +293,8 @@ async fn stacking_run_honours_enable_tracing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_invoker_traces_its_requests_with_dash_trace() {
     use stacking_service::local::{LocalOptions, LocalStack};
-    let (port, spans) = collector().await;
+    let collector = ZipkinCollector::start().unwrap();
+    let port = collector.port();
     let stack = LocalStack::start(LocalOptions {
         route: Route::Inline,
         plan: RunPlan {
@@ -393,13 +345,13 @@ async fn the_invoker_traces_its_requests_with_dash_trace() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let seen = spans_named(&spans);
+    let seen = spans_named(&collector);
     let client_spans = seen
         .iter()
         .filter(|(s, n)| s == "invoker" && n == "invoke SayHello")
         .count();
     assert_eq!(client_spans, 2, "{seen:?}");
-    for s in spans.lock().unwrap().iter() {
+    for s in &collector.spans() {
         validate_zipkin_v2(s);
         assert_eq!(s["kind"], "CLIENT");
     }

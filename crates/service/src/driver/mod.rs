@@ -297,11 +297,26 @@ impl Driver {
             self.cleanups.clone(),
         );
         let started = Instant::now();
-        let result = self.run_stages(&run_id, deadline, root).await;
+        // Every stage bounds its own waits; this bound holds even for a wait
+        // that cannot see the deadline (a store that accepted a connection
+        // and stalls), so the caller hears DEADLINE_EXCEEDED in time.
+        let result =
+            tokio::time::timeout_at(deadline.instant(), self.run_stages(&run_id, deadline, root))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(StepError::Downstream {
+                        context: "the run".into(),
+                        status: tonic::Status::deadline_exceeded(
+                            "the invocation's deadline passed before the run ended",
+                        ),
+                    })
+                });
         if let Some(task) = cleanup.start(result.is_err()) {
             if result.is_ok() {
+                // Awaited within the deadline only: a store that stalls
+                // during the cleanup delays no answer; the task goes on.
                 let _span = root.child("cleanup", None);
-                let _ = task.await;
+                let _ = tokio::time::timeout_at(deadline.instant(), task).await;
             }
         }
         result.map(|mut report| {

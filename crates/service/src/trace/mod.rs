@@ -79,34 +79,58 @@ pub enum Sink {
     Both(String, Arc<std::sync::Mutex<Vec<ZipkinSpan>>>),
 }
 
+/// Spans waiting for the exporter, at most. While a collector hangs, the
+/// exporter waits on each batch; spans past this are dropped, counted, and
+/// reported with the collector's other failures (once a minute).
+pub const SPAN_QUEUE: usize = 4096;
+
 /// A process's tracer: its service name and its exporter.
 #[derive(Debug)]
 pub struct Tracer {
     service: String,
-    tx: mpsc::UnboundedSender<Msg>,
+    tx: mpsc::Sender<Msg>,
+    /// Spans dropped because the queue was full, not yet reported.
+    overflowed: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Tracer {
     /// Starts the exporter task (call inside a tokio runtime).
     pub fn start(service: &str, sink: Sink) -> Arc<Self> {
-        let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(export(rx, sink));
+        let (tx, rx) = mpsc::channel(SPAN_QUEUE);
+        let overflowed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        tokio::spawn(export(rx, sink, Arc::clone(&overflowed)));
         Arc::new(Self {
             service: service.to_string(),
             tx,
+            overflowed,
         })
     }
 
-    /// Sends every span recorded so far.
+    /// Queues a finished span; with the queue full it is dropped and counted.
+    fn record(&self, span: ZipkinSpan) {
+        if self.tx.try_send(Msg::Span(span)).is_err() {
+            self.overflowed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Sends every span recorded so far (waiting at most 5 s).
     pub async fn flush(&self) {
         let (done, wait) = oneshot::channel();
-        if self.tx.send(Msg::Flush(done)).is_ok() {
-            let _ = tokio::time::timeout(Duration::from_secs(5), wait).await;
-        }
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            if self.tx.send(Msg::Flush(done)).await.is_ok() {
+                let _ = wait.await;
+            }
+        })
+        .await;
     }
 }
 
-async fn export(mut rx: mpsc::UnboundedReceiver<Msg>, sink: Sink) {
+async fn export(
+    mut rx: mpsc::Receiver<Msg>,
+    sink: Sink,
+    overflowed: Arc<std::sync::atomic::AtomicUsize>,
+) {
     stacking_storage::s3::install_tls_provider();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(3))
@@ -124,6 +148,16 @@ async fn export(mut rx: mpsc::UnboundedReceiver<Msg>, sink: Sink) {
                 None => { send(&sink, client.as_ref(), &mut batch, &mut failures).await; return; }
             },
             _ = tick.tick() => {}
+        }
+        let dropped = overflowed.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            if let Some(total) = failures.failed(dropped, Instant::now()) {
+                tracing::warn!(
+                    dropped_spans = total,
+                    "the span queue was full ({SPAN_QUEUE} spans): the Zipkin collector takes spans slower than they come; reported again in {} s",
+                    COLLECTOR_WARNING_INTERVAL.as_secs()
+                );
+            }
         }
         send(&sink, client.as_ref(), &mut batch, &mut failures).await;
         if let Some(done) = flushed {
@@ -238,6 +272,27 @@ mod tests {
         assert!(log.delivered());
         assert!(!log.delivered());
         assert_eq!(log.failed(2, t0 + COLLECTOR_WARNING_INTERVAL), Some(2));
+    }
+
+    /// A collector that hangs: spans beyond the queue are dropped and
+    /// counted, never held.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_span_queue_is_bounded_while_a_collector_hangs() {
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/api/v2/spans", silent.local_addr().unwrap());
+        let _held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                held.push(s);
+            }
+        });
+        let tracer = Tracer::start("trainer", Sink::Zipkin(url));
+        for i in 0..(3 * SPAN_QUEUE) {
+            drop(Span::start(Some(&tracer), format!("span {i}"), None, None));
+        }
+        let overflowed = tracer.overflowed.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(overflowed >= SPAN_QUEUE, "{overflowed} dropped");
+        assert!(tracer.tx.capacity() <= SPAN_QUEUE);
     }
 
     #[tokio::test]

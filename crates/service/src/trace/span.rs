@@ -6,7 +6,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tonic::metadata::{MetadataMap, MetadataValue};
 
-use super::{Endpoint, Kind, Msg, Tracer, ZipkinSpan};
+use super::{Endpoint, Kind, Tracer, ZipkinSpan};
 
 /// The identity of a span, enough to parent children and propagate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -152,7 +152,7 @@ impl Drop for Span {
                 },
                 tags: a.tags,
             };
-            let _ = a.tracer.tx.send(Msg::Span(span));
+            a.tracer.record(span);
         }
     }
 }

@@ -141,22 +141,34 @@ impl RedisStore {
         key: &str,
         request: impl Fn() -> Request,
     ) -> Result<T, StorageError> {
-        let mut conn = self.connection().await?;
         let mut delays = crate::retry::REDIS_COMMAND.delays();
         loop {
+            let mut conn = self.connection().await?;
             let result = match request() {
                 Request::One(cmd) => cmd.query_async::<T>(&mut conn).await,
                 Request::Pipe(pipe) => pipe.query_async::<T>(&mut conn).await,
             };
             match result {
                 Ok(value) => return Ok(value),
-                Err(e) if is_transient(&e) => match delays.next() {
-                    Some(delay) => tokio::time::sleep(delay).await,
-                    None => return Err(self.map(key, e)),
-                },
+                Err(e) if is_transient(&e) => {
+                    // The manager reconnects only after an I/O error it
+                    // sees itself; after a timed-out command or reconnect
+                    // it kept answering "timed out" for good, even once the
+                    // server was back. The next attempt gets a new one.
+                    self.forget_connection().await;
+                    match delays.next() {
+                        Some(delay) => tokio::time::sleep(delay).await,
+                        None => return Err(self.map(key, e)),
+                    }
+                }
                 Err(e) => return Err(self.map(key, e)),
             }
         }
+    }
+
+    /// Drops the cached connection manager: the next request connects anew.
+    async fn forget_connection(&self) {
+        *self.connection.lock().await = None;
     }
 
     fn map(&self, key: &str, e: RedisError) -> StorageError {
