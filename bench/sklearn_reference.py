@@ -9,28 +9,26 @@ Prints one JSON object: {"versions": {...}, "cpu_median_s": {name: seconds}}.
 """
 import argparse
 import json
+import pathlib
 import statistics
+import sys
 import time
 import warnings
 
 import numpy as np
 import sklearn
 from sklearn.datasets import make_classification
-from sklearn.ensemble import RandomForestRegressor
-from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression
+from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_predict
-from sklearn.neighbors import KNeighborsRegressor
-from sklearn.svm import LinearSVR
 from threadpoolctl import threadpool_limits
 
-LEVEL0 = {
-    "LinearSVR": lambda: LinearSVR(C=1.0, tol=1e-6, random_state=42),
-    "Lasso": lambda: Lasso(alpha=0.1),
-    "RandomForestRegressor": lambda: RandomForestRegressor(
-        n_estimators=2, max_depth=2, min_samples_split=2, min_samples_leaf=2, random_state=42),
-    "KNeighborsRegressor": lambda: KNeighborsRegressor(n_neighbors=20),
-    "LinearRegression": lambda: LinearRegression(),
-}
+# The models and parameters of the parity fixtures, one list for both: a
+# model added to the fixtures is timed here too.
+FIXTURES = pathlib.Path(__file__).resolve().parent.parent / "crates/core/tests/fixtures/sklearn-reference"
+sys.path.insert(0, str(FIXTURES))
+from gen_sklearn_reference import LEVEL0 as FIXTURE_MODELS  # noqa: E402
+
+LEVEL0 = {name: (lambda cls=cls, params=params: cls(**params)) for name, cls, params in FIXTURE_MODELS}
 STACK = ["LinearSVR", "Lasso", "RandomForestRegressor", "KNeighborsRegressor"]
 
 

@@ -34,7 +34,9 @@ pub fn default_level0() -> Vec<ModelSpec> {
 
 /// The default level-1 spec.
 pub fn default_meta() -> ModelSpec {
-    ModelSpec::LogisticRegression(Default::default())
+    ModelSpec::LogisticRegression(
+        <crate::models::logistic::LogisticParams as crate::models::Model>::DEFAULT,
+    )
 }
 
 /// A whole stack: level-0 models (cycled over the trainers) and the meta model.
@@ -218,6 +220,9 @@ mod tests {
             r#"{"model": "RandomForestRegressor", "params": {"max_features": 7, "bootstrap": false}}"#,
             r#"{"model": "KNeighborsRegressor", "params": {"weights": "distance"}}"#,
             r#"{"model": "LogisticRegression", "params": {"C": 0.5}}"#,
+            r#"{"model": "Ridge", "params": {"alpha": 3.5, "fit_intercept": false}}"#,
+            r#"{"model": "ElasticNet", "params": {"alpha": 0.2, "l1_ratio": 0.9, "tol": 1e-6}}"#,
+            r#"{"model": "DecisionTreeRegressor", "params": {"max_depth": 4, "max_features": "log2", "random_state": 9}}"#,
         ];
         for s in specs {
             let spec = parse(s).unwrap();

@@ -9,8 +9,10 @@
 //! - [`config`]: the stack's configuration; [`params`]: reading one model's
 //!   parameters, each model checking its own (names, defaults, bounds).
 //! - [`stop`]: cooperative cancellation that every solver loop checks.
-//! - [`models`]: LinearSVR, Lasso, LinearRegression, RandomForestRegressor,
-//!   KNeighborsRegressor, LogisticRegression (why hand-written: see that module).
+//! - [`models`]: the [`models::Model`] trait and its registry: LinearSVR,
+//!   Lasso, LinearRegression, RandomForestRegressor, KNeighborsRegressor,
+//!   Ridge, ElasticNet, DecisionTreeRegressor and LogisticRegression (why
+//!   hand-written: see that module).
 //! - [`cv`], [`metrics`]: scikit-learn's folds and ROC AUC.
 //! - [`stack`]: the level-0 and level-1 steps and the full two-layer model.
 //! - [`serial`], [`npy`]: safe, versioned bytes for models and arrays.

@@ -248,8 +248,13 @@ pub fn short(v: &Value) -> String {
     }
 }
 
-/// Reads parameters off a JSON object, checking each, and refuses leftovers.
-pub(crate) struct ParamReader<'a> {
+/// Reads one model's parameters off its JSON `params` object, checking
+/// each: the model's [`crate::models::Model::parse`] takes values through
+/// it. Unknown names, wrong types and values out of range are
+/// [`ConfigError`]s naming the parameter; input is repeated only as a short
+/// excerpt.
+#[derive(Debug)]
+pub struct ParamReader<'a> {
     model: &'static str,
     params: &'a Map<String, Value>,
     known: &'static [&'static str],
@@ -257,14 +262,18 @@ pub(crate) struct ParamReader<'a> {
 
 /// An integer parameter's accepted range and its wording in errors.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct IntRange {
+pub struct IntRange {
+    /// The smallest value accepted.
     pub min: u64,
+    /// The largest value accepted.
     pub max: u64,
+    /// How an error states the range.
     pub expected: &'static str,
 }
 
 impl<'a> ParamReader<'a> {
-    pub(crate) fn new(
+    /// A reader of `params` for `model`, refusing any name not in `known`.
+    pub fn new(
         model: &'static str,
         params: &'a Map<String, Value>,
         known: &'static [&'static str],
@@ -283,17 +292,14 @@ impl<'a> ParamReader<'a> {
         })
     }
 
-    pub(crate) fn get(&self, name: &'static str) -> Option<&'a Value> {
+    /// The raw value of `name`, if given and not null.
+    pub fn get(&self, name: &'static str) -> Option<&'a Value> {
         debug_assert!(self.known.contains(&name));
         self.params.get(name).filter(|v| !v.is_null())
     }
 
-    pub(crate) fn wrong(
-        &self,
-        param: &'static str,
-        expected: &'static str,
-        v: &Value,
-    ) -> ConfigError {
+    /// The error for `v` given as `param`, which must be `expected`.
+    pub fn wrong(&self, param: &'static str, expected: &'static str, v: &Value) -> ConfigError {
         ConfigError::WrongType {
             model: self.model,
             param,
@@ -302,12 +308,8 @@ impl<'a> ParamReader<'a> {
         }
     }
 
-    pub(crate) fn range(
-        &self,
-        param: &'static str,
-        value: String,
-        expected: &'static str,
-    ) -> ConfigError {
+    /// The error for `value` of `param` outside `expected`.
+    pub fn range(&self, param: &'static str, value: String, expected: &'static str) -> ConfigError {
         ConfigError::OutOfRange {
             model: self.model,
             param,
@@ -317,7 +319,7 @@ impl<'a> ParamReader<'a> {
     }
 
     /// A finite number accepted by `ok`, or `default` when absent.
-    pub(crate) fn float(
+    pub fn float(
         &self,
         name: &'static str,
         default: f64,
@@ -338,7 +340,7 @@ impl<'a> ParamReader<'a> {
 
     /// A whole number in `range` (written as an integer or an integral float),
     /// or `default` when absent.
-    pub(crate) fn int(
+    pub fn int(
         &self,
         name: &'static str,
         default: u64,
@@ -366,7 +368,7 @@ impl<'a> ParamReader<'a> {
     }
 
     /// [`ParamReader::int`] as a `usize` (every bound fits one).
-    pub(crate) fn count(
+    pub fn count(
         &self,
         name: &'static str,
         default: usize,
@@ -376,7 +378,8 @@ impl<'a> ParamReader<'a> {
         usize::try_from(x).map_err(|_| self.range(name, x.to_string(), range.expected))
     }
 
-    pub(crate) fn opt_count(
+    /// [`ParamReader::count`], or `None` when absent or null.
+    pub fn opt_count(
         &self,
         name: &'static str,
         range: IntRange,
@@ -387,7 +390,8 @@ impl<'a> ParamReader<'a> {
         }
     }
 
-    pub(crate) fn bool(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    /// A boolean, or `default` when absent.
+    pub fn bool(&self, name: &'static str, default: bool) -> Result<bool, ConfigError> {
         match self.get(name) {
             None => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
@@ -396,18 +400,15 @@ impl<'a> ParamReader<'a> {
     }
 
     /// `name` must be absent or `false`: `why` says what is not implemented.
-    pub(crate) fn must_be_false(
-        &self,
-        name: &'static str,
-        why: &'static str,
-    ) -> Result<(), ConfigError> {
+    pub fn must_be_false(&self, name: &'static str, why: &'static str) -> Result<(), ConfigError> {
         if self.bool(name, false)? {
             return Err(self.range(name, "true".into(), why));
         }
         Ok(())
     }
 
-    pub(crate) fn choice(
+    /// One of `allowed`, or `default` when absent.
+    pub fn choice(
         &self,
         name: &'static str,
         default: &'static str,
@@ -423,7 +424,7 @@ impl<'a> ParamReader<'a> {
     }
 
     /// `random_state`: an integer seed in 0..2^32, or null (seed 0, so runs stay reproducible).
-    pub(crate) fn seed(&self) -> Result<u32, ConfigError> {
+    pub fn seed(&self) -> Result<u32, ConfigError> {
         const SEED: IntRange = IntRange {
             min: 0,
             max: u32::MAX as u64,
@@ -433,14 +434,16 @@ impl<'a> ParamReader<'a> {
     }
 
     /// Parameters that only steer scikit-learn's logging or copying: accepted and ignored.
-    pub(crate) fn ignored(&self, _names: &[&'static str]) {}
+    pub fn ignored(&self, _names: &[&'static str]) {}
 }
 
-pub(crate) fn positive(x: f64) -> bool {
+/// Accepts values above zero.
+pub fn positive(x: f64) -> bool {
     x > 0.0
 }
 
-pub(crate) fn non_negative(x: f64) -> bool {
+/// Accepts zero and above.
+pub fn non_negative(x: f64) -> bool {
     x >= 0.0
 }
 
@@ -450,14 +453,15 @@ pub(crate) fn non_negative(x: f64) -> bool {
 pub const MIN_TOL: f64 = 1e-15;
 
 /// `tol` for a solver: at least [`MIN_TOL`].
-pub(crate) fn tolerance(x: f64) -> bool {
+pub fn tolerance(x: f64) -> bool {
     x >= MIN_TOL
 }
 
 /// Iterations (epochs) a coordinate-descent solver may be asked for.
 pub const MAX_SOLVER_ITER: u64 = 1_000_000;
 
-pub(crate) const SOLVER_ITER: IntRange = IntRange {
+/// `max_iter` of every iterative solver: 1 to [`MAX_SOLVER_ITER`].
+pub const SOLVER_ITER: IntRange = IntRange {
     min: 1,
     max: MAX_SOLVER_ITER,
     expected: "an integer in 1..=1000000",

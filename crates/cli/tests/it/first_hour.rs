@@ -296,6 +296,41 @@ fn solvers_that_stop_at_max_iter_are_reported_like_convergence_warnings() {
     assert_eq!(report["warnings"].as_array().unwrap().len(), 6);
 }
 
+/// The models added with the model trait run from a `--models` file like
+/// the original five, each trainer on its own.
+#[test]
+fn the_added_models_run_from_a_models_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let models = dir.path().join("models.json");
+    std::fs::write(
+        &models,
+        r#"{"models": [{"model": "Ridge", "params": {"alpha": 100.0}},
+                       {"model": "ElasticNet", "params": {"alpha": 0.1, "l1_ratio": 0.5}},
+                       {"model": "DecisionTreeRegressor", "params": {"max_depth": 5, "random_state": 42}}],
+            "meta_model": {"model": "LogisticRegression"}}"#,
+    )
+    .unwrap();
+    let (o, json) = run(stacking()
+        .args(["run", "--json", "--trainers", "3", "--models"])
+        .arg(&models)
+        .args(SMALL));
+    assert!(o.status.success(), "{json}");
+    let line = json.lines().find(|l| l.starts_with('{')).unwrap();
+    let report: serde_json::Value = serde_json::from_str(line).unwrap();
+    let names: Vec<&str> = report["trainers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["model"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["Ridge", "ElasticNet", "DecisionTreeRegressor"],
+        "{json}"
+    );
+    assert!(report["ensemble_auc"].as_f64().unwrap() > 0.5, "{json}");
+}
+
 #[test]
 fn size_presets_and_timeline_checks() {
     let dir = tempfile::tempdir().unwrap();

@@ -24,13 +24,15 @@ pub enum InvalidModel {
         /// Features the model was fitted on.
         features: usize,
     },
-    /// A forest's tree count differs from its `n_estimators`.
-    #[error("RandomForestRegressor has {trees} trees but its parameters say n_estimators = {n_estimators}")]
+    /// A tree model's tree count differs from what its parameters grow.
+    #[error("{model} has {trees} trees but its parameters grow {expected}")]
     TreeCount {
+        /// The model's name.
+        model: &'static str,
         /// Trees held.
         trees: usize,
-        /// Trees the parameters ask for.
-        n_estimators: usize,
+        /// Trees the parameters grow.
+        expected: usize,
     },
     /// A forest without trees.
     #[error("forest has no trees")]

@@ -7,10 +7,12 @@
 
 use ndarray::{s, Array1, Array2, ArrayView1, ArrayView2, Axis};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::gram::CrossFoldGram;
-use super::{FitError, InvalidModel};
+use super::model::{Fitted, Model, Prediction, Role, Rows};
+use super::{FitError, FittedState, InvalidModel, Prepared};
+use crate::cv::Fold;
 use crate::params::{ConfigError, IntRange, ParamReader};
 use crate::stop::{Stop, StopReason};
 
@@ -34,17 +36,11 @@ impl KnnWeights {
 }
 
 /// Checked `KNeighborsRegressor` parameters, built only by
-/// [`KnnParams::parse`] or [`Default`].
+/// [`Model::parse`] or [`Model::DEFAULT`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct KnnParams {
     n_neighbors: usize,
     weights: KnnWeights,
-}
-
-impl Default for KnnParams {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
 }
 
 /// The most neighbours a query may ask for (and never more than the
@@ -55,16 +51,14 @@ pub const MAX_NEIGHBOURS: u64 = 100_000;
 /// block to `QUERY_BLOCK x n_train` and is the unit between stop checks.
 const QUERY_BLOCK: usize = 256;
 
-impl KnnParams {
-    /// The scikit-learn class name.
-    pub const NAME: &'static str = "KNeighborsRegressor";
+impl Model for KnnParams {
+    const NAME: &'static str = "KNeighborsRegressor";
 
-    /// scikit-learn's defaults.
+    const ROLE: Role = Role::Regressor;
     const DEFAULT: Self = Self {
         n_neighbors: 5,
         weights: KnnWeights::Uniform,
     };
-
     const KNOWN: &'static [&'static str] = &[
         "n_neighbors",
         "weights",
@@ -75,8 +69,7 @@ impl KnnParams {
         "leaf_size",
     ];
 
-    /// Reads and checks the JSON `params` object.
-    pub fn parse(p: &Map<String, Value>) -> Result<Self, ConfigError> {
+    fn parse(r: &ParamReader<'_>) -> Result<Self, ConfigError> {
         const NEIGHBOURS: IntRange = IntRange {
             min: 1,
             max: MAX_NEIGHBOURS,
@@ -87,7 +80,6 @@ impl KnnParams {
             max: 2,
             expected: "2 (euclidean)",
         };
-        let r = ParamReader::new(Self::NAME, p, Self::KNOWN)?;
         r.ignored(&["algorithm", "n_jobs", "leaf_size"]);
         r.choice(
             "metric",
@@ -112,9 +104,37 @@ impl KnnParams {
         })
     }
 
-    /// Every parameter, defaults filled in, in scikit-learn's names.
-    pub fn to_json(&self) -> Value {
+    fn to_json(&self) -> Value {
         json!({"n_neighbors": self.n_neighbors, "weights": self.weights.as_str()})
+    }
+
+    fn fit(&self, data: &Rows<'_>, _stop: &Stop) -> Fitted {
+        let (x, y) = data.selected();
+        self.remember(x.view(), y.view())
+            .map(FittedState::Neighbours)
+    }
+
+    /// With more features than rows, the rows' products across folds, once
+    /// for all folds.
+    fn prepare(&self, x: ArrayView2<f64>, folds: &[Fold], threads: usize) -> Prepared {
+        CrossFoldGram::of_threads(x, folds, threads).map_or(Prepared::Nothing, Prepared::CrossFold)
+    }
+
+    fn predict_fold(&self, data: &Rows<'_>, test: &[usize], stop: &Stop) -> Prediction {
+        let Prepared::CrossFold(gram) = data.prepared else {
+            return Ok(None);
+        };
+        self.predict_cross_fold(gram, data.x, data.y, data.rows, test, stop)
+            .map(Some)
+    }
+
+    fn check_state(&self, state: &FittedState, n_features: usize) -> Result<(), InvalidModel> {
+        state.neighbours(Self::NAME, n_features).map(drop)
+    }
+
+    /// The training rows and their targets.
+    fn fitted_bytes(&self, n: usize, p: usize) -> u64 {
+        (n as u64).saturating_mul(p as u64 + 1).saturating_mul(8)
     }
 }
 
@@ -135,7 +155,7 @@ pub struct Neighbours {
 
 impl KnnParams {
     /// Keeps the training rows: KNN fits by remembering them.
-    pub fn fit(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<Neighbours, FitError> {
+    pub fn remember(&self, x: ArrayView2<f64>, y: ArrayView1<f64>) -> Result<Neighbours, FitError> {
         if self.n_neighbors > x.nrows() {
             return Err(FitError::TooFewNeighbours {
                 k: self.n_neighbors,
@@ -210,7 +230,7 @@ impl KnnParams {
     /// the rows `train` (a fold `gram` was made for), with every dot product
     /// read off `gram`: the same neighbours and predictions as fitting on
     /// `train` and predicting `test`, without a product per fold.
-    pub fn predict_fold(
+    pub fn predict_cross_fold(
         &self,
         gram: &CrossFoldGram,
         x: ArrayView2<f64>,
@@ -395,7 +415,7 @@ mod tests {
     }
 
     fn one_neighbour() -> KnnParams {
-        KnnParams::parse(json!({"n_neighbors": 1}).as_object().unwrap()).unwrap()
+        crate::models::parse::<KnnParams>(json!({"n_neighbors": 1}).as_object().unwrap()).unwrap()
     }
 
     #[test]
@@ -404,7 +424,7 @@ mod tests {
         let (x, y) = near_ties(m, 64);
         let train: Vec<usize> = (0..m).collect();
         let model = one_neighbour()
-            .fit(x.slice(s![..m, ..]), y.slice(s![..m]))
+            .remember(x.slice(s![..m, ..]), y.slice(s![..m]))
             .unwrap();
         let predicted = model.predict(x.slice(s![m.., ..]), &Stop::never()).unwrap();
         assert_eq!(predicted[0], (m - 1) as f64, "fitted model");
@@ -421,7 +441,7 @@ mod tests {
         ];
         let gram = CrossFoldGram::of(x.view(), &folds).unwrap();
         let fold = one_neighbour()
-            .predict_fold(&gram, x.view(), y.view(), &train, &[m], &Stop::never())
+            .predict_cross_fold(&gram, x.view(), y.view(), &train, &[m], &Stop::never())
             .unwrap();
         assert_eq!(fold[0], (m - 1) as f64, "through the Gram matrix");
     }
@@ -430,8 +450,8 @@ mod tests {
     fn exact_ties_go_to_the_lower_training_index() {
         let x = ndarray::array![[0.0, 0.0], [1.0, 0.0], [-1.0, 0.0], [0.0, 1.0]];
         let y = ndarray::array![0.0, 10.0, 20.0, 30.0];
-        let two = KnnParams::parse(json!({"n_neighbors": 2}).as_object().unwrap()).unwrap();
-        let model = two.fit(x.slice(s![1.., ..]), y.slice(s![1..])).unwrap();
+        let two = crate::models::parse::<KnnParams>(json!({"n_neighbors": 2}).as_object().unwrap()).unwrap();
+        let model = two.remember(x.slice(s![1.., ..]), y.slice(s![1..])).unwrap();
         let predicted = model.predict(x.slice(s![..1, ..]), &Stop::never()).unwrap();
         // All three training rows are at distance 1: the first two win.
         assert_eq!(predicted[0], 15.0);

@@ -5,11 +5,13 @@
 
 use ndarray::{ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::gram::RowGram;
 use super::linalg::{axpy, dot};
-use super::{FitError, LinearModel};
+use super::model::{Fitted, GramSolver, Model, Role, Rows};
+use super::{FitError, LinearModel, Prepared};
+use crate::cv::Fold;
 use crate::params::{non_negative, positive, tolerance, ConfigError, ParamReader, SOLVER_ITER};
 use crate::rng::NumpyRandomState;
 use crate::stop::Stop;
@@ -34,7 +36,7 @@ impl SvrLoss {
 }
 
 /// Checked `LinearSVR` parameters (scikit-learn names and defaults), built
-/// only by [`LinearSvrParams::parse`] or [`Default`].
+/// only by [`Model::parse`] or [`Model::DEFAULT`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LinearSvrParams {
     epsilon: f64,
@@ -49,17 +51,10 @@ pub struct LinearSvrParams {
     random_state: u32,
 }
 
-impl Default for LinearSvrParams {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
+impl Model for LinearSvrParams {
+    const NAME: &'static str = "LinearSVR";
 
-impl LinearSvrParams {
-    /// The scikit-learn class name.
-    pub const NAME: &'static str = "LinearSVR";
-
-    /// scikit-learn's defaults.
+    const ROLE: Role = Role::Regressor;
     const DEFAULT: Self = Self {
         epsilon: 0.0,
         c: 1.0,
@@ -70,7 +65,6 @@ impl LinearSvrParams {
         max_iter: 1000,
         random_state: 0,
     };
-
     const KNOWN: &'static [&'static str] = &[
         "epsilon",
         "C",
@@ -84,9 +78,7 @@ impl LinearSvrParams {
         "verbose",
     ];
 
-    /// Reads and checks the JSON `params` object.
-    pub fn parse(p: &Map<String, Value>) -> Result<Self, ConfigError> {
-        let r = ParamReader::new(Self::NAME, p, Self::KNOWN)?;
+    fn parse(r: &ParamReader<'_>) -> Result<Self, ConfigError> {
         r.ignored(&["verbose"]);
         match r.get("dual") {
             None | Some(Value::Bool(true)) => {}
@@ -127,24 +119,32 @@ impl LinearSvrParams {
         })
     }
 
-    /// Every parameter, defaults filled in, in scikit-learn's names.
-    pub fn to_json(&self) -> Value {
+    fn to_json(&self) -> Value {
         json!({
             "epsilon": self.epsilon, "C": self.c, "tol": self.tol, "loss": self.loss.as_str(),
             "fit_intercept": self.fit_intercept, "intercept_scaling": self.intercept_scaling,
             "max_iter": self.max_iter, "random_state": self.random_state,
         })
     }
-}
 
-impl LinearSvrParams {
-    /// The solver's iteration cap: a fit that used all of it did not converge.
-    pub fn max_iter(&self) -> usize {
-        self.max_iter
+    /// With more features than rows, a coordinate step reads `w·x_i` off
+    /// the rows' Gram matrix (made once for all folds).
+    fn fit(&self, data: &Rows<'_>, stop: &Stop) -> Fitted {
+        data.fit_linear(self, stop)
     }
 
+    fn prepare(&self, x: ArrayView2<f64>, _folds: &[Fold], threads: usize) -> Prepared {
+        RowGram::of_threads(x, threads).map_or(Prepared::Nothing, Prepared::RowGram)
+    }
+
+    fn max_iter(&self) -> Option<usize> {
+        Some(self.max_iter)
+    }
+}
+
+impl GramSolver for LinearSvrParams {
     /// Dual coordinate descent as liblinear's, stopping when `stop` is set.
-    pub fn fit(
+    fn fit_on(
         &self,
         x: ArrayView2<f64>,
         y: ArrayView1<f64>,
@@ -173,11 +173,11 @@ impl LinearSvrParams {
         finish(primal.w, primal.w_bias * bias, iter)
     }
 
-    /// [`LinearSvrParams::fit`] on the rows `rows` of `x`, reading `w·x_i`
+    /// [`GramSolver::fit_on`] on the rows `rows` of `x`, reading `w·x_i`
     /// off the rows' Gram matrix (from `gram`, of all of `x`'s rows): a
     /// coordinate step then costs `O(n)` instead of `O(p)`, with the same
     /// visiting order, steps and stopping rule.
-    pub fn fit_rows(
+    fn fit_through_gram(
         &self,
         gram: &RowGram,
         x: ArrayView2<f64>,
@@ -203,6 +203,9 @@ impl LinearSvrParams {
         finish(w.to_vec(), w_bias * bias, iter)
     }
 
+}
+
+impl LinearSvrParams {
     fn bias(&self) -> f64 {
         if self.fit_intercept {
             self.intercept_scaling
@@ -400,12 +403,12 @@ mod tests {
                     loss,
                     fit_intercept,
                     tol: 1e-6,
-                    ..LinearSvrParams::default()
+                    ..LinearSvrParams::DEFAULT
                 };
                 let kernel = p
-                    .fit_rows(&gram, x.view(), y.view(), &rows, &Stop::never())
+                    .fit_through_gram(&gram, x.view(), y.view(), &rows, &Stop::never())
                     .unwrap();
-                let primal = p.fit(xr.view(), yr.view(), &Stop::never()).unwrap();
+                let primal = p.fit_on(xr.view(), yr.view(), &Stop::never()).unwrap();
                 assert_eq!(kernel.n_iter, primal.n_iter, "{loss:?} {fit_intercept}");
                 let diff = kernel
                     .coef

@@ -12,21 +12,22 @@
 //! the rows (the benchmark's meta model: one column per trainer), else by
 //! conjugate gradients without forming it (a meta model of thousands of
 //! trainers on a few hundred rows), so that neither time nor memory grows
-//! with the square of the columns. [`LogisticParams::fit_memory_bytes`]
+//! with the square of the columns. [`Model::fit_memory_bytes`]
 //! says what a fit will hold. Every loop checks the stop flag, the
 //! factorisation between panels of 64 columns.
 
 use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::linalg::{cholesky_solve, cholesky_until};
-use super::{FitError, LinearModel};
+use super::model::{Fitted, Model, Role, Rows};
+use super::{FitError, FittedState, LinearModel};
 use crate::params::{positive, tolerance, ConfigError, ParamReader, SOLVER_ITER};
 use crate::stop::Stop;
 
 /// Checked `LogisticRegression` parameters, built only by
-/// [`LogisticParams::parse`] or [`Default`].
+/// [`Model::parse`] or [`Model::DEFAULT`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogisticParams {
     #[serde(rename = "C")]
@@ -36,24 +37,16 @@ pub struct LogisticParams {
     max_iter: usize,
 }
 
-impl Default for LogisticParams {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
+impl Model for LogisticParams {
+    const NAME: &'static str = "LogisticRegression";
 
-impl LogisticParams {
-    /// The scikit-learn class name.
-    pub const NAME: &'static str = "LogisticRegression";
-
-    /// scikit-learn's defaults.
+    const ROLE: Role = Role::Classifier;
     const DEFAULT: Self = Self {
         c: 1.0,
         fit_intercept: true,
         tol: 1e-4,
         max_iter: 100,
     };
-
     const KNOWN: &'static [&'static str] = &[
         "C",
         "fit_intercept",
@@ -67,9 +60,7 @@ impl LogisticParams {
         "warm_start",
     ];
 
-    /// Reads and checks the JSON `params` object.
-    pub fn parse(p: &Map<String, Value>) -> Result<Self, ConfigError> {
-        let r = ParamReader::new(Self::NAME, p, Self::KNOWN)?;
+    fn parse(r: &ParamReader<'_>) -> Result<Self, ConfigError> {
         r.ignored(&["random_state", "n_jobs", "verbose", "solver"]);
         r.choice("penalty", "l2", &["l2"], "\"l2\"")?;
         r.must_be_false("warm_start", "false")?;
@@ -82,11 +73,36 @@ impl LogisticParams {
         })
     }
 
-    /// Every parameter, defaults filled in, in scikit-learn's names.
-    pub fn to_json(&self) -> Value {
+    fn to_json(&self) -> Value {
         json!({
             "C": self.c, "fit_intercept": self.fit_intercept, "tol": self.tol, "max_iter": self.max_iter,
         })
+    }
+
+    fn fit(&self, data: &Rows<'_>, stop: &Stop) -> Fitted {
+        let (x, y) = data.selected();
+        self.newton(x.view(), y.view(), stop)
+            .map(FittedState::Linear)
+    }
+
+    fn max_iter(&self) -> Option<usize> {
+        Some(self.max_iter)
+    }
+
+    /// The `d x d` Newton system (`d = p + 1`) and a chunk of scaled rows
+    /// while the columns are no more than the rows, else a few vectors.
+    fn fit_memory_bytes(&self, n: usize, p: usize) -> u64 {
+        let (n, p) = (n as u64, p as u64);
+        let d = p + u64::from(self.fit_intercept);
+        let system = if d <= n {
+            d.saturating_mul(d).saturating_add(CHUNK as u64 * d)
+        } else {
+            0
+        };
+        system
+            .saturating_add(8 * (n + d))
+            .saturating_add(n.saturating_mul(p).min(u64::MAX / 8))
+            .saturating_mul(8)
     }
 }
 
@@ -110,30 +126,8 @@ fn log1p_exp(z: f64) -> f64 {
 }
 
 impl LogisticParams {
-    /// The solver's iteration cap: a fit that used all of it did not converge.
-    pub fn max_iter(&self) -> usize {
-        self.max_iter
-    }
-
-    /// Bytes a fit on `n` rows and `p` columns holds beyond its input: the
-    /// `d x d` Newton system (`d = p + 1`) and a chunk of scaled rows while
-    /// the columns are no more than the rows, else a few vectors.
-    pub fn fit_memory_bytes(&self, n: usize, p: usize) -> u64 {
-        let (n, p) = (n as u64, p as u64);
-        let d = p + u64::from(self.fit_intercept);
-        let system = if d <= n {
-            d.saturating_mul(d).saturating_add(CHUNK as u64 * d)
-        } else {
-            0
-        };
-        system
-            .saturating_add(8 * (n + d))
-            .saturating_add(n.saturating_mul(p).min(u64::MAX / 8))
-            .saturating_mul(8)
-    }
-
     /// The L2-penalised fit as scikit-learn's default `lbfgs` solution, stopping when `stop` is set.
-    pub fn fit(
+    pub fn newton(
         &self,
         x: ArrayView2<f64>,
         y: ArrayView1<f64>,
@@ -446,14 +440,14 @@ mod tests {
 
     #[test]
     fn a_wide_fit_holds_no_square_of_its_columns() {
-        let params = LogisticParams::default();
+        let params = LogisticParams::DEFAULT;
         // 60 rows x 8,000 columns: vectors and a copy's worth, not 512 MB.
         assert!(params.fit_memory_bytes(60, 8_000) < 5 << 20);
         assert!(params.fit_memory_bytes(300, 5) < 1 << 20);
         assert!(params.fit_memory_bytes(100_000, 65_536) > 32 << 30);
         let (x, y) = data(60, 8_000);
         let model = params
-            .fit(x.view(), ArrayView1::from(&y), &Stop::never())
+            .newton(x.view(), ArrayView1::from(&y), &Stop::never())
             .unwrap();
         assert_eq!(model.coef.len(), 8_000);
         assert!(model.coef.iter().all(|c| c.is_finite()));
@@ -472,7 +466,7 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(200));
             setter.request(StopReason::Cancelled);
         });
-        let out = LogisticParams::default().fit(x.view(), ArrayView1::from(&y), &stop);
+        let out = LogisticParams::DEFAULT.newton(x.view(), ArrayView1::from(&y), &stop);
         waker.join().unwrap();
         assert_eq!(out.unwrap_err(), FitError::Stopped(StopReason::Cancelled));
         assert!(started.elapsed() < std::time::Duration::from_secs(5));

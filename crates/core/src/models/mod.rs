@@ -1,4 +1,7 @@
-//! The six models, each in its own module, written on `ndarray`.
+//! The models, each in its own module implementing [`Model`], written on
+//! `ndarray`, and listed once in the registry below: `ModelSpec` (which
+//! model, with its checked parameters), `MODEL_NAMES` and every dispatch
+//! follow from that list.
 //!
 //! Why hand-written rather than linfa or smartcore: on the fixture data those
 //! crates fit different problems (linfa-svm leaves the bias unregularised,
@@ -7,28 +10,50 @@
 //! regression forest, linfa-logistic returns the majority-class probability).
 //! Ports of scikit-learn's algorithms match its out-of-fold predictions on
 //! the fixture data exactly (KNN, forest: same RNG streams) or within the
-//! parity tests' bounds (`tests/sklearn_parity.rs`), and run faster than
+//! parity tests' bounds (`tests/it/sklearn_parity.rs`), and run faster than
 //! scikit-learn on one thread (`cargo bench -p stacking-core` prints the
-//! ratios; the README keeps the figures).
+//! ratios; docs/benchmarks.md keeps the figures).
 
 pub mod gram;
 pub mod invalid;
-pub mod knn;
-pub mod lasso;
 mod linalg;
-pub mod linear_regression;
-pub mod linear_svr;
-pub mod logistic;
-pub mod random_forest;
+mod model;
+#[macro_use]
+mod registry;
 pub mod spec;
 pub(crate) mod tree;
+
+// The models: one line each, its variant of `ModelSpec`, its module and its
+// parameters type (which implements `Model`). Adding a model is its module
+// and its line here (docs/contributing.md).
+registry! {
+    /// `LinearSVR`.
+    LinearSvr(linear_svr::LinearSvrParams),
+    /// `Lasso`.
+    Lasso(lasso::LassoParams),
+    /// `LinearRegression`.
+    LinearRegression(linear_regression::LinearRegressionParams),
+    /// `RandomForestRegressor`.
+    RandomForestRegressor(random_forest::RandomForestParams),
+    /// `KNeighborsRegressor`.
+    KNeighborsRegressor(knn::KnnParams),
+    /// `LogisticRegression` (the meta model).
+    LogisticRegression(logistic::LogisticParams),
+    /// `Ridge`.
+    Ridge(ridge::RidgeParams),
+    /// `ElasticNet`.
+    ElasticNet(elastic_net::ElasticNetParams),
+    /// `DecisionTreeRegressor`.
+    DecisionTreeRegressor(decision_tree::DecisionTreeParams),
+}
 
 use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use invalid::InvalidModel;
-pub use spec::{ConvergenceWarning, ModelSpec, Prepared, RoleError, MODEL_NAMES};
+pub use model::{parse, DynModel, Fitted, GramSolver, Model, Prediction, Role, Rows};
+pub use spec::{ConvergenceWarning, Prepared, RoleError};
 
 use crate::stop::{Stop, StopReason};
 
@@ -223,49 +248,64 @@ impl FittedModel {
     /// Checks the internal consistency of a decoded model, so that a crafted
     /// model can never index out of bounds or loop while predicting.
     pub fn validate(&self) -> Result<(), InvalidModel> {
-        let kind_fits = matches!(
-            (&self.spec, &self.state),
-            (ModelSpec::RandomForestRegressor(_), FittedState::Forest(_))
-                | (
-                    ModelSpec::KNeighborsRegressor(_),
-                    FittedState::Neighbours(_)
-                )
-                | (
-                    ModelSpec::LinearSvr(_)
-                        | ModelSpec::Lasso(_)
-                        | ModelSpec::LinearRegression(_)
-                        | ModelSpec::LogisticRegression(_),
-                    FittedState::Linear(_)
-                )
-        );
-        if !kind_fits {
-            return Err(InvalidModel::WrongState { model: self.name() });
+        self.spec.model().check_fitted(&self.state, self.n_features)
+    }
+}
+
+impl FittedState {
+    /// The linear model of `model` on `n_features` features, or why this
+    /// state is not one.
+    pub fn linear(
+        &self,
+        model: &'static str,
+        n_features: usize,
+    ) -> Result<&LinearModel, InvalidModel> {
+        let FittedState::Linear(m) = self else {
+            return Err(InvalidModel::WrongState { model });
+        };
+        if m.coef.len() != n_features {
+            return Err(InvalidModel::Coefficients {
+                model,
+                coefs: m.coef.len(),
+                features: n_features,
+            });
         }
-        match &self.state {
-            FittedState::Linear(m) => {
-                if m.coef.len() != self.n_features {
-                    return Err(InvalidModel::Coefficients {
-                        model: self.name(),
-                        coefs: m.coef.len(),
-                        features: self.n_features,
-                    });
-                }
-                Ok(())
-            }
-            FittedState::Forest(f) => {
-                let expected = match &self.spec {
-                    ModelSpec::RandomForestRegressor(p) => p.n_estimators(),
-                    _ => f.trees.len(),
-                };
-                if f.trees.len() != expected {
-                    return Err(InvalidModel::TreeCount {
-                        trees: f.trees.len(),
-                        n_estimators: expected,
-                    });
-                }
-                f.validate(self.n_features)
-            }
-            FittedState::Neighbours(n) => n.validate(self.n_features),
+        Ok(m)
+    }
+
+    /// The `trees` trees of `model` on `n_features` features, or why this
+    /// state is not them.
+    pub fn forest(
+        &self,
+        model: &'static str,
+        n_features: usize,
+        trees: usize,
+    ) -> Result<&random_forest::Forest, InvalidModel> {
+        let FittedState::Forest(f) = self else {
+            return Err(InvalidModel::WrongState { model });
+        };
+        if f.trees.len() != trees {
+            return Err(InvalidModel::TreeCount {
+                model,
+                trees: f.trees.len(),
+                expected: trees,
+            });
         }
+        f.validate(n_features)?;
+        Ok(f)
+    }
+
+    /// The training rows of `model` on `n_features` features, or why this
+    /// state is not them.
+    pub fn neighbours(
+        &self,
+        model: &'static str,
+        n_features: usize,
+    ) -> Result<&knn::Neighbours, InvalidModel> {
+        let FittedState::Neighbours(n) = self else {
+            return Err(InvalidModel::WrongState { model });
+        };
+        n.validate(n_features)?;
+        Ok(n)
     }
 }

@@ -8,10 +8,12 @@ use std::borrow::Cow;
 
 use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::tree::{grow, Growth, SortedColumns, Tree, TreeLimits};
-use super::{FitError, InvalidModel};
+use super::model::{Fitted, Model, Role, Rows};
+use super::{FitError, FittedState, InvalidModel, Prepared};
+use crate::cv::Fold;
 use crate::params::{ConfigError, IntRange, ParamReader};
 use crate::rng::{NumpyRandomState, RAND_R_MAX};
 use crate::stop::Stop;
@@ -54,60 +56,42 @@ impl MaxFeatures {
     }
 }
 
-/// Checked `RandomForestRegressor` parameters, built only by
-/// [`RandomForestParams::parse`] or [`Default`].
+/// Checked `RandomForestRegressor` parameters.
+pub type RandomForestParams = TreesParams<false>;
+
+/// Checked parameters of a forest, or with `SINGLE` of one
+/// `DecisionTreeRegressor` (one tree, no bootstrap, its seed
+/// `random_state` itself): built only by [`Model::parse`] or
+/// [`Model::DEFAULT`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RandomForestParams {
+pub struct TreesParams<const SINGLE: bool> {
     n_estimators: usize,
-    max_depth: Option<usize>,
-    min_samples_split: usize,
-    min_samples_leaf: usize,
-    max_features: MaxFeatures,
+    shape: TreeShape,
     bootstrap: bool,
     random_state: u32,
 }
 
-impl Default for RandomForestParams {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
+/// How each tree grows: the parameters a forest shares with a single
+/// decision tree, with scikit-learn's names, defaults and bounds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TreeShape {
+    max_depth: Option<usize>,
+    min_samples_split: usize,
+    min_samples_leaf: usize,
+    max_features: MaxFeatures,
 }
 
-impl RandomForestParams {
-    /// The scikit-learn class name.
-    pub const NAME: &'static str = "RandomForestRegressor";
-
-    /// scikit-learn's defaults.
-    const DEFAULT: Self = Self {
-        n_estimators: 100,
+impl TreeShape {
+    /// scikit-learn's defaults: grown until pure, every feature at each split.
+    pub const DEFAULT: Self = Self {
         max_depth: None,
         min_samples_split: 2,
         min_samples_leaf: 1,
         max_features: MaxFeatures::All,
-        bootstrap: true,
-        random_state: 0,
     };
 
-    const KNOWN: &'static [&'static str] = &[
-        "n_estimators",
-        "criterion",
-        "max_depth",
-        "min_samples_split",
-        "min_samples_leaf",
-        "max_features",
-        "bootstrap",
-        "random_state",
-        "n_jobs",
-        "verbose",
-    ];
-
-    /// Reads and checks the JSON `params` object.
-    pub fn parse(p: &Map<String, Value>) -> Result<Self, ConfigError> {
-        const ESTIMATORS: IntRange = IntRange {
-            min: 1,
-            max: MAX_ESTIMATORS,
-            expected: "an integer in 1..=10000",
-        };
+    /// Reads and checks the shape's parameters.
+    pub fn read(r: &ParamReader<'_>) -> Result<Self, ConfigError> {
         const DEPTH: IntRange = IntRange {
             min: 1,
             max: MAX_DEPTH,
@@ -126,8 +110,6 @@ impl RandomForestParams {
         };
         const FEATURES: &str =
             "an integer in 1..=2147483648, a fraction in (0, 1], \"sqrt\" or \"log2\"";
-        let r = ParamReader::new(Self::NAME, p, Self::KNOWN)?;
-        r.ignored(&["n_jobs", "verbose"]);
         r.choice(
             "criterion",
             "squared_error",
@@ -149,17 +131,14 @@ impl RandomForestParams {
         };
         let d = Self::DEFAULT;
         Ok(Self {
-            n_estimators: r.count("n_estimators", d.n_estimators, ESTIMATORS)?,
             max_depth: r.opt_count("max_depth", DEPTH)?,
             min_samples_split: r.count("min_samples_split", d.min_samples_split, SPLIT)?,
             min_samples_leaf: r.count("min_samples_leaf", d.min_samples_leaf, LEAF)?,
             max_features,
-            bootstrap: r.bool("bootstrap", d.bootstrap)?,
-            random_state: r.seed()?,
         })
     }
 
-    /// Every parameter, defaults filled in, in scikit-learn's names.
+    /// The shape's parameters, defaults filled in, in scikit-learn's names.
     pub fn to_json(&self) -> Value {
         let max_features = match self.max_features {
             MaxFeatures::All => Value::Null,
@@ -169,16 +148,126 @@ impl RandomForestParams {
             MaxFeatures::Count(k) => json!(k),
         };
         json!({
-            "n_estimators": self.n_estimators, "max_depth": self.max_depth,
-            "min_samples_split": self.min_samples_split, "min_samples_leaf": self.min_samples_leaf,
-            "max_features": max_features, "bootstrap": self.bootstrap,
-            "random_state": self.random_state,
+            "max_depth": self.max_depth, "min_samples_split": self.min_samples_split,
+            "min_samples_leaf": self.min_samples_leaf, "max_features": max_features,
         })
     }
 
-    /// The number of trees every fit of these parameters grows.
-    pub fn n_estimators(&self) -> usize {
-        self.n_estimators
+    /// The limits of a tree on `p` features (scikit-learn raises
+    /// `min_samples_split` to twice `min_samples_leaf`).
+    pub(crate) fn limits(&self, p: usize) -> TreeLimits {
+        TreeLimits {
+            max_depth: self.max_depth.unwrap_or(usize::MAX),
+            min_samples_split: self
+                .min_samples_split
+                .max(self.min_samples_leaf.saturating_mul(2)),
+            min_samples_leaf: self.min_samples_leaf,
+            max_features: self.max_features.resolve(p),
+        }
+    }
+}
+
+/// Every parameter a forest knows and the ones a single tree knows too,
+/// then the single tree's own.
+const KNOWN: &[&str] = &[
+    "n_estimators",
+    "bootstrap",
+    "n_jobs",
+    "verbose",
+    "criterion",
+    "max_depth",
+    "min_samples_split",
+    "min_samples_leaf",
+    "max_features",
+    "random_state",
+    "splitter",
+];
+
+impl<const SINGLE: bool> Model for TreesParams<SINGLE> {
+    const NAME: &'static str = if SINGLE {
+        "DecisionTreeRegressor"
+    } else {
+        "RandomForestRegressor"
+    };
+    const ROLE: Role = Role::Regressor;
+    /// scikit-learn's defaults, but a single tree's `random_state` is 0
+    /// rather than a fresh seed per fit: a benchmark's runs repeat.
+    const DEFAULT: Self = Self {
+        n_estimators: if SINGLE { 1 } else { 100 },
+        shape: TreeShape::DEFAULT,
+        bootstrap: !SINGLE,
+        random_state: 0,
+    };
+    const KNOWN: &'static [&'static str] = if SINGLE {
+        KNOWN.split_at(4).1
+    } else {
+        KNOWN.split_at(KNOWN.len() - 1).0
+    };
+
+    fn parse(r: &ParamReader<'_>) -> Result<Self, ConfigError> {
+        const ESTIMATORS: IntRange = IntRange {
+            min: 1,
+            max: MAX_ESTIMATORS,
+            expected: "an integer in 1..=10000",
+        };
+        r.ignored(&["n_jobs", "verbose"]);
+        let d = Self::DEFAULT;
+        if SINGLE {
+            r.choice(
+                "splitter",
+                "best",
+                &["best"],
+                "\"best\" (the random splitter is not implemented)",
+            )?;
+        }
+        Ok(Self {
+            n_estimators: match SINGLE {
+                true => d.n_estimators,
+                false => r.count("n_estimators", d.n_estimators, ESTIMATORS)?,
+            },
+            shape: TreeShape::read(r)?,
+            bootstrap: !SINGLE && r.bool("bootstrap", d.bootstrap)?,
+            random_state: r.seed()?,
+        })
+    }
+
+    fn to_json(&self) -> Value {
+        let mut params = self.shape.to_json();
+        if !SINGLE {
+            params["n_estimators"] = json!(self.n_estimators);
+            params["bootstrap"] = json!(self.bootstrap);
+        }
+        params["random_state"] = json!(self.random_state);
+        params
+    }
+
+    /// On the columns `prepare` sorted once for every fold (or sorted here).
+    fn fit(&self, data: &Rows<'_>, stop: &Stop) -> Fitted {
+        let sorted;
+        let columns: &SortedColumns = match data.prepared {
+            Prepared::Sorted(columns) => columns,
+            _ => {
+                sorted = SortedColumns::new(data.x);
+                &sorted
+            }
+        };
+        self.grow_forest_rows(columns, data.y, data.rows, stop)
+            .map(FittedState::Forest)
+    }
+
+    fn prepare(&self, x: ArrayView2<f64>, _folds: &[Fold], threads: usize) -> Prepared {
+        Prepared::Sorted(SortedColumns::with_threads(x, threads))
+    }
+
+    fn check_state(&self, state: &FittedState, n_features: usize) -> Result<(), InvalidModel> {
+        state
+            .forest(Self::NAME, n_features, self.n_estimators)
+            .map(drop)
+    }
+
+    /// No tree is counted: a forest's size depends on the data.
+    fn fitted_bytes(&self, _n: usize, _p: usize) -> u64 {
+        0
     }
 }
 
@@ -193,20 +282,13 @@ pub struct Forest {
 /// scikit-learn's `MAX_INT` for per-tree seeds.
 const MAX_INT: i64 = i32::MAX as i64;
 
-impl RandomForestParams {
-    fn limits(&self, p: usize) -> TreeLimits {
-        TreeLimits {
-            max_depth: self.max_depth.unwrap_or(usize::MAX),
-            min_samples_split: self
-                .min_samples_split
-                .max(self.min_samples_leaf.saturating_mul(2)),
-            min_samples_leaf: self.min_samples_leaf,
-            max_features: self.max_features.resolve(p),
-        }
-    }
-
-    /// The per-tree seeds scikit-learn derives from `random_state`.
+impl<const SINGLE: bool> TreesParams<SINGLE> {
+    /// The per-tree seeds scikit-learn derives from `random_state` (a
+    /// single tree's is `random_state`).
     pub fn tree_seeds(&self) -> Vec<u32> {
+        if SINGLE {
+            return vec![self.random_state];
+        }
         let mut rs = NumpyRandomState::new(self.random_state);
         (0..self.n_estimators)
             .map(|_| rs.randint(0, MAX_INT) as u32)
@@ -223,33 +305,11 @@ impl RandomForestParams {
         counts
     }
 
-    /// Fits the forest on all rows of `x`, stopping when `stop` is set.
-    pub fn fit(
-        &self,
-        x: ArrayView2<f64>,
-        y: ArrayView1<f64>,
-        stop: &Stop,
-    ) -> Result<Forest, FitError> {
-        let n = x.nrows();
-        let weights: Vec<Vec<f64>> = self
-            .tree_seeds()
-            .iter()
-            .map(|&seed| {
-                if self.bootstrap {
-                    Self::bootstrap_counts(seed, n)
-                } else {
-                    vec![1.0; n]
-                }
-            })
-            .collect();
-        self.fit_weighted_until(x, y, &weights, stop)
-    }
-
     /// Fits on the subset `rows` of the matrix `data` was sorted from, as if
     /// fitted on those rows alone: bootstrap draws are made over the subset's
     /// positions, and rows outside it get weight zero. Lets cross-validation
     /// sort the columns once for all folds.
-    pub fn fit_rows(
+    pub fn grow_forest_rows(
         &self,
         data: &SortedColumns,
         y: ArrayView1<f64>,
@@ -298,7 +358,7 @@ impl RandomForestParams {
         let n = x.nrows();
         if weights.len() != self.n_estimators || weights.iter().any(|w| w.len() != n) {
             return Err(FitError::LengthMismatch {
-                model: "RandomForestRegressor",
+                model: Self::NAME,
                 rows: n,
                 labels: weights.first().map_or(0, Vec::len),
             });
@@ -316,7 +376,7 @@ impl RandomForestParams {
         mut weights: impl FnMut(usize, u32) -> Cow<'w, [f64]>,
         stop: &Stop,
     ) -> Result<Forest, FitError> {
-        let limits = self.limits(data.n_features());
+        let limits = self.shape.limits(data.n_features());
         let y: Vec<f64> = y.to_vec();
         let mut growth = Growth {
             node_budget: MAX_FOREST_NODES,
@@ -376,7 +436,7 @@ mod tests {
     #[test]
     fn whole_weights_shortcut_grows_the_trees_the_exact_search_grows() {
         let ds = generated(300, 100);
-        let params = RandomForestParams::parse(
+        let params = crate::models::parse::<RandomForestParams>(
             json!({"n_estimators": 4, "max_depth": 10, "random_state": 7})
                 .as_object()
                 .unwrap(),

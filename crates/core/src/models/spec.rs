@@ -1,52 +1,19 @@
-//! [`ModelSpec`]: which model, with its checked parameters, and the one
-//! place that dispatches on the model kind. Parsing, defaults, bounds and the
-//! JSON form of each model's parameters live beside the model.
+//! What [`ModelSpec`] (made by the registry, in `models/mod.rs`) does with any
+//! model: the `{"model", "params"}` envelope, the role guards, fitting on
+//! all rows or a fold's, and the convergence warning. Each model's own
+//! parameters, fit and state checks live beside it, behind [`super::Model`].
 
-use ndarray::{Array1, ArrayView1, ArrayView2, Axis};
+use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::gram::{CrossFoldGram, RowGram};
-use super::knn::KnnParams;
-use super::lasso::LassoParams;
-use super::linear_regression::LinearRegressionParams;
-use super::linear_svr::LinearSvrParams;
-use super::logistic::LogisticParams;
-use super::random_forest::RandomForestParams;
+use super::model::{Role, Rows};
 use super::{check_fit_input, tree, FitError, FittedModel, FittedState};
+use super::{ModelSpec, MODEL_NAMES};
 use crate::cv::Fold;
 use crate::params::{excerpt, short, ConfigError, ECHO_LIMIT};
 use crate::stop::Stop;
-
-/// The model names this core implements, as scikit-learn spells them.
-pub const MODEL_NAMES: [&str; 6] = [
-    LinearSvrParams::NAME,
-    LassoParams::NAME,
-    LinearRegressionParams::NAME,
-    RandomForestParams::NAME,
-    KnnParams::NAME,
-    LogisticParams::NAME,
-];
-
-/// A validated model specification, ready to fit. Serialised as its
-/// scikit-learn-style JSON form (`{"model": NAME, "params": {...}}`), and
-/// validated again when deserialised.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "Value", into = "Value")]
-pub enum ModelSpec {
-    /// `LinearSVR`.
-    LinearSvr(LinearSvrParams),
-    /// `Lasso`.
-    Lasso(LassoParams),
-    /// `LinearRegression`.
-    LinearRegression(LinearRegressionParams),
-    /// `RandomForestRegressor`.
-    RandomForestRegressor(RandomForestParams),
-    /// `KNeighborsRegressor`.
-    KNeighborsRegressor(KnnParams),
-    /// `LogisticRegression` (the meta model).
-    LogisticRegression(LogisticParams),
-}
 
 impl ModelSpec {
     /// Parses and validates JSON bytes.
@@ -90,52 +57,22 @@ impl ModelSpec {
                 })
             }
         };
-        Ok(match name {
-            LinearSvrParams::NAME => Self::LinearSvr(LinearSvrParams::parse(params)?),
-            LassoParams::NAME => Self::Lasso(LassoParams::parse(params)?),
-            LinearRegressionParams::NAME => {
-                Self::LinearRegression(LinearRegressionParams::parse(params)?)
-            }
-            RandomForestParams::NAME => {
-                Self::RandomForestRegressor(RandomForestParams::parse(params)?)
-            }
-            KnnParams::NAME => Self::KNeighborsRegressor(KnnParams::parse(params)?),
-            LogisticParams::NAME => Self::LogisticRegression(LogisticParams::parse(params)?),
-            other => {
-                return Err(ConfigError::UnknownModel {
-                    name: excerpt(other, ECHO_LIMIT),
-                    known: MODEL_NAMES.join(", "),
-                })
-            }
+        Self::parse_named(name, params).unwrap_or_else(|| {
+            Err(ConfigError::UnknownModel {
+                name: excerpt(name, ECHO_LIMIT),
+                known: MODEL_NAMES.join(", "),
+            })
         })
     }
 
     /// The scikit-learn class name.
     pub fn name(&self) -> &'static str {
-        match self {
-            Self::LinearSvr(_) => LinearSvrParams::NAME,
-            Self::Lasso(_) => LassoParams::NAME,
-            Self::LinearRegression(_) => LinearRegressionParams::NAME,
-            Self::RandomForestRegressor(_) => RandomForestParams::NAME,
-            Self::KNeighborsRegressor(_) => KnnParams::NAME,
-            Self::LogisticRegression(_) => LogisticParams::NAME,
-        }
-    }
-
-    /// Bytes a fit on `n` rows and `p` columns holds beyond its input, for
-    /// a caller to refuse a fit its memory budget cannot hold before it
-    /// starts. Only the meta model's solver grows faster than its input
-    /// (its Newton system); every other fit holds a few copies of its rows.
-    pub fn fit_memory_bytes(&self, n: usize, p: usize) -> u64 {
-        match self {
-            Self::LogisticRegression(params) => params.fit_memory_bytes(n, p),
-            _ => (n as u64).saturating_mul(p as u64).saturating_mul(16),
-        }
+        self.model().name()
     }
 
     /// Classifiers are cross-validated with stratified folds and predict probabilities.
     pub fn is_classifier(&self) -> bool {
-        matches!(self, Self::LogisticRegression(_))
+        self.model().role() == Role::Classifier
     }
 
     /// The role guard for level 0: trainers fit regressors. The one place
@@ -159,32 +96,28 @@ impl ModelSpec {
     /// The spec in the JSON form it is parsed from, every default filled in,
     /// with scikit-learn's parameter names and values.
     pub fn to_json(&self) -> Value {
-        let params = match self {
-            Self::LinearSvr(p) => p.to_json(),
-            Self::Lasso(p) => p.to_json(),
-            Self::LinearRegression(p) => p.to_json(),
-            Self::RandomForestRegressor(p) => p.to_json(),
-            Self::KNeighborsRegressor(p) => p.to_json(),
-            Self::LogisticRegression(p) => p.to_json(),
-        };
-        json!({"model": self.name(), "params": params})
+        json!({"model": self.name(), "params": self.model().params_json()})
+    }
+
+    /// Bytes a fit on `n` rows and `p` columns holds beyond its input, for
+    /// a caller to refuse a fit its memory budget cannot hold before it
+    /// starts. Only the meta model's solver grows faster than its input
+    /// (its Newton system); every other fit holds a few copies of its rows.
+    pub fn fit_memory_bytes(&self, n: usize, p: usize) -> u64 {
+        self.model().memory_of_fit(n, p)
+    }
+
+    /// Bytes of the fitted model on `n` rows and `p` columns, at least (a
+    /// KNN model holds its training rows, a linear one its coefficients).
+    pub fn fitted_bytes(&self, n: usize, p: usize) -> u64 {
+        self.model().size_of_fitted(n, p)
     }
 
     /// Precomputes what [`ModelSpec::fit_rows`] and
     /// [`ModelSpec::predict_fold`] can share between the `folds`, on up to
     /// `threads` threads (the same result for any count).
     pub fn prepare(&self, x: ArrayView2<f64>, folds: &[Fold], threads: usize) -> Prepared {
-        match self {
-            ModelSpec::RandomForestRegressor(_) => {
-                Prepared::Sorted(tree::SortedColumns::with_threads(x, threads))
-            }
-            ModelSpec::LinearRegression(_) | ModelSpec::LinearSvr(_) => {
-                RowGram::of_threads(x, threads).map_or(Prepared::Nothing, Prepared::RowGram)
-            }
-            ModelSpec::KNeighborsRegressor(_) => CrossFoldGram::of_threads(x, folds, threads)
-                .map_or(Prepared::Nothing, Prepared::CrossFold),
-            _ => Prepared::Nothing,
-        }
+        self.model().prepare_folds(x, folds, threads)
     }
 
     /// Fits on the rows `rows` of `x` and `y`; the same model as fitting on
@@ -197,49 +130,27 @@ impl ModelSpec {
         rows: &[usize],
         stop: &Stop,
     ) -> Result<FittedModel, FitError> {
-        match (self, prepared) {
-            (ModelSpec::RandomForestRegressor(p), Prepared::Sorted(data))
-                if !rows.is_empty() && y.len() == x.nrows() =>
-            {
-                Ok(FittedModel {
-                    spec: self.clone(),
-                    n_features: x.ncols(),
-                    state: FittedState::Forest(p.fit_rows(data, y, rows, stop)?),
-                })
-            }
-            (ModelSpec::LinearRegression(p), Prepared::RowGram(gram))
-                if !rows.is_empty() && y.len() == x.nrows() =>
-            {
-                Ok(FittedModel {
-                    spec: self.clone(),
-                    n_features: x.ncols(),
-                    state: FittedState::Linear(p.fit_rows(gram, x, y, rows, stop)?),
-                })
-            }
-            (ModelSpec::Lasso(p), _) if !rows.is_empty() && y.len() == x.nrows() => {
-                check_fit_input(self.name(), x, y)?;
-                stop.check()?;
-                Ok(FittedModel {
-                    spec: self.clone(),
-                    n_features: x.ncols(),
-                    state: FittedState::Linear(p.fit_rows(x, y, rows, stop)?),
-                })
-            }
-            (ModelSpec::LinearSvr(p), Prepared::RowGram(gram))
-                if !rows.is_empty() && y.len() == x.nrows() =>
-            {
-                Ok(FittedModel {
-                    spec: self.clone(),
-                    n_features: x.ncols(),
-                    state: FittedState::Linear(p.fit_rows(gram, x, y, rows, stop)?),
-                })
-            }
-            _ => self.fit_until(
-                x.select(Axis(0), rows).view(),
-                y.select(Axis(0), rows).view(),
-                stop,
-            ),
+        check_fit_input(self.name(), x, y)?;
+        if rows.is_empty() {
+            return Err(FitError::Empty {
+                model: self.name(),
+                rows: 0,
+                cols: x.ncols(),
+            });
         }
+        stop.check()?;
+        // Views borrowed again: a view's lifetime does not shorten by itself.
+        let data = Rows {
+            x: x.view(),
+            y: y.view(),
+            rows,
+            prepared,
+        };
+        Ok(FittedModel {
+            spec: self.clone(),
+            n_features: x.ncols(),
+            state: self.model().fit_state(&data, stop)?,
+        })
     }
 
     /// Predictions for the rows `test` of a model fitted on the rows
@@ -252,19 +163,20 @@ impl ModelSpec {
         prepared: &Prepared,
         x: ArrayView2<f64>,
         y: ArrayView1<f64>,
-        rows: (&[usize], &[usize]),
+        (train, test): (&[usize], &[usize]),
         stop: &Stop,
     ) -> Result<Option<Array1<f64>>, FitError> {
-        let (train, test) = rows;
-        match (self, prepared) {
-            (ModelSpec::KNeighborsRegressor(p), Prepared::CrossFold(gram))
-                if !train.is_empty() && y.len() == x.nrows() =>
-            {
-                check_fit_input(self.name(), x, y)?;
-                Ok(Some(p.predict_fold(gram, x, y, train, test, stop)?))
-            }
-            _ => Ok(None),
+        if train.is_empty() || y.len() != x.nrows() {
+            return Ok(None);
         }
+        check_fit_input(self.name(), x, y)?;
+        let data = Rows {
+            x: x.view(),
+            y: y.view(),
+            rows: train,
+            prepared,
+        };
+        self.model().predict_prepared_fold(&data, test, stop)
     }
 
     /// Fits the model on `x` and 0/1 (or real-valued) targets `y`.
@@ -279,21 +191,8 @@ impl ModelSpec {
         y: ArrayView1<f64>,
         stop: &Stop,
     ) -> Result<FittedModel, FitError> {
-        check_fit_input(self.name(), x, y)?;
-        stop.check()?;
-        let state = match self {
-            ModelSpec::LinearSvr(p) => FittedState::Linear(p.fit(x, y, stop)?),
-            ModelSpec::Lasso(p) => FittedState::Linear(p.fit(x, y, stop)?),
-            ModelSpec::LinearRegression(p) => FittedState::Linear(p.fit(x, y, stop)?),
-            ModelSpec::RandomForestRegressor(p) => FittedState::Forest(p.fit(x, y, stop)?),
-            ModelSpec::KNeighborsRegressor(p) => FittedState::Neighbours(p.fit(x, y)?),
-            ModelSpec::LogisticRegression(p) => FittedState::Linear(p.fit(x, y, stop)?),
-        };
-        Ok(FittedModel {
-            spec: self.clone(),
-            n_features: x.ncols(),
-            state,
-        })
+        let all: Vec<usize> = (0..x.nrows()).collect();
+        self.fit_rows(&Prepared::Nothing, x, y, &all, stop)
     }
 }
 
@@ -337,12 +236,7 @@ impl FittedModel {
     /// `Some` when the solver stopped at its iteration cap. `fit` names the
     /// fit in the warning ("fold 2", "full").
     pub fn convergence_warning(&self, fit: &str) -> Option<ConvergenceWarning> {
-        let max_iter = match &self.spec {
-            ModelSpec::LinearSvr(p) => p.max_iter(),
-            ModelSpec::Lasso(p) => p.max_iter(),
-            ModelSpec::LogisticRegression(p) => p.max_iter(),
-            _ => return None,
-        };
+        let max_iter = self.spec.model().iteration_cap()?;
         let FittedState::Linear(state) = &self.state else {
             return None;
         };
@@ -381,4 +275,6 @@ pub enum Prepared {
     /// The rows' products across folds, for KNeighborsRegressor (more
     /// features than rows).
     CrossFold(CrossFoldGram),
+    /// X column by column, for coordinate descent (Lasso, ElasticNet).
+    ColumnMajor(super::elastic_net::ColumnMajor),
 }

@@ -68,6 +68,23 @@ fn every_parameter_that_scales_work_or_memory_has_an_upper_bound() {
             r#"{"model":"KNeighborsRegressor","params":{"n_neighbors":100001}}"#,
             "n_neighbors",
         ),
+        (
+            r#"{"model":"ElasticNet","params":{"max_iter":1000001}}"#,
+            "max_iter",
+        ),
+        (r#"{"model":"ElasticNet","params":{"tol":1e-16}}"#, "tol"),
+        (
+            r#"{"model":"DecisionTreeRegressor","params":{"max_depth":10001}}"#,
+            "max_depth",
+        ),
+        (
+            r#"{"model":"DecisionTreeRegressor","params":{"min_samples_split":1e18}}"#,
+            "min_samples_split",
+        ),
+        (
+            r#"{"model":"DecisionTreeRegressor","params":{"max_features":0}}"#,
+            "max_features",
+        ),
     ];
     for (json, param) in cases {
         assert_eq!(out_of_range(json), param, "{json}");
@@ -82,8 +99,39 @@ fn every_parameter_that_scales_work_or_memory_has_an_upper_bound() {
         r#"{"model":"RandomForestRegressor","params":{"n_estimators":10000,"max_depth":10000}}"#,
         r#"{"model":"LinearSVR","params":{"max_iter":1000000,"tol":1e-15}}"#,
         r#"{"model":"KNeighborsRegressor","params":{"n_neighbors":100000}}"#,
+        r#"{"model":"ElasticNet","params":{"max_iter":1000000,"tol":1e-15}}"#,
+        r#"{"model":"DecisionTreeRegressor","params":{"max_depth":10000}}"#,
     ] {
         assert!(parse(json).is_ok(), "{json}");
+    }
+}
+
+/// Values a model cannot take at all, whatever their size: each refused
+/// with the parameter named.
+#[test]
+fn values_outside_a_parameters_domain_are_refused_by_name() {
+    let cases = [
+        (r#"{"model":"Ridge","params":{"alpha":-1}}"#, "alpha"),
+        (
+            r#"{"model":"ElasticNet","params":{"l1_ratio":1.5}}"#,
+            "l1_ratio",
+        ),
+        (
+            r#"{"model":"ElasticNet","params":{"l1_ratio":-0.1}}"#,
+            "l1_ratio",
+        ),
+        (r#"{"model":"ElasticNet","params":{"alpha":-0.5}}"#, "alpha"),
+        (
+            r#"{"model":"DecisionTreeRegressor","params":{"min_samples_leaf":0}}"#,
+            "min_samples_leaf",
+        ),
+        (
+            r#"{"model":"DecisionTreeRegressor","params":{"random_state":-1}}"#,
+            "random_state",
+        ),
+    ];
+    for (json, param) in cases {
+        assert_eq!(out_of_range(json), param, "{json}");
     }
 }
 
@@ -139,6 +187,7 @@ fn a_stop_flag_ends_every_long_fit() {
     for json in [
         r#"{"model":"LinearSVR","params":{"max_iter":1000000,"tol":1e-15,"C":1000}}"#,
         r#"{"model":"Lasso","params":{"alpha":1e-9,"max_iter":1000000,"tol":1e-15}}"#,
+        r#"{"model":"ElasticNet","params":{"alpha":1e-9,"l1_ratio":0.5,"max_iter":1000000,"tol":1e-15}}"#,
         r#"{"model":"RandomForestRegressor","params":{"n_estimators":10000}}"#,
     ] {
         let out = stopped_after(json, Duration::from_millis(200));
@@ -158,6 +207,8 @@ fn a_flag_set_before_the_fit_stops_it_at_once() {
     for json in [
         r#"{"model":"KNeighborsRegressor"}"#,
         r#"{"model":"LinearRegression"}"#,
+        r#"{"model":"Ridge"}"#,
+        r#"{"model":"DecisionTreeRegressor"}"#,
     ] {
         let stop = Stop::never();
         stop.request(StopReason::BudgetExceeded);
@@ -200,10 +251,16 @@ fn a_stored_forest_must_hold_as_many_trees_as_its_parameters_say() {
         .expect("spec");
     let e = serial::decode_model(&serial::encode_model(&model).expect("encode")).unwrap_err();
     assert!(e.to_string().contains("3 trees"), "{e}");
-    // A linear spec over a forest's state is refused too.
-    model.spec = parse(r#"{"model":"Lasso"}"#).expect("spec");
+    // A single tree's spec over a forest of three is refused.
+    model.spec = parse(r#"{"model":"DecisionTreeRegressor"}"#).expect("spec");
     let e = serial::decode_model(&serial::encode_model(&model).expect("encode")).unwrap_err();
-    assert!(e.to_string().contains("another kind"), "{e}");
+    assert!(e.to_string().contains("3 trees"), "{e}");
+    // A linear spec over a forest's state is refused too.
+    for linear in ["Lasso", "Ridge", "ElasticNet"] {
+        model.spec = parse(&format!(r#"{{"model":"{linear}"}}"#)).expect("spec");
+        let e = serial::decode_model(&serial::encode_model(&model).expect("encode")).unwrap_err();
+        assert!(e.to_string().contains("another kind"), "{linear}: {e}");
+    }
 }
 
 #[test]

@@ -213,6 +213,101 @@ fn fit_errors() {
     ));
 }
 
+/// What the added models cannot do is refused by name, with the reason;
+/// what scikit-learn accepts and only steers copying or logging is accepted.
+#[test]
+fn the_added_models_refuse_what_they_do_not_implement() {
+    use stacking_core::ConfigError;
+    let refused = [
+        (
+            r#"{"model": "Ridge", "params": {"solver": "sag"}}"#,
+            "solver",
+        ),
+        (
+            r#"{"model": "Ridge", "params": {"positive": true}}"#,
+            "positive",
+        ),
+        (
+            r#"{"model": "ElasticNet", "params": {"selection": "random"}}"#,
+            "selection",
+        ),
+        (
+            r#"{"model": "ElasticNet", "params": {"precompute": true}}"#,
+            "precompute",
+        ),
+        (
+            r#"{"model": "DecisionTreeRegressor", "params": {"splitter": "random"}}"#,
+            "splitter",
+        ),
+        (
+            r#"{"model": "DecisionTreeRegressor", "params": {"criterion": "absolute_error"}}"#,
+            "criterion",
+        ),
+    ];
+    for (json, param) in refused {
+        match ModelSpec::from_json_bytes(json.as_bytes()) {
+            Err(e @ ConfigError::OutOfRange { .. }) => {
+                assert!(e.to_string().contains(param), "{json}: {e}")
+            }
+            other => panic!("{json}: {other:?}"),
+        }
+    }
+    for (json, param) in [
+        (r#"{"model": "Ridge", "params": {"alpha": "1"}}"#, "alpha"),
+        (
+            r#"{"model": "ElasticNet", "params": {"l1_ratio": "half"}}"#,
+            "l1_ratio",
+        ),
+        (
+            r#"{"model": "DecisionTreeRegressor", "params": {"max_depth": 2.5}}"#,
+            "max_depth",
+        ),
+    ] {
+        match ModelSpec::from_json_bytes(json.as_bytes()) {
+            Err(ConfigError::WrongType { param: p, .. }) => assert_eq!(p, param, "{json}"),
+            other => panic!("{json}: {other:?}"),
+        }
+    }
+    for json in [
+        r#"{"model": "Ridge", "params": {"ccp_alpha": 0.1}}"#,
+        r#"{"model": "DecisionTreeRegressor", "params": {"max_leaf_nodes": 8}}"#,
+    ] {
+        assert!(
+            matches!(
+                ModelSpec::from_json_bytes(json.as_bytes()),
+                Err(ConfigError::UnknownParam { .. })
+            ),
+            "{json}"
+        );
+    }
+    for json in [
+        r#"{"model": "Ridge", "params": {"solver": "cholesky", "copy_X": true, "tol": 1e-3, "max_iter": null}}"#,
+        r#"{"model": "ElasticNet", "params": {"copy_X": false, "random_state": 3}}"#,
+        r#"{"model": "DecisionTreeRegressor", "params": {"splitter": "best", "max_depth": null}}"#,
+    ] {
+        assert!(
+            ModelSpec::from_json_bytes(json.as_bytes()).is_ok(),
+            "{json}"
+        );
+    }
+    // Fitting on bad data fails as every model does.
+    let (x, y) = xy();
+    for name in ["Ridge", "ElasticNet", "DecisionTreeRegressor"] {
+        let spec =
+            ModelSpec::from_json_bytes(format!(r#"{{"model": "{name}"}}"#).as_bytes()).unwrap();
+        assert!(matches!(
+            spec.fit(x.view(), array![0.0, 1.0].view()),
+            Err(FitError::LengthMismatch { .. })
+        ));
+        assert!(matches!(
+            spec.fit(Array2::<f64>::zeros((0, 2)).view(), Array1::zeros(0).view()),
+            Err(FitError::Empty { .. })
+        ));
+        let model = spec.fit(x.view(), y.view()).unwrap();
+        assert!(model.predict(array![[1.0]].view()).is_err(), "{name}");
+    }
+}
+
 #[test]
 fn predict_with_wrong_feature_count() {
     let (x, y) = xy();

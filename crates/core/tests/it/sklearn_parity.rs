@@ -61,21 +61,46 @@ fn folds_match_sklearn() {
     assert_eq!(skf, expect("level1_StratifiedKFold5"));
 }
 
-/// Each level-0 model's out-of-fold predictions against scikit-learn's, and
-/// the largest difference allowed (the forest's are checked exactly below).
-const OOF_BOUNDS: [(&str, f64); 4] = [
+/// Each level-0 model's out-of-fold and in-sample predictions against
+/// scikit-learn's, and the largest difference allowed. Every model of the
+/// fixtures needs its row: the test fails for one without.
+const BOUNDS: [(&str, f64); 8] = [
     ("Lasso", 1e-8),
     ("KNeighborsRegressor", 1e-8),
     ("LinearRegression", 1e-6),
     ("LinearSVR", 1e-5),
+    // The same bootstrap draws, splitter and feature order: the same trees
+    // (checked node by node below).
+    ("RandomForestRegressor", 1e-12),
+    ("Ridge", 1e-10),
+    ("ElasticNet", 1e-8),
+    ("DecisionTreeRegressor", 1e-12),
 ];
+
+/// The level-0 models of the fixtures, with their bounds.
+fn fixture_models() -> Vec<(String, f64)> {
+    let reference = reference();
+    reference["level0"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|name| {
+            let bound = BOUNDS
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("{name} is in the fixtures but has no row in BOUNDS"))
+                .1;
+            (name.clone(), bound)
+        })
+        .collect()
+}
 
 #[test]
 fn oof_predictions_match() {
-    let failures: Vec<String> = OOF_BOUNDS
-        .iter()
-        .filter_map(|&(name, bound)| {
-            let (ours, theirs) = oof_of(name);
+    let failures: Vec<String> = fixture_models()
+        .into_iter()
+        .filter_map(|(name, bound)| {
+            let (ours, theirs) = oof_of(&name);
             let d = max_abs_diff(&ours, &theirs);
             eprintln!("{name}: OOF max |Δ| vs scikit-learn: {d:e}");
             (d > bound).then(|| format!("{name} max |Δ| = {d} > {bound}"))
@@ -87,8 +112,8 @@ fn oof_predictions_match() {
 #[test]
 fn in_sample_predictions_match() {
     let (x, y) = dataset();
-    for (name, tol) in OOF_BOUNDS {
-        let model = level0_spec(name).fit(x.view(), y.view()).unwrap();
+    for (name, tol) in fixture_models() {
+        let model = level0_spec(&name).fit(x.view(), y.view()).unwrap();
         let d = max_abs_diff(
             &model.predict(x.view()).unwrap(),
             &vector(&format!("insample_{name}.npy")),

@@ -2,7 +2,7 @@
 //! for the report, and whether an inline run fits the message limit.
 
 use bytes::Bytes;
-use stacking_core::{ModelSpec, WireLayout};
+use stacking_core::WireLayout;
 
 use super::Driver;
 use crate::error::StepError;
@@ -86,10 +86,9 @@ impl Driver {
         n_features: usize,
     ) -> (usize, usize) {
         let models: usize = (0..self.cfg.plan.trainers)
-            .map(|i| match self.cfg.stack.model_for_trainer(i) {
-                ModelSpec::KNeighborsRegressor(_) => n_samples * (n_features + 1) * 8,
-                ModelSpec::RandomForestRegressor(_) => 0,
-                _ => n_features * 8,
+            .map(|i| {
+                let spec = self.cfg.stack.model_for_trainer(i);
+                usize::try_from(spec.fitted_bytes(n_samples, n_features)).unwrap_or(usize::MAX)
             })
             .sum();
         let predictions = self.cfg.plan.trainers * n_samples * 8;

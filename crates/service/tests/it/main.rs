@@ -12,6 +12,7 @@ mod hardening;
 mod isolation;
 mod messages;
 mod meta_model;
+mod models;
 mod pending_dataset;
 mod progress;
 mod reflection;
