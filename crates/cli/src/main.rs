@@ -3,7 +3,7 @@
 //! - `stacking driver | trainer | reducer | metatrainer` serve one function
 //!   each (the container image's entrypoint; [`serve`], [`setup`]);
 //! - `stacking run` runs all four here with an embedded store ([`run`],
-//!   [`run_settings`], pictures in [`timeline`] and [`pixels`]);
+//!   [`run_settings`], a picture in [`timeline`]);
 //! - `stacking invoke` is vSwarm's load generator ([`invoke`], [`histogram`]);
 //!   `stacking client` its one-shot test client ([`client`]);
 //! - `stacking check-config`, `health` and `gc` check and tidy a deployment
@@ -14,7 +14,6 @@ mod client;
 mod gc;
 mod histogram;
 mod invoke;
-mod pixels;
 mod run;
 mod run_settings;
 mod serve;

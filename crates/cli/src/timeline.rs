@@ -1,8 +1,11 @@
-//! `stacking run --timeline FILE.svg|FILE.png`: a Gantt picture of one
+//! `stacking run --timeline FILE.svg`: a Gantt picture of one
 //! invocation, drawn from the same spans that tracing exports. One row for
 //! the driver, one per trainer (named with its model), one for the reducer
 //! and one for the metatrainer; RPCs, fits and storage operations in
 //! different colours, with a legend.
+//!
+//! SVG only: any browser shows it, and `rsvg-convert t.svg -o t.png` makes a
+//! PNG. Drawing PNG here took its own glyph renderer and two crates.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,19 +15,10 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use stacking_service::trace::ZipkinSpan;
 
-use crate::pixels::PixelBackend;
-
-/// The picture's formats, from the file name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    Svg,
-    Png,
-}
-
-/// Checks a `--timeline` path before the run: a known extension and a
+/// Checks a `--timeline` path before the run: a `.svg` name and a
 /// directory that exists and takes the file.
-pub fn check_path(path: &Path) -> Result<Format> {
-    let format = format_of(path)?;
+pub fn check_path(path: &Path) -> Result<()> {
+    check_name(path)?;
     let existed = path.exists();
     std::fs::OpenOptions::new()
         .create(true)
@@ -34,20 +28,24 @@ pub fn check_path(path: &Path) -> Result<Format> {
     if !existed {
         let _ = std::fs::remove_file(path);
     }
-    Ok(format)
+    Ok(())
 }
 
-fn format_of(path: &Path) -> Result<Format> {
+fn check_name(path: &Path) -> Result<()> {
     match path
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
         .as_deref()
     {
-        Some("svg") => Ok(Format::Svg),
-        Some("png") => Ok(Format::Png),
+        Some("svg") => Ok(()),
+        Some("png") => bail!(
+            "--timeline {}: the picture is SVG only (convert it with `rsvg-convert t.svg -o t.png`); \
+             the name must end in .svg",
+            path.display()
+        ),
         _ => bail!(
-            "--timeline {}: the name must end in .svg or .png",
+            "--timeline {}: the name must end in .svg",
             path.display()
         ),
     }
@@ -164,25 +162,18 @@ impl<'a> Layout<'a> {
 }
 
 /// Draws the spans of the trace rooted at the first `SayHello` span to
-/// `path`, as SVG or PNG by its extension.
+/// `path` as SVG.
 pub fn write(path: &Path, spans: &[ZipkinSpan], title: &str) -> Result<()> {
+    check_name(path)?;
     let layout = Layout::new(spans)?;
     let size = layout.size();
-    let drawn = match format_of(path)? {
-        Format::Svg => draw(
-            &SVGBackend::new(path, size).into_drawing_area(),
-            &layout,
-            title,
-        ),
-        Format::Png => draw(
-            &PixelBackend::new(path, size).into_drawing_area(),
-            &layout,
-            title,
-        ),
-    };
-    drawn
-        .map_err(|e| anyhow!("{e}"))
-        .with_context(|| format!("drawing {}", path.display()))
+    draw(
+        &SVGBackend::new(path, size).into_drawing_area(),
+        &layout,
+        title,
+    )
+    .map_err(|e| anyhow!("{e}"))
+    .with_context(|| format!("drawing {}", path.display()))
 }
 
 type DrawResult = std::result::Result<(), Box<dyn std::error::Error>>;
@@ -260,14 +251,16 @@ mod tests {
     #[test]
     fn paths_are_checked_before_the_run() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(check_path(&dir.path().join("t.svg")).unwrap(), Format::Svg);
-        assert_eq!(check_path(&dir.path().join("t.PNG")).unwrap(), Format::Png);
+        check_path(&dir.path().join("t.svg")).unwrap();
+        check_path(&dir.path().join("t.SVG")).unwrap();
+        let e = check_path(&dir.path().join("t.PNG")).unwrap_err();
+        assert!(e.to_string().contains("SVG only"), "{e}");
         assert!(
             !dir.path().join("t.svg").exists(),
             "the probe leaves nothing"
         );
         let e = check_path(&dir.path().join("t.jpg")).unwrap_err();
-        assert!(e.to_string().contains("must end in .svg or .png"), "{e}");
+        assert!(e.to_string().contains("must end in .svg"), "{e}");
         let e = check_path(&dir.path().join("missing/t.svg")).unwrap_err();
         assert!(e.to_string().contains("cannot be written"), "{e}");
     }

@@ -238,7 +238,7 @@ pub static SETTINGS: &[Setting] = &[
         .meaning("SayHello calls to make, one after another."),
     Setting::flag("json", &[Run]).meaning("Print each run's report as one JSON object per line instead of tables."),
     Setting::flag("timeline", &[Run])
-        .allowed("a file ending in .svg or .png")
+        .allowed("a file ending in .svg")
         .meaning("Draw a Gantt picture of the first invocation from its spans."),
     // stacking invoke (vSwarm's invoker's flags).
     Setting::flag("endpointsFile", &[Invoke])

@@ -352,15 +352,19 @@ fn size_presets_and_timeline_checks() {
         .args(["run", "--timeline"])
         .arg(dir.path().join("t.jpg")));
     assert!(!o.status.success());
-    assert!(out.contains("must end in .svg or .png"), "{out}");
+    assert!(out.contains("must end in .svg"), "{out}");
     assert!(!out.contains("ensemble AUC"), "the run started: {out}");
     let png = dir.path().join("t.png");
     let (o, out) = run(stacking()
         .args(["run", "--size", "test", "--trainers", "2", "--timeline"])
         .arg(&png));
-    assert!(o.status.success(), "{out}");
-    let bytes = std::fs::read(&png).unwrap();
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(!o.status.success());
+    assert!(
+        out.contains("SVG only") && out.contains("rsvg-convert"),
+        "{out}"
+    );
+    assert!(!out.contains("ensemble AUC"), "the run started: {out}");
+    assert!(!png.exists());
     let svg = dir.path().join("t.svg");
     let (o, out) = run(stacking()
         .args(["run", "--size", "test", "--trainers", "2", "--timeline"])
