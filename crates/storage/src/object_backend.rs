@@ -267,6 +267,28 @@ impl BlobStore for ObjectStoreBackend {
         Ok((bytes, size))
     }
 
+    async fn get_suffix(&self, key: &str, len: u64) -> Result<(Bytes, u64), StorageError> {
+        let path = Self::path(key)?;
+        if len == 0 {
+            return self.get_range(key, 0..0).await;
+        }
+        let options = GetOptions {
+            range: Some(GetRange::Suffix(len)),
+            ..GetOptions::default()
+        };
+        let result = match self.client().get_opts(&path, options).await {
+            Ok(result) => result,
+            // An empty object has no suffix to serve (HTTP 416).
+            Err(e) => match self.client().head(&path).await {
+                Ok(meta) if meta.size == 0 => return Ok((Bytes::new(), 0)),
+                _ => return Err(self.map(key, e)),
+            },
+        };
+        let size = result.meta.size;
+        let bytes = result.bytes().await.map_err(|e| self.map(key, e))?;
+        Ok((bytes, size))
+    }
+
     async fn delete_many(&self, keys: &[String]) -> Result<(), StorageError> {
         let paths = keys
             .iter()

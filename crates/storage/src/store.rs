@@ -167,6 +167,10 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// and the object's whole size. A range starting at or past the end is
     /// [`StorageError::RangeNotSatisfiable`].
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<(Bytes, u64), StorageError>;
+    /// The last `len` bytes of an object (all of it when it is shorter),
+    /// and the object's whole size, in one request: the end of an object
+    /// whose start says how long it is can be read beside the start.
+    async fn get_suffix(&self, key: &str, len: u64) -> Result<(Bytes, u64), StorageError>;
     /// Deleting a missing object is not an error.
     async fn delete(&self, key: &str) -> Result<(), StorageError>;
     /// Deletes every key, missing ones included, in as few requests as the

@@ -308,6 +308,32 @@ impl BlobStore for RedisStore {
         Ok((Bytes::from(part), size))
     }
 
+    async fn get_suffix(&self, key: &str, len: u64) -> Result<(Bytes, u64), StorageError> {
+        check_key(key)?;
+        if len == 0 {
+            return self.get_range(key, 0..0).await;
+        }
+        // GETRANGE counts a negative offset from the end and clips it to
+        // the start.
+        let from = -i64::try_from(len).unwrap_or(i64::MAX);
+        let (exists, size, part): (bool, u64, Vec<u8>) = self
+            .run(key, || {
+                let mut p = ::redis::pipe();
+                p.cmd("EXISTS").arg(key);
+                p.cmd("STRLEN").arg(key);
+                p.cmd("GETRANGE").arg(key).arg(from).arg(-1);
+                Request::Pipe(p)
+            })
+            .await?;
+        if !exists {
+            return Err(StorageError::NotFound {
+                key: key.into(),
+                store: self.describe(),
+            });
+        }
+        Ok((Bytes::from(part), size))
+    }
+
     async fn delete(&self, key: &str) -> Result<(), StorageError> {
         self.delete_many(&[key.to_string()]).await
     }

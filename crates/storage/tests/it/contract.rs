@@ -47,6 +47,18 @@ async fn contract(store: &dyn BlobStore, prefix: &str) {
         Err(StorageError::NotFound { .. }) => {}
         other => panic!("{name}: missing key gave {other:?}"),
     }
+    let (end, size) = store.get_suffix(&key("a"), 300).await.unwrap();
+    assert_eq!((end, size), (data.slice(9_700..), 10_000), "{name}: suffix");
+    let (all, size) = store.get_suffix(&key("b"), 300).await.unwrap();
+    assert_eq!(
+        (&all[..], size),
+        (&b"bee"[..], 3),
+        "{name}: a suffix longer than the object"
+    );
+    match store.get_suffix(&key("missing"), 10).await {
+        Err(StorageError::NotFound { .. }) => {}
+        other => panic!("{name}: suffix of a missing key gave {other:?}"),
+    }
 
     let mut listed = store.list(&format!("{prefix}/")).await.unwrap();
     listed.sort();
