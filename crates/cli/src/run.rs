@@ -242,7 +242,6 @@ fn print_report(message: &str, r: &RunReport) {
         ("reduce", s.reduce),
         ("metatrain", s.metatrain),
         ("read back", s.readback),
-        ("cleanup", s.cleanup),
         ("total", s.total),
     ] {
         println!("  {name:<10} {v:>7.1}");

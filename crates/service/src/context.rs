@@ -19,6 +19,9 @@ use crate::trace::{Kind, Span, Tracer};
 pub struct Context {
     /// How this function hands its results on, and the store if any.
     pub route: Route,
+    /// Requests between admission and their answer (see [`Context::admit`]).
+    requests: Arc<Semaphore>,
+    /// Requests computing (see [`Context::compute_slot`]).
     compute: Arc<Semaphore>,
     max_jobs: usize,
     threads_per_job: usize,
@@ -57,6 +60,7 @@ impl Context {
     /// each may use `threads_per_job` threads for its fold fits.
     pub fn new(route: Route, max_jobs: usize, threads_per_job: usize) -> Self {
         Self {
+            requests: Arc::new(Semaphore::new(request_slots(&route, max_jobs.max(1)))),
             route,
             compute: Arc::new(Semaphore::new(max_jobs.max(1))),
             max_jobs: max_jobs.max(1),
@@ -200,6 +204,24 @@ impl Context {
         Ok((data, size))
     }
 
+    /// The last `len` bytes of a stored object and the object's size.
+    pub async fn fetch_suffix(
+        &self,
+        key: &str,
+        len: u64,
+        what: &str,
+        moved: &mut Moved,
+        parent: &Span,
+    ) -> Result<(Bytes, u64), StepError> {
+        let mut span = parent.child(format!("storage get {what}"), Some(Kind::Client));
+        span.tag("storage.key", key);
+        span.tag("storage.range", format!("-{len}"));
+        let (data, size) = self.required_store()?.get_suffix(key, len).await?;
+        span.tag("storage.bytes", data.len());
+        moved.read += data.len() as u64;
+        Ok((data, size))
+    }
+
     /// Hands a result on: stored under `key` for S3 transfer, else inline.
     pub async fn emit(
         &self,
@@ -246,19 +268,38 @@ impl Context {
         Ok(pair)
     }
 
-    /// Admits one request: at most `max_jobs` requests fetch, compute and
-    /// store at once; the rest wait here holding nothing. Without this, 16
-    /// concurrent Train calls each held a dataset and its copies while
-    /// waiting for a core.
+    /// Admits one request to fetch its inputs, wait for a compute slot and
+    /// store its results: at most [`Context::request_slots`] at once; the
+    /// rest wait here holding nothing.
+    ///
+    /// Store reads and writes take no compute slot: when they did, 16
+    /// concurrent Train calls on a 2-core trainer read and wrote in 8
+    /// waves, each a store round trip (26 round trips on the critical path
+    /// of a 16-trainer run where 8 are needed).
     pub async fn admit(&self) -> Result<tokio::sync::SemaphorePermit<'_>, StepError> {
-        self.compute
+        self.requests
             .acquire()
             .await
             .map_err(|_| StepError::Internal("request queue closed".into()))
     }
 
-    /// Runs CPU-bound work off the async runtime (call within
-    /// [`Context::admit`]). The work gets a [`Stop`] flag, set when
+    /// One of the `max_jobs` compute slots (`MAX_SERVER_THREADS`), taken
+    /// right before [`Context::compute`] and given back before the results
+    /// are stored.
+    pub async fn compute_slot(&self) -> Result<tokio::sync::SemaphorePermit<'_>, StepError> {
+        self.compute
+            .acquire()
+            .await
+            .map_err(|_| StepError::Internal("compute queue closed".into()))
+    }
+
+    /// Requests admitted at once (see [`Context::admit`]).
+    pub fn request_slots(&self) -> usize {
+        request_slots(&self.route, self.max_jobs)
+    }
+
+    /// Runs CPU-bound work off the async runtime (call holding a
+    /// [`Context::compute_slot`]). The work gets a [`Stop`] flag, set when
     /// - this future is dropped: the caller went away or its deadline passed
     ///   (tonic drops a request's future on `grpc-timeout`);
     /// - the compute budget (`COMPUTE_BUDGET_S`) runs out;
@@ -299,6 +340,24 @@ impl Context {
             (Err(_), Some(reason)) => Err(StepError::Stopped(reason)),
             (result, _) => result,
         }
+    }
+}
+
+/// Requests a function admits at once per compute slot when it reads and
+/// writes a store. Each holds at most its fetched inputs (a dataset, or a
+/// run's models and predictions) while it waits. 8 let 16 concurrent
+/// trainers of a 2-core trainer read in one round trip, but held 16
+/// datasets at once (83 MiB peak against a 60 MiB goal); 4 read them in
+/// two (see docs/benchmarks.md for the figures).
+pub const STORE_REQUESTS_PER_JOB: usize = 4;
+
+/// INLINE requests carry their payloads, so admitting more than can compute
+/// would only hold more of them; through a store, requests wait for a
+/// compute slot with their inputs read.
+fn request_slots(route: &Route, max_jobs: usize) -> usize {
+    match route {
+        Route::Inline => max_jobs,
+        Route::Store(..) => max_jobs.saturating_mul(STORE_REQUESTS_PER_JOB),
     }
 }
 

@@ -97,7 +97,8 @@ pub struct Stages {
     pub metatrain: f64,
     /// Reading the full model back.
     pub readback: f64,
-    /// Deleting the run's objects.
+    /// Always 0: the run's objects are deleted after the answer, off the
+    /// caller's critical path (the field keeps reports in their shape).
     pub cleanup: f64,
     /// The whole run.
     pub total: f64,

@@ -35,17 +35,17 @@ pub enum Role {
 
 impl Role {
     /// HTTP/2 streams one connection may have open at once. A worker takes
-    /// its computing requests plus as many waiting with their payload read;
-    /// a caller's further requests wait on its side, unsent and (in tonic)
-    /// not yet encoded. Without this, 16 concurrent INLINE Train calls held
-    /// 16 datasets in the trainer and 16 encoded requests in the driver at
-    /// once. The driver, the entry point that load
-    /// generators call, is not limited.
+    /// the requests it admits plus as many waiting with their payload read
+    /// (twice [`Context::request_slots`]); a caller's further requests wait
+    /// on its side, unsent and (in tonic) not yet encoded. Without this, 16
+    /// concurrent INLINE Train calls held 16 datasets in the trainer and 16
+    /// encoded requests in the driver at once. The driver, the entry point
+    /// that load generators call, is not limited.
     pub fn max_streams_per_connection(&self) -> Option<u32> {
         match self {
             Role::Driver(_) => None,
             Role::Trainer(ctx) | Role::Reducer(ctx) | Role::Metatrainer(ctx) => {
-                Some(u32::try_from(ctx.max_jobs().saturating_mul(2)).unwrap_or(u32::MAX))
+                Some(u32::try_from(ctx.request_slots().saturating_mul(2)).unwrap_or(u32::MAX))
             }
         }
     }

@@ -37,10 +37,16 @@
 //! order, no gRPC, no compute) straight against the store: the part of the
 //! S3 overhead that is the store's own time.
 //!
+//! It counts the store's round trips on the critical path ([`rounds`]): for
+//! 4 and 16 trainers, sequential and concurrent, the store requests per
+//! call and the end-to-end time with every store request held 0, 20 and
+//! 200 ms (testkit server only).
+//!
 //! Options (after `--`): `--runs N` (default 15); `--idle-only`: only the
-//! cold starts and the idle memory.
+//! cold starts and the idle memory; `--rounds-only`: only the round trips.
 
 mod harness;
+mod rounds;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -239,6 +245,23 @@ async fn bench() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    let round_trips = |latency_ms: u64, runs: usize| {
+        let (s3, env) = (_s3.as_ref(), &s3_env);
+        async move {
+            match s3 {
+                Some(s3) => {
+                    rounds::measure(s3, env, std::time::Duration::from_millis(latency_ms), runs)
+                        .await
+                }
+                None => Vec::new(),
+            }
+        }
+    };
+    if args.iter().any(|a| a == "--rounds-only") {
+        print_rounds(&round_trips(20, runs).await);
+        print_rounds(&round_trips(200, runs.div_ceil(3)).await);
+        return;
+    }
     let cold = cold_starts(&s3_env).await;
     let idle = idle_four(&s3_env).await;
     if args.iter().any(|a| a == "--idle-only") {
@@ -367,6 +390,17 @@ async fn bench() {
         "(embedded store, 4 sequential, end to end: {:.1} ms)",
         embedded.end_to_end
     );
+    print_rounds(&round_trips(20, runs).await);
+    print_rounds(&round_trips(200, runs.div_ceil(3)).await);
+}
+
+fn print_rounds(rounds: &[rounds::Rounds]) {
+    if rounds.is_empty() {
+        println!("store round trips: not measured (only against the testkit S3 server)");
+    }
+    for r in rounds {
+        r.print();
+    }
 }
 
 fn print_cold_and_idle(cold: &[ColdStart], idle: &[Idle]) {

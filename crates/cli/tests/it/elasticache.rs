@@ -58,6 +58,11 @@ async fn four_processes_with_the_originals_environment() {
         let report: serde_json::Value = serde_json::from_str(&reply.report_json).unwrap();
         assert_eq!(report["transfer"], "ELASTICACHE");
         assert!(report["bytes"]["storage_written"].as_u64().unwrap() > 2_000_000);
+        // The cleanup runs after the answer.
+        let give_up = std::time::Instant::now() + Duration::from_secs(10);
+        while redis.key_count() > 0 && std::time::Instant::now() < give_up {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert_eq!(redis.key_count(), 0, "{:?}", redis.keys());
     }
     for p in procs.iter_mut() {

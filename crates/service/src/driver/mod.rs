@@ -6,7 +6,8 @@
 //! 3. `Reducer.Reduce` with every trainer's keys in trainer order;
 //! 4. `Metatrainer.Metatrain` with the meta model's config;
 //! 5. read the full model and meta predictions back and check they decode;
-//! 6. delete the run's objects (unless asked to keep them) and reply.
+//! 6. reply, then delete the run's objects (unless asked to keep them) on a
+//!    task of its own, so that the deletes are no round trip of the caller.
 //!
 //! The whole invocation has one deadline (the caller's `grpc-timeout`, at
 //! most `INVOCATION_TIMEOUT_S`); each call downstream gets what remains of
@@ -311,16 +312,12 @@ impl Driver {
                         ),
                     })
                 });
-        if let Some(task) = cleanup.start(result.is_err()) {
-            if result.is_ok() {
-                // Awaited within the deadline only: a store that stalls
-                // during the cleanup delays no answer; the task goes on.
-                let _span = root.child("cleanup", None);
-                let _ = tokio::time::timeout_at(deadline.instant(), task).await;
-            }
-        }
+        // The answer does not wait for the cleanup: its deletes would be the
+        // run's last store round trip on the caller's critical path. The
+        // task is tracked (`wait_for_cleanups` at shutdown) and retries until
+        // the store answers.
+        drop(cleanup.start(result.is_err()));
         result.map(|mut report| {
-            report.stages_ms.cleanup = ms(started.elapsed()) - report.stages_ms.total;
             report.stages_ms.total = ms(started.elapsed());
             report
         })

@@ -268,7 +268,7 @@ impl Driver {
         )?;
         run.bytes.storage_read += moved_full.read + moved_preds.read;
         let n_samples = run.n_samples;
-        let _admitted = self.ctx.admit().await?;
+        let _slot = self.ctx.compute_slot().await?;
         let artifacts = RunArtifacts {
             run_id: run.run_id.to_string(),
             model_full: full.clone(),

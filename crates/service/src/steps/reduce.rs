@@ -18,8 +18,9 @@ use crate::error::StepError;
 use crate::pb::stacking::{ModelPredTuple, ReduceReply, ReduceRequest};
 use crate::trace::Span;
 
-/// Payloads the reducer fetches at once.
-const REDUCE_FETCHES: usize = 16;
+/// Payloads the reducer fetches at once: the models and predictions of 16
+/// trainers in one round trip (16 took two).
+const REDUCE_FETCHES: usize = 32;
 
 /// The most pairs one Reduce takes: as many models as a model list holds.
 pub const MAX_PAIRS: usize = stacking_core::serial::MAX_LIST_MODELS;
@@ -170,6 +171,7 @@ pub async fn reduce(
         pairs.push((model_of[model], preds));
     }
     drop(predictions_of);
+    let slot = ctx.compute_slot().await?;
     let stack_span = span.child("stack meta features", None);
     let (models_bytes, meta_bytes, compute_us) = ctx
         .compute(move |_| {
@@ -200,7 +202,7 @@ pub async fn reduce(
             Ok((models, meta, micros_since(t)))
         })
         .await?;
-    drop(stack_span);
+    drop((stack_span, slot));
     let (models, meta) = ctx
         .emit_pair(
             (scope.key("models"), models_bytes),

@@ -38,7 +38,7 @@ pub async fn train(
     let scope = RunScope::new(&req.run_id, &[&req.dataset_key])?;
     let queued = Instant::now();
     let _admitted = ctx.admit().await?;
-    let queue_us = micros_since(queued);
+    let mut queue_us = micros_since(queued);
     // Taken out of the request, so that the dataset's bytes go as soon as
     // they are parsed (an inline dataset would otherwise live as long as
     // the request): under concurrent calls, the peak holds one copy less per
@@ -49,6 +49,9 @@ pub async fn train(
         .await?;
     drop(inline);
     let threads = ctx.threads_per_job();
+    let queued = Instant::now();
+    let slot = ctx.compute_slot().await?;
+    queue_us += micros_since(queued);
     let fit_span = span.child(format!("fit {name}"), None);
     let (model_bytes, pred_bytes, oof_auc, compute_us, warnings) = ctx
         .compute(move |stop| {
@@ -65,7 +68,7 @@ pub async fn train(
             Ok((model, preds, out.oof_auc, micros_since(t), warnings))
         })
         .await?;
-    drop(fit_span);
+    drop((fit_span, slot));
     tracing::info!(trainer = %req.trainer_id, model = name, oof_auc, "trained");
     for w in &warnings {
         tracing::warn!(trainer = %req.trainer_id, "{w}");

@@ -390,9 +390,18 @@ async fn metatrainer_reads_only_the_labels_of_a_stored_dataset() {
         ..Default::default()
     })
     .unwrap();
+    // Labels longer than the end read beside the header: a second read.
+    let tall = stacking_core::dataset::make_classification(&stacking_core::GeneratorParams {
+        n_samples: 9000,
+        n_features: 4,
+        weights: vec![0.5],
+        ..Default::default()
+    })
+    .unwrap();
     for (run, ds) in [
         ("run-d861877da56b8b4ceb35c8cbfdf65bb4", small_dataset()),
         ("run-d60cadf1a41c651e1f0ade50136bad43", tiny),
+        ("run-5a1e2b3c4d5e6f708192a3b4c5d6e7f8", tall),
     ] {
         let wire = Bytes::from(ds.to_bytes());
         let key = format!("{run}/dataset");
@@ -435,11 +444,10 @@ async fn metatrainer_reads_only_the_labels_of_a_stored_dataset() {
         let read = by_key.get_ref().stats.as_ref().unwrap().storage_read_bytes;
         let dataset_read = read - (meta_features.len() + models.len()) as u64;
         let labels = (wire.len() - ds.x_npy().len()) as u64;
-        let expected = if wire.len() <= 4096 {
-            wire.len() as u64
-        } else {
-            4096 + labels
-        };
+        // The features' header and the object's last 64 KiB, at once; the
+        // rest of the labels only when they are longer.
+        let (w, suffix) = (wire.len() as u64, 64 << 10);
+        let expected = w.min(4096) + w.min(suffix) + if labels > suffix { labels } else { 0 };
         assert_eq!(dataset_read, expected, "{run}: dataset bytes read");
 
         let features_only = format!("{run}/features-only");
