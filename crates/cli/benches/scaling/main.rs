@@ -18,7 +18,8 @@
 //! The points are also written as JSON beside the SVG (`PATH.json`), and
 //! `--redraw JSON` draws the SVG again from such a file without measuring.
 //!
-//! Options (after `--`): `--cap-s S`, `--rows 300,1000,...`,
+//! `STACKING_BIN=path` runs the functions from another binary (an older
+//! build, to compare). Options (after `--`): `--cap-s S`, `--rows 300,1000,...`,
 //! `--trainers 4,16,...`, `--transfer s3|elasticache|inline`,
 //! `--svg PATH` (default `docs/scaling.svg`), `--no-sklearn`, `--redraw JSON`.
 
@@ -144,10 +145,19 @@ fn store(transfer: &str, cap: Duration) -> Store {
     }
 }
 
+/// The binary the functions run: `STACKING_BIN` when set (an older build,
+/// to compare), else the one this bench was built with.
+fn function_binary() -> std::path::PathBuf {
+    std::env::var_os("STACKING_BIN").map_or_else(
+        || std::path::PathBuf::from(env!("CARGO_BIN_EXE_stacking")),
+        std::path::PathBuf::from,
+    )
+}
+
 async fn launch(role: &str, extra: &[String], env: &[(String, String)]) -> (Proc, u16) {
     let port = free_port().expect("free port");
     let proc = Proc::spawn(
-        Command::new(env!("CARGO_BIN_EXE_stacking"))
+        Command::new(function_binary())
             .arg(role)
             .args(["-host", "127.0.0.1", &format!("-sp={port}")])
             .args(extra)

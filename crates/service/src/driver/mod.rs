@@ -22,6 +22,7 @@
 
 mod cleanup;
 mod plan;
+mod reduce_call;
 mod stages;
 
 use std::time::{Duration, Instant};
@@ -41,7 +42,6 @@ use self::stages::RunState;
 use crate::context::Context;
 use crate::error::StepError;
 use crate::pb::stacking::metatrainer_client::MetatrainerClient;
-use crate::pb::stacking::reducer_client::ReducerClient;
 use crate::pb::stacking::trainer_client::TrainerClient;
 pub use crate::report::{
     ArtifactSink, ByteCounts, DatasetReport, Progress, ReportOptions, RunArtifacts, RunReport,
@@ -122,7 +122,9 @@ pub struct Driver {
     dataset: tokio::sync::OnceCell<Result<LoadedDataset, DatasetUnavailable>>,
     pending: std::sync::Mutex<Option<PendingDataset>>,
     trainer: TrainerClient<Channel>,
-    reducer: ReducerClient<Channel>,
+    /// The reducer's channel: `Reduce` sends its request as segments
+    /// ([`reduce_call`]).
+    reducer: Channel,
     metatrainer: MetatrainerClient<Channel>,
     /// Cleanup tasks still running; a draining driver waits for them.
     cleanups: TaskTracker,
@@ -235,9 +237,7 @@ impl Driver {
         let trainer = TrainerClient::new(endpoint(&cfg.trainer_addr)?)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);
-        let reducer = ReducerClient::new(endpoint(&cfg.reducer_addr)?)
-            .max_decoding_message_size(limit)
-            .max_encoding_message_size(limit);
+        let reducer = endpoint(&cfg.reducer_addr)?;
         let metatrainer = MetatrainerClient::new(endpoint(&cfg.metatrainer_addr)?)
             .max_decoding_message_size(limit)
             .max_encoding_message_size(limit);

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use stacking_core::params::excerpt;
 use stacking_core::{npy, serial};
 
+use super::reduce_call::{self, Segments};
 use super::{ms, us_to_ms, Driver};
 use crate::context::Moved;
 use crate::error::StepError;
@@ -181,14 +182,16 @@ impl Driver {
             .sum();
         self.check_inline_size("Reduce", inline)?;
         run.bytes.inline_sent += inline as u64;
-        let req = ReduceRequest {
+        // The request's bytes refer to the trainers' replies (no copy of
+        // the models), and are kept for a retry.
+        let req = Segments::reduce_request(&ReduceRequest {
             model_pred_tuples: tuples,
             run_id: run.run_id.to_string(),
-        };
+        });
         let what = format!("Reduce ({})", self.cfg.reducer_addr);
+        let max_reply = self.cfg.plan.max_message_bytes;
         let reduced = call_stage(run.root, run.deadline, "Reduce".into(), what, req, |r| {
-            let mut client = self.reducer.clone();
-            async move { client.reduce(r).await }
+            reduce_call::reduce(self.reducer.clone(), r, max_reply)
         })
         .await?;
         run.stages.reduce = ms(t.elapsed());
