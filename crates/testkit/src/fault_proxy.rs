@@ -18,6 +18,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{oneshot, watch};
 
+/// Chunks of up to 16 KiB one direction of a connection holds at most.
+const IN_FLIGHT_CHUNKS: usize = 4096;
+
 /// What the proxy does to the bytes it carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
@@ -188,7 +191,11 @@ async fn pump(
     fault: watch::Receiver<Fault>,
     carried: &AtomicUsize,
 ) -> Fault {
-    let (queue, mut queued) = tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(64);
+    // Chunks in flight each way: 64 MiB, so that latency delays a large
+    // value once, as a network with a large window does (64 chunks, 1 MiB,
+    // made a 2.4 MiB value wait the latency three times).
+    let (queue, mut queued) =
+        tokio::sync::mpsc::channel::<(tokio::time::Instant, Vec<u8>)>(IN_FLIGHT_CHUNKS);
     let stopped = tokio::sync::Notify::new();
     let mut reading = fault.clone();
     let reader = async {

@@ -40,7 +40,8 @@
 //! It counts the store's round trips on the critical path ([`rounds`]): for
 //! 4 and 16 trainers, sequential and concurrent, the store requests per
 //! call and the end-to-end time with every store request held 0, 20 and
-//! 200 ms (testkit server only).
+//! 200 ms (the testkit S3 server, and Redis through the testkit's fault
+//! proxy when redis-server is installed).
 //!
 //! Options (after `--`): `--runs N` (default 15); `--idle-only`: only the
 //! cold starts and the idle memory; `--rounds-only`: only the round trips.
@@ -62,6 +63,7 @@ use stacking_service::{Route, RunPlan};
 use stacking_storage::memory;
 use stacking_storage::redis::{self as redis_store, RedisConfig};
 use stacking_storage::s3::{self, PayloadSigning, S3Config};
+use stacking_testkit::fault_proxy::FaultProxy;
 use stacking_testkit::redis::RedisServer;
 use stacking_testkit::s3::{S3Server, ACCESS, BUCKET, SECRET};
 
@@ -245,16 +247,30 @@ async fn bench() {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
+    // Redis through a fault proxy that adds the latency, when installed.
+    let redis_for_rounds = RedisServer::start().map(|server| {
+        let upstream = ([127, 0, 0, 1], server.port()).into();
+        let proxy = FaultProxy::start(upstream).expect("fault proxy");
+        (server, proxy)
+    });
     let round_trips = |latency_ms: u64, runs: usize| {
-        let (s3, env) = (_s3.as_ref(), &s3_env);
+        let (s3, env, redis) = (_s3.as_ref(), &s3_env, redis_for_rounds.as_ref());
         async move {
-            match s3 {
-                Some(s3) => {
-                    rounds::measure(s3, env, std::time::Duration::from_millis(latency_ms), runs)
-                        .await
-                }
-                None => Vec::new(),
+            let latency = std::time::Duration::from_millis(latency_ms);
+            let mut out = Vec::new();
+            if let Some(s3) = s3 {
+                out.extend(rounds::measure(rounds::Delayed::S3(s3), env, latency, runs).await);
             }
+            if let Some((_, proxy)) = redis {
+                let env = vec![
+                    ("TRANSFER_TYPE".to_string(), "ELASTICACHE".to_string()),
+                    ("BUCKET_NAME".to_string(), proxy.addr().to_string()),
+                ];
+                out.extend(
+                    rounds::measure(rounds::Delayed::Redis(proxy), &env, latency, runs).await,
+                );
+            }
+            out
         }
     };
     if args.iter().any(|a| a == "--rounds-only") {
@@ -396,7 +412,9 @@ async fn bench() {
 
 fn print_rounds(rounds: &[rounds::Rounds]) {
     if rounds.is_empty() {
-        println!("store round trips: not measured (only against the testkit S3 server)");
+        println!(
+            "store round trips: not measured (only against the testkit S3 server and redis-server)"
+        );
     }
     for r in rounds {
         r.print();
