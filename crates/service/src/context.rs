@@ -347,8 +347,8 @@ impl Context {
 /// writes a store. Each holds at most its fetched inputs (a dataset, or a
 /// run's models and predictions) while it waits. 8 let 16 concurrent
 /// trainers of a 2-core trainer read in one round trip, but held 16
-/// datasets at once (83 MiB peak against a 60 MiB goal); 4 read them in
-/// two (see docs/benchmarks.md for the figures).
+/// datasets at once, past the peak-memory goal; 4 read them in two
+/// (docs/benchmarks.md, "Store round trips", has the figures).
 pub const STORE_REQUESTS_PER_JOB: usize = 4;
 
 /// INLINE requests carry their payloads, so admitting more than can compute

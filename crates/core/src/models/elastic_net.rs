@@ -209,8 +209,8 @@ impl Columns {
     /// means add the rows in order and divide by their count, as ndarray's
     /// `mean_axis` does, so they are the same bits as the means of
     /// `x.select(rows)`; they are summed row by row, all columns at once: a
-    /// column's sum alone is a chain of dependent additions, which took 40%
-    /// of a fit. The copy goes by runs of consecutive rows (a fold's rows are
+    /// column's sum alone is a chain of dependent additions, which took a
+    /// large part of a fit. The copy goes by runs of consecutive rows (a fold's rows are
     /// two), so that it is a subtraction over slices.
     fn of(
         x: ArrayView2<f64>,

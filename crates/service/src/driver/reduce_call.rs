@@ -1,9 +1,10 @@
 //! The `Reduce` call, its request sent as the trainers' own bytes.
 //!
-//! An INLINE `ReduceRequest` carries every trainer's model and predictions:
-//! 157 MB for 256 trainers. Encoded the usual way, all of it is copied into
-//! one buffer while the trainers' replies are still held (for retries), and
-//! the driver peaked at twice the message (325 MiB). Here the request body
+//! An INLINE `ReduceRequest` carries every trainer's model and predictions
+//! (hundreds of MB for hundreds of trainers). Encoded the usual way, all of
+//! it is copied into one buffer while the trainers' replies are still held
+//! (for retries), and the driver peaked at twice the message
+//! (docs/internals.md has the figures). Here the request body
 //! is a list of segments, small protobuf headers between the replies' own
 //! `Bytes`, which HTTP/2 sends without copying them; the bytes on the wire
 //! are exactly prost's encoding.
