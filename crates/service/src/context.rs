@@ -195,13 +195,11 @@ impl Context {
         moved: &mut Moved,
         parent: &Span,
     ) -> Result<(Bytes, u64), StepError> {
-        let mut span = parent.child(format!("storage get {what}"), Some(Kind::Client));
-        span.tag("storage.key", key);
-        span.tag("storage.range", format!("{}-{}", range.start, range.end));
-        let (data, size) = self.required_store()?.get_range(key, range).await?;
-        span.tag("storage.bytes", data.len());
-        moved.read += data.len() as u64;
-        Ok((data, size))
+        let shown = format!("{}-{}", range.start, range.end);
+        self.fetch_part(key, shown, what, moved, parent, |store| async move {
+            store.get_range(key, range).await
+        })
+        .await
     }
 
     /// The last `len` bytes of a stored object and the object's size.
@@ -213,10 +211,36 @@ impl Context {
         moved: &mut Moved,
         parent: &Span,
     ) -> Result<(Bytes, u64), StepError> {
+        self.fetch_part(
+            key,
+            format!("-{len}"),
+            what,
+            moved,
+            parent,
+            |store| async move { store.get_suffix(key, len).await },
+        )
+        .await
+    }
+
+    /// A part of a stored object, read by `get`, in a span tagged with the
+    /// part (`shown`), counted in `moved`.
+    async fn fetch_part<F, Fut>(
+        &self,
+        key: &str,
+        shown: String,
+        what: &str,
+        moved: &mut Moved,
+        parent: &Span,
+        get: F,
+    ) -> Result<(Bytes, u64), StepError>
+    where
+        F: FnOnce(Arc<dyn BlobStore>) -> Fut,
+        Fut: std::future::Future<Output = Result<(Bytes, u64), stacking_storage::StorageError>>,
+    {
         let mut span = parent.child(format!("storage get {what}"), Some(Kind::Client));
         span.tag("storage.key", key);
-        span.tag("storage.range", format!("-{len}"));
-        let (data, size) = self.required_store()?.get_suffix(key, len).await?;
+        span.tag("storage.range", shown);
+        let (data, size) = get(Arc::clone(self.required_store()?)).await?;
         span.tag("storage.bytes", data.len());
         moved.read += data.len() as u64;
         Ok((data, size))

@@ -135,6 +135,35 @@ impl RedisStore {
         Ok(manager)
     }
 
+    /// `GETRANGE key first last` (offsets as Redis reads them, negative from
+    /// the end) and the value's whole size, in one round trip; a missing
+    /// key is [`StorageError::NotFound`]. Values are never rewritten in
+    /// place, so the three commands of the pipeline see the same value.
+    async fn getrange(
+        &self,
+        key: &str,
+        first: i64,
+        last: i64,
+    ) -> Result<(u64, Vec<u8>), StorageError> {
+        check_key(key)?;
+        let (exists, size, part): (bool, u64, Vec<u8>) = self
+            .run(key, || {
+                let mut p = ::redis::pipe();
+                p.cmd("EXISTS").arg(key);
+                p.cmd("STRLEN").arg(key);
+                p.cmd("GETRANGE").arg(key).arg(first).arg(last);
+                Request::Pipe(p)
+            })
+            .await?;
+        if !exists {
+            return Err(StorageError::NotFound {
+                key: key.into(),
+                store: self.describe(),
+            });
+        }
+        Ok((size, part))
+    }
+
     /// Runs `request` (idempotent), retrying failures of the connection.
     async fn run<T: ::redis::FromRedisValue>(
         &self,
@@ -273,28 +302,9 @@ impl BlobStore for RedisStore {
     }
 
     async fn get_range(&self, key: &str, range: Range<u64>) -> Result<(Bytes, u64), StorageError> {
-        check_key(key)?;
-        // Values are never rewritten in place, so three commands in one
-        // round trip see the same value.
-        let last = range.end.saturating_sub(1).min(i64::MAX as u64);
-        let (exists, size, part): (bool, u64, Vec<u8>) = self
-            .run(key, || {
-                let mut p = ::redis::pipe();
-                p.cmd("EXISTS").arg(key);
-                p.cmd("STRLEN").arg(key);
-                p.cmd("GETRANGE")
-                    .arg(key)
-                    .arg(range.start.min(i64::MAX as u64))
-                    .arg(last);
-                Request::Pipe(p)
-            })
-            .await?;
-        if !exists {
-            return Err(StorageError::NotFound {
-                key: key.into(),
-                store: self.describe(),
-            });
-        }
+        let last = range.end.saturating_sub(1).min(i64::MAX as u64) as i64;
+        let first = range.start.min(i64::MAX as u64) as i64;
+        let (size, part) = self.getrange(key, first, last).await?;
         if range.is_empty() {
             return Ok((Bytes::new(), size));
         }
@@ -309,28 +319,13 @@ impl BlobStore for RedisStore {
     }
 
     async fn get_suffix(&self, key: &str, len: u64) -> Result<(Bytes, u64), StorageError> {
-        check_key(key)?;
         if len == 0 {
             return self.get_range(key, 0..0).await;
         }
         // GETRANGE counts a negative offset from the end and clips it to
         // the start.
         let from = -i64::try_from(len).unwrap_or(i64::MAX);
-        let (exists, size, part): (bool, u64, Vec<u8>) = self
-            .run(key, || {
-                let mut p = ::redis::pipe();
-                p.cmd("EXISTS").arg(key);
-                p.cmd("STRLEN").arg(key);
-                p.cmd("GETRANGE").arg(key).arg(from).arg(-1);
-                Request::Pipe(p)
-            })
-            .await?;
-        if !exists {
-            return Err(StorageError::NotFound {
-                key: key.into(),
-                store: self.describe(),
-            });
-        }
+        let (size, part) = self.getrange(key, from, -1).await?;
         Ok((Bytes::from(part), size))
     }
 
