@@ -308,9 +308,13 @@ async fn storage_down_is_unavailable_within_bounded_time() {
     let store = std::sync::Arc::new(
         stacking_storage::s3::open(&config(&endpoint, ACCESS, SECRET)).unwrap(),
     );
+    // The run's cleanup cannot reach the store either: `stop` waits for it
+    // no longer than the drain timeout.
+    let drain_timeout = Duration::from_secs(1);
     let stack = start(StackOpts {
         transfer: Transfer::S3,
         store: Some(store),
+        drain_timeout,
         ..Default::default()
     })
     .await;
@@ -334,7 +338,13 @@ async fn storage_down_is_unavailable_within_bounded_time() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::Unavailable);
+    let stopping = Instant::now();
     stack.stop().await;
+    assert!(
+        stopping.elapsed() < drain_timeout + Duration::from_secs(5),
+        "{:?}",
+        stopping.elapsed()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -351,7 +361,8 @@ async fn unreachable_trainer_is_unavailable() {
             RunPlan {
                 trainers: 2,
                 max_message_bytes: 64 << 20,
-                call_timeout: Duration::from_secs(10),
+                // The connect retries stop at the call's deadline.
+                call_timeout: Duration::from_secs(2),
                 ..RunPlan::default()
             },
         ),

@@ -6,6 +6,7 @@
 use crate::support;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use stacking_core::StackConfig;
@@ -152,7 +153,13 @@ async fn a_missing_key_is_not_found_and_a_dead_server_unavailable() {
     let Some(mut server) = RedisServer::start() else {
         return;
     };
-    let stack = start(opts(&server, 4, false)).await;
+    // Once the server is gone the run's cleanup cannot reach it: `stop`
+    // waits for it no longer than the drain timeout.
+    let stack = start(StackOpts {
+        drain_timeout: Duration::from_secs(1),
+        ..opts(&server, 4, false)
+    })
+    .await;
     let mut trainer = TrainerClient::new(channel(stack.trainer).await);
     let request = TrainRequest {
         dataset: Bytes::new(),

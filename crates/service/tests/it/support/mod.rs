@@ -80,6 +80,9 @@ pub struct StackOpts {
     pub max_message_bytes: usize,
     /// Requests each function computes at once (`MAX_SERVER_THREADS`).
     pub max_jobs: usize,
+    /// How long `stop` waits for in-flight work and the driver's cleanups
+    /// (`DRAIN_TIMEOUT_S`).
+    pub drain_timeout: std::time::Duration,
 }
 
 impl Default for StackOpts {
@@ -93,6 +96,7 @@ impl Default for StackOpts {
             dataset: small_dataset(),
             max_message_bytes: 64 << 20,
             max_jobs: 2,
+            drain_timeout: stacking_service::settings::DEFAULT_DRAIN_TIMEOUT,
         }
     }
 }
@@ -114,7 +118,10 @@ pub async fn start(o: StackOpts) -> LocalStack {
         spans: None,
         zipkin: None,
         report: Default::default(),
-        limits: Default::default(),
+        limits: stacking_service::settings::Limits {
+            drain_timeout: o.drain_timeout,
+            ..Default::default()
+        },
     })
     .await
     .unwrap()
