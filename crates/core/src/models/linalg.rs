@@ -5,7 +5,7 @@
 //! much per call in the coordinate-descent inner loops, where it runs ~10^5 times.
 
 /// Inner product of two equally long slices.
-#[inline]
+#[inline(always)]
 pub fn dot(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len());
     let (a, b) = (&a[..n], &b[..n]);
@@ -51,7 +51,7 @@ pub fn column_major(x: ndarray::ArrayView2<f64>) -> Vec<f64> {
 }
 
 /// `y += alpha * x`.
-#[inline]
+#[inline(always)]
 pub fn axpy(alpha: f64, x: &[f64], y: &mut [f64]) {
     for (yi, xi) in y.iter_mut().zip(x) {
         *yi += alpha * xi;
