@@ -211,7 +211,9 @@ impl Columns {
     /// `x.select(rows)`; they are summed row by row, all columns at once: a
     /// column's sum alone is a chain of dependent additions, which took a
     /// large part of a fit. The copy goes by runs of consecutive rows (a fold's rows are
-    /// two), so that it is a subtraction over slices.
+    /// two), so that it is a subtraction over slices. Inlined into each
+    /// build of the descent (the AVX2 one included).
+    #[inline(always)]
     fn of(
         x: ArrayView2<f64>,
         all: &ColumnMajor,
@@ -262,6 +264,7 @@ impl Columns {
     }
 
     /// `X' r`.
+    #[inline(always)]
     fn times(&self, r: &[f64]) -> Vec<f64> {
         (0..self.norms.len()).map(|j| dot(self.col(j), r)).collect()
     }
@@ -279,15 +282,24 @@ impl CoordinateDescent {
         rows: &[usize],
         stop: &Stop,
     ) -> Result<LinearModel, FitError> {
+        // Views reborrowed to the call's lifetime (ndarray views are
+        // invariant in theirs).
+        let fit = Fit {
+            x: x.view(),
+            all,
+            y: y.view(),
+            rows,
+            stop,
+        };
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") {
             // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { self.fit_rows_avx2(x, all, y, rows, stop) };
+            return unsafe { self.descend_avx2(&fit) };
         }
-        self.fit_rows_any(x, all, y, rows, stop)
+        self.descend(&fit)
     }
 
-    /// [`Self::fit_rows_any`] compiled for AVX2, chosen once per fit: the
+    /// [`Self::descend`] compiled for AVX2, chosen once per fit: the
     /// descent's dot products and updates then run four values to an
     /// instruction instead of two (the build targets baseline x86-64, and a
     /// choice per dot product cost more than it saved; the gain is in
@@ -298,28 +310,21 @@ impl CoordinateDescent {
     /// The CPU must have AVX2.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
-    unsafe fn fit_rows_avx2(
-        &self,
-        x: ArrayView2<f64>,
-        all: &ColumnMajor,
-        y: ArrayView1<f64>,
-        rows: &[usize],
-        stop: &Stop,
-    ) -> Result<LinearModel, FitError> {
-        self.fit_rows_any(x, all, y, rows, stop)
+    unsafe fn descend_avx2(&self, fit: &Fit<'_>) -> Result<LinearModel, FitError> {
+        self.descend(fit)
     }
 
     /// The descent itself, inlined into each of the builds `fit_rows`
     /// chooses from.
     #[inline(always)]
-    fn fit_rows_any(
-        &self,
-        x: ArrayView2<f64>,
-        all: &ColumnMajor,
-        y: ArrayView1<f64>,
-        rows: &[usize],
-        stop: &Stop,
-    ) -> Result<LinearModel, FitError> {
+    fn descend(&self, fit: &Fit<'_>) -> Result<LinearModel, FitError> {
+        let Fit {
+            x,
+            all,
+            y,
+            rows,
+            stop,
+        } = *fit;
         let n = rows.len();
         let y = Array1::from_iter(rows.iter().map(|&i| y[i]));
         let y_mean = if self.fit_intercept {
@@ -426,6 +431,17 @@ fn soft_threshold(tmp: f64, l1: f64, d: f64) -> f64 {
     } else {
         tmp.signum() * 0.0
     }
+}
+
+/// What one fit reads: `x` and the same matrix column-major, the targets,
+/// the fit's rows, and the flag that stops it.
+#[derive(Clone, Copy)]
+struct Fit<'a> {
+    x: ArrayView2<'a, f64>,
+    all: &'a ColumnMajor,
+    y: ArrayView1<'a, f64>,
+    rows: &'a [usize],
+    stop: &'a Stop,
 }
 
 /// The penalties of one fit, scaled by its rows.
@@ -536,9 +552,16 @@ mod tests {
                     .unwrap()
                     .problem();
                 let stop = Stop::never();
-                let any = problem.fit_rows_any(x, &all, y, &rows, &stop).unwrap();
+                let fit = Fit {
+                    x: x.view(),
+                    all: &all,
+                    y: y.view(),
+                    rows: &rows,
+                    stop: &stop,
+                };
+                let any = problem.descend(&fit).unwrap();
                 // SAFETY: the CPU has AVX2, checked above.
-                let avx2 = unsafe { problem.fit_rows_avx2(x, &all, y, &rows, &stop) }.unwrap();
+                let avx2 = unsafe { problem.descend_avx2(&fit) }.unwrap();
                 let bits = |m: &LinearModel| {
                     let mut b: Vec<u64> = m.coef.iter().map(|v| v.to_bits()).collect();
                     b.push(m.intercept.to_bits());
