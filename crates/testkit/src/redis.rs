@@ -130,6 +130,19 @@ impl RedisServer {
         }
     }
 
+    /// The ids of the client connections open to the server, besides the
+    /// one asking (a new connection gets a new id).
+    pub fn client_ids(&self) -> Vec<u64> {
+        match self.command(&["CLIENT", "LIST"]) {
+            Ok(Reply::Bulk(list)) => list
+                .lines()
+                .filter(|line| !line.contains(" cmd=client"))
+                .filter_map(|line| line.strip_prefix("id=")?.split(' ').next()?.parse().ok())
+                .collect(),
+            other => panic!("CLIENT LIST: {other:?}"),
+        }
+    }
+
     fn integer(&self, args: &[&str]) -> u64 {
         match self.command(args) {
             Ok(Reply::Integer(n)) => n as u64,
@@ -157,6 +170,7 @@ impl RedisServer {
 enum Reply {
     Status,
     Integer(i64),
+    Bulk(String),
     Array(Vec<String>),
 }
 
@@ -178,6 +192,12 @@ fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
     match kind {
         "+" => Ok(Reply::Status),
         ":" => Ok(Reply::Integer(number()?)),
+        "$" => {
+            let mut buf = vec![0; usize::try_from(number()?).unwrap_or(0) + 2];
+            reader.read_exact(&mut buf)?;
+            buf.truncate(buf.len() - 2);
+            Ok(Reply::Bulk(String::from_utf8_lossy(&buf).into_owned()))
+        }
         "*" => {
             let mut items = Vec::new();
             for _ in 0..number()?.max(0) {

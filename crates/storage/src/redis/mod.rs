@@ -51,8 +51,9 @@ const WRITE_UNIT: usize = 1024;
 pub struct RedisStore {
     cfg: RedisConfig,
     client: ::redis::Client,
-    /// Connected on first use and again after [`BlobStore::release_idle`].
-    connection: tokio::sync::Mutex<Option<ConnectionManager>>,
+    /// Connected on first use, and made again in the background by
+    /// [`BlobStore::release_idle`].
+    connection: std::sync::Arc<tokio::sync::Mutex<Option<ConnectionManager>>>,
     /// [`IN_FLIGHT_WRITE_BYTES`], in KiB.
     writes: std::sync::Arc<tokio::sync::Semaphore>,
 }
@@ -86,11 +87,43 @@ pub fn open(cfg: &RedisConfig) -> Result<RedisStore, StorageError> {
     Ok(RedisStore {
         cfg: cfg.clone(),
         client,
-        connection: tokio::sync::Mutex::new(None),
+        connection: std::sync::Arc::new(tokio::sync::Mutex::new(None)),
         writes: std::sync::Arc::new(tokio::sync::Semaphore::new(
             IN_FLIGHT_WRITE_BYTES / WRITE_UNIT,
         )),
     })
+}
+
+/// Why [`connect`] failed.
+enum ConnectError {
+    Redis(RedisError),
+    /// No connection within this bound.
+    Timeout(Duration),
+}
+
+/// A connection manager for `client`, bounded as a whole by `cfg`'s connect
+/// timeout and the retry policy's attempts.
+async fn connect(
+    client: &::redis::Client,
+    cfg: &RedisConfig,
+) -> Result<ConnectionManager, ConnectError> {
+    // The client's own reconnects follow the same policy's steps (it
+    // jitters them with backon too).
+    let policy = crate::retry::REDIS_COMMAND;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(cfg.connect_timeout))
+        .set_response_timeout(Some(cfg.response_timeout))
+        .set_number_of_retries(policy.max_retries)
+        .set_min_delay(policy.first_delay)
+        .set_max_delay(policy.max_delay);
+    // The manager's own connect retries are not bounded in time by its
+    // config; the whole first connect is.
+    let bound = cfg.connect_timeout * (policy.max_retries as u32 + 2);
+    match tokio::time::timeout(bound, client.get_connection_manager_with_config(config)).await {
+        Ok(Ok(manager)) => Ok(manager),
+        Ok(Err(e)) => Err(ConnectError::Redis(e)),
+        Err(_) => Err(ConnectError::Timeout(bound)),
+    }
 }
 
 impl RedisStore {
@@ -104,33 +137,15 @@ impl RedisStore {
         if let Some(manager) = cached.as_ref() {
             return Ok(manager.clone());
         }
-        // The client's own reconnects follow the same policy's steps (it
-        // jitters them with backon too).
-        let policy = crate::retry::REDIS_COMMAND;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.cfg.connect_timeout))
-            .set_response_timeout(Some(self.cfg.response_timeout))
-            .set_number_of_retries(policy.max_retries)
-            .set_min_delay(policy.first_delay)
-            .set_max_delay(policy.max_delay);
-        // The manager's own connect retries are not bounded in time by its
-        // config; the whole first connect is.
-        let bound = self.cfg.connect_timeout * (policy.max_retries as u32 + 2);
-        let manager = match tokio::time::timeout(
-            bound,
-            self.client.get_connection_manager_with_config(config),
-        )
-        .await
-        {
-            Ok(Ok(manager)) => manager,
-            Ok(Err(e)) => return Err(self.map("", e)),
-            Err(_) => {
-                return Err(StorageError::Unavailable {
+        let manager = connect(&self.client, &self.cfg)
+            .await
+            .map_err(|e| match e {
+                ConnectError::Redis(e) => self.map("", e),
+                ConnectError::Timeout(bound) => StorageError::Unavailable {
                     store: self.describe(),
                     reason: format!("no connection within {} s", bound.as_secs()),
-                })
-            }
-        };
+                },
+            })?;
         *cached = Some(manager.clone());
         Ok(manager)
     }
@@ -435,10 +450,39 @@ impl BlobStore for RedisStore {
     /// Drops the connection: its read and write buffers keep the size of the
     /// largest values that went through it (9 MiB in a driver after 64
     /// concurrent calls). Requests in flight keep their clone of it.
+    ///
+    /// A new connection, its buffers small, is made at once in the
+    /// background: made by the next request instead, it cost that request a
+    /// round trip to the server for the handshake, on every call that came
+    /// after a quiet second (two round trips more per SayHello at 200 ms;
+    /// docs/benchmarks.md, "Store round trips").
     fn release_idle(&self) {
-        if let Ok(mut cached) = self.connection.try_lock() {
-            *cached = None;
+        let Ok(mut cached) = self.connection.try_lock() else {
+            return;
+        };
+        if cached.take().is_none() {
+            // Never connected, or already let go: nothing to make again.
+            return;
         }
+        drop(cached);
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let (slot, client, cfg) = (
+            self.connection.clone(),
+            self.client.clone(),
+            self.cfg.clone(),
+        );
+        // Bounded by the connect timeout; a failure leaves the slot empty,
+        // and the next request connects (and reports) as it always did.
+        runtime.spawn(async move {
+            if let Ok(manager) = connect(&client, &cfg).await {
+                let mut cached = slot.lock().await;
+                if cached.is_none() {
+                    *cached = Some(manager);
+                }
+            }
+        });
     }
 }
 

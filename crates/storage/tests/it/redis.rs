@@ -221,3 +221,37 @@ async fn a_server_that_accepts_and_never_answers_is_unavailable_within_the_bound
         started.elapsed()
     );
 }
+
+/// An idle store lets its connection go (its buffers grew with the largest
+/// values) and makes a new one at once in the background, so that the next
+/// request does not pay the handshake's round trip.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_store_reconnects_in_the_background() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = open(&config(&[("BUCKET_NAME", &server.address())])).unwrap();
+    // Never connected: letting go makes nothing.
+    store.release_idle();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(server.client_ids().is_empty());
+    store
+        .put("run-1/dataset", Bytes::from(vec![7u8; 3 << 20]))
+        .await
+        .unwrap();
+    let first = server.client_ids();
+    assert_eq!(first.len(), 1, "{first:?}");
+    store.release_idle();
+    // The old connection closes, a new one opens, with no request made.
+    let give_up = Instant::now() + Duration::from_secs(5);
+    let mut ids = server.client_ids();
+    while Instant::now() < give_up && (ids.len() != 1 || ids == first) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ids = server.client_ids();
+    }
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_ne!(ids, first, "the connection was not made again");
+    assert_eq!(store.get("run-1/dataset").await.unwrap().len(), 3 << 20);
+    assert_eq!(server.client_ids().len(), 1);
+    store.delete("run-1/dataset").await.unwrap();
+}
