@@ -210,9 +210,9 @@ impl Columns {
     /// `mean_axis` does, so they are the same bits as the means of
     /// `x.select(rows)`; they are summed row by row, all columns at once: a
     /// column's sum alone is a chain of dependent additions, which took a
-    /// large part of a fit. The copy goes by runs of consecutive rows (a fold's rows are
-    /// two), so that it is a subtraction over slices. Inlined into each
-    /// build of the descent (the AVX2 one included).
+    /// large part of a fit. The copy goes by runs of consecutive rows (a
+    /// fold's rows are two), so that it is a subtraction over slices.
+    /// Inlined into each build of the descent (the AVX2 one included).
     #[inline(always)]
     fn of(
         x: ArrayView2<f64>,

@@ -454,8 +454,8 @@ impl BlobStore for RedisStore {
     /// A new connection, its buffers small, is made at once in the
     /// background: made by the next request instead, it cost that request a
     /// round trip to the server for the handshake, on every call that came
-    /// after a quiet second (two round trips more per SayHello at 200 ms;
-    /// docs/benchmarks.md, "Store round trips").
+    /// after a quiet second (measured in docs/benchmarks.md, "Store round
+    /// trips").
     fn release_idle(&self) {
         let Ok(mut cached) = self.connection.try_lock() else {
             return;
