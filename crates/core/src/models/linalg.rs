@@ -66,79 +66,83 @@ const PANEL: usize = 64;
 /// Factors the symmetric positive definite `m x m` matrix in `a` (column
 /// major; only its lower triangle is read) into its lower Cholesky factor,
 /// in place, one panel of [`PANEL`] columns at a time, checking `stop`
-/// between panels: faer's own factorisation runs to its end, and at
-/// thousands of columns that is seconds nobody may be waiting for.
+/// between panels: at thousands of columns a factorisation takes seconds
+/// nobody may be waiting for. The panels' trailing updates are one matrix
+/// product each (ndarray's, `matrixmultiply`), which is where the time goes.
 /// `Ok(false)` when the matrix is not positive definite.
 pub(crate) fn cholesky_until(
     a: &mut [f64],
     m: usize,
     stop: &crate::stop::Stop,
 ) -> Result<bool, crate::stop::StopReason> {
-    use faer::linalg::matmul::matmul;
-    use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
-    use faer::reborrow::{Reborrow, ReborrowMut};
-    use faer::{Accum, MatMut, Par};
-    let mut mat = MatMut::from_column_major_slice_mut(a, m, m);
+    use ndarray::{linalg::general_mat_mul, s, ArrayView2, ArrayViewMut2, ShapeBuilder};
+    if a.len() != m * m {
+        return Ok(false);
+    }
     for j in (0..m).step_by(PANEL) {
         stop.check()?;
         let w = PANEL.min(m - j);
+        let (left, right) = a.split_at_mut(j * m);
         if j > 0 {
             // A[j.., j..j+w] -= L[j.., ..j] L[j..j+w, ..j]^T
-            let (left, right) = mat.rb_mut().split_at_col_mut(j);
-            let left = left.rb();
-            matmul(
-                right.submatrix_mut(j, 0, m - j, w),
-                Accum::Add,
-                left.submatrix(j, 0, m - j, j),
-                left.submatrix(j, 0, w, j).transpose(),
+            let (Ok(done), Ok(mut panel)) = (
+                ArrayView2::from_shape((m, j).f(), &*left),
+                ArrayViewMut2::from_shape((m, w).f(), &mut right[..w * m]),
+            ) else {
+                return Ok(false); // not reached: the shapes are the slices'
+            };
+            general_mat_mul(
                 -1.0,
-                Par::Seq,
+                &done.slice(s![j.., ..]),
+                &done.slice(s![j..j + w, ..]).t(),
+                1.0,
+                &mut panel.slice_mut(s![j.., ..]),
             );
         }
-        // The diagonal block, by hand (at most 64 x 64).
-        for c in j..j + w {
-            let mut d = mat[(c, c)];
-            for k in j..c {
-                d -= mat[(c, k)] * mat[(c, k)];
+        // The panel's columns, left to right: the diagonal block by the
+        // textbook recurrence (at most 64 x 64), and the rows below it
+        // (L[j+w.., c] = (A[j+w.., c] - L[j+w.., j..c] L[c, j..c]^T) / L[c, c])
+        // as column updates, contiguous in column-major order.
+        let panel = &mut right[..w * m];
+        for c in 0..w {
+            let (before, rest) = panel.split_at_mut(c * m);
+            let column = &mut rest[..m];
+            for k in 0..c {
+                let done = &before[k * m..(k + 1) * m];
+                axpy(-done[j + c], &done[j + c..], &mut column[j + c..]);
             }
+            let d = column[j + c];
             if d.is_nan() || d <= 0.0 {
                 return Ok(false);
             }
             let d = d.sqrt();
-            mat[(c, c)] = d;
-            for r in c + 1..j + w {
-                let mut v = mat[(r, c)];
-                for k in j..c {
-                    v -= mat[(r, k)] * mat[(c, k)];
-                }
-                mat[(r, c)] = v / d;
+            column[j + c] = d;
+            for v in &mut column[j + c + 1..] {
+                *v /= d;
             }
-        }
-        if j + w < m {
-            // L[j+w.., j..j+w] = A[j+w.., j..j+w] L_jj^{-T}
-            let (top, bottom) = mat.rb_mut().split_at_row_mut(j + w);
-            solve_lower_triangular_in_place(
-                top.rb().submatrix(j, j, w, w),
-                bottom.submatrix_mut(0, j, m - j - w, w).transpose_mut(),
-                Par::Seq,
-            );
         }
     }
     Ok(true)
 }
 
 /// Solves `L L^T x = b` in place, `L` the factor [`cholesky_until`] left in
-/// `l` (its upper triangle is not read).
+/// `l` (column major; its upper triangle is not read).
 pub(crate) fn cholesky_solve(l: &[f64], m: usize, b: &mut [f64]) {
-    use faer::linalg::triangular_solve::{
-        solve_lower_triangular_in_place, solve_upper_triangular_in_place,
-    };
-    use faer::reborrow::ReborrowMut;
-    use faer::{MatMut, MatRef, Par};
-    let l = MatRef::from_column_major_slice(l, m, m);
-    let mut x = MatMut::from_column_major_slice_mut(b, m, 1);
-    solve_lower_triangular_in_place(l, x.rb_mut(), Par::Seq);
-    solve_upper_triangular_in_place(l.transpose(), x, Par::Seq);
+    if l.len() != m * m || b.len() != m {
+        return;
+    }
+    // L y = b, column by column.
+    for c in 0..m {
+        let column = &l[c * m..(c + 1) * m];
+        b[c] /= column[c];
+        let yc = b[c];
+        axpy(-yc, &column[c + 1..], &mut b[c + 1..]);
+    }
+    // L^T x = y, from the last row up: row c of L^T is column c of L.
+    for c in (0..m).rev() {
+        let column = &l[c * m..(c + 1) * m];
+        b[c] = (b[c] - dot(&column[c + 1..], &b[c + 1..])) / column[c];
+    }
 }
 
 #[cfg(test)]
@@ -160,21 +164,30 @@ mod tests {
         a
     }
 
+    /// The factor multiplies back to the matrix and the solution solves
+    /// the system, across panel boundaries.
     #[test]
-    fn the_panelled_factor_solves_like_faers() {
-        use faer::linalg::solvers::Solve;
-        for m in [1, 5, 63, 64, 65, 200] {
+    fn the_panelled_factor_reproduces_the_matrix_and_solves_its_system() {
+        for m in [1, 5, 63, 64, 65, 130, 200] {
             let a = spd(m);
             let b: Vec<f64> = (0..m).map(|i| (i as f64).sin()).collect();
             let mut l = a.clone();
             assert!(cholesky_until(&mut l, m, &Stop::never()).unwrap());
+            for r in 0..m {
+                for c in 0..=r {
+                    let product: f64 = (0..=c).map(|k| l[k * m + r] * l[k * m + c]).sum();
+                    let want = a[c * m + r];
+                    assert!(
+                        (product - want).abs() < 1e-12 * m as f64,
+                        "m={m} ({r}, {c})"
+                    );
+                }
+            }
             let mut x = b.clone();
             cholesky_solve(&l, m, &mut x);
-            let faer_a = faer::Mat::<f64>::from_fn(m, m, |i, j| a[j * m + i]);
-            let faer_b = faer::Mat::<f64>::from_fn(m, 1, |i, _| b[i]);
-            let want = faer_a.llt(faer::Side::Lower).unwrap().solve(&faer_b);
-            for i in 0..m {
-                assert!((x[i] - want[(i, 0)]).abs() < 1e-12, "m={m} i={i}");
+            for r in 0..m {
+                let ax: f64 = (0..m).map(|c| a[c * m + r] * x[c]).sum();
+                assert!((ax - b[r]).abs() < 1e-12, "m={m} row {r}");
             }
         }
     }

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::gram::RowGram;
+use super::linalg::{self, cholesky_until};
 use super::model::{Fitted, GramSolver, Model, Role, Rows};
 use super::{FitError, LinearModel, Prepared};
 use crate::cv::Fold;
@@ -159,12 +160,13 @@ impl GramSolver for LeastSquares {
                 yc.as_slice()
                     .map(|s| s.to_vec())
                     .unwrap_or_else(|| yc.to_vec()),
+                stop,
             )?;
             xc.t().dot(&ndarray::Array1::from(alpha))
         } else {
             let gram = xc.t().dot(&xc);
             let rhs = xc.t().dot(&yc);
-            ndarray::Array1::from(self.solve(gram, false, rhs.to_vec())?)
+            ndarray::Array1::from(self.solve(gram, false, rhs.to_vec(), stop)?)
         };
         stop.check()?;
         self.finish(coef, &x_mean, y_mean)
@@ -200,7 +202,7 @@ impl GramSolver for LeastSquares {
             y_mean = y_rows.iter().sum::<f64>() / n as f64;
         }
         let yc: Vec<f64> = y_rows.iter().map(|v| v - y_mean).collect();
-        let alpha = self.solve(g, self.fit_intercept, yc)?;
+        let alpha = self.solve(g, self.fit_intercept, yc, stop)?;
         // Xcᵀ α = Xᵀ α - x̄ Σα, row by row.
         let mut coef = ndarray::Array1::<f64>::zeros(p);
         for (&r, &a) in rows.iter().zip(&alpha) {
@@ -217,18 +219,24 @@ impl GramSolver for LeastSquares {
 impl LeastSquares {
     /// `(G + ridge·I)⁻¹ b`, or with no ridge `G⁺ b` (`b` orthogonal to the
     /// ones vector when `centred`).
-    fn solve(&self, mut gram: Array2<f64>, centred: bool, b: Vec<f64>) -> Result<Vec<f64>, FitError> {
+    fn solve(
+        &self,
+        mut gram: Array2<f64>,
+        centred: bool,
+        b: Vec<f64>,
+        stop: &Stop,
+    ) -> Result<Vec<f64>, FitError> {
         if self.ridge > 0.0 {
             // Positive definite: one Cholesky factorisation, as
             // scikit-learn's `cholesky` solver; the pseudo-inverse only if
             // rounding defeats it.
             gram.diag_mut().mapv_inplace(|v| v + self.ridge);
-            return match ridge_cholesky(&gram, &b) {
+            return match ridge_cholesky(&gram, &b, stop)? {
                 Some(x) => Ok(x),
                 None => pseudo_solve(self.model, &gram, b),
             };
         }
-        match cholesky_solve(&gram, centred, &b) {
+        match cholesky_solve(&gram, centred, &b, stop)? {
             Some(x) => Ok(x),
             None => pseudo_solve(self.model, &gram, b),
         }
@@ -256,17 +264,24 @@ impl LeastSquares {
     }
 }
 
+/// The lower Cholesky factor of the symmetric `a` (column major), or `None`
+/// when it is not positive definite.
+fn cholesky(a: &Array2<f64>, stop: &Stop) -> Result<Option<Vec<f64>>, FitError> {
+    let m = a.nrows();
+    // Row-major order of a symmetric matrix is its column-major order.
+    let mut l: Vec<f64> = a.iter().copied().collect();
+    Ok(cholesky_until(&mut l, m, stop)?.then_some(l))
+}
+
 /// `A⁻¹ b` for a positive definite `A` by Cholesky; `None` where the
 /// factorisation fails or the solution is not finite.
-fn ridge_cholesky(a: &Array2<f64>, b: &[f64]) -> Option<Vec<f64>> {
-    use faer::linalg::solvers::Solve;
-    let m = a.nrows();
-    let llt = faer::Mat::<f64>::from_fn(m, m, |i, j| a[[i, j]])
-        .llt(faer::Side::Lower)
-        .ok()?;
-    let x = llt.solve(&faer::Mat::<f64>::from_fn(m, 1, |i, _| b[i]));
-    let out: Vec<f64> = (0..m).map(|i| x[(i, 0)]).collect();
-    out.iter().all(|v| v.is_finite()).then_some(out)
+fn ridge_cholesky(a: &Array2<f64>, b: &[f64], stop: &Stop) -> Result<Option<Vec<f64>>, FitError> {
+    let Some(l) = cholesky(a, stop)? else {
+        return Ok(None);
+    };
+    let mut x = b.to_vec();
+    linalg::cholesky_solve(&l, a.nrows(), &mut x);
+    Ok(x.iter().all(|v| v.is_finite()).then_some(x))
 }
 
 /// Largest condition number for which the Cholesky path is taken: far below
@@ -284,64 +299,71 @@ const CHOLESKY_MAX_CONDITION: f64 = 1e6;
 /// The condition is estimated by inverse iteration on the factor; `None`
 /// for anything not clearly well conditioned, which goes the
 /// eigendecomposition's way, with its exact cut-off.
-fn cholesky_solve(gram: &Array2<f64>, centred: bool, b: &[f64]) -> Option<Vec<f64>> {
-    use faer::linalg::solvers::Solve;
+fn cholesky_solve(
+    gram: &Array2<f64>,
+    centred: bool,
+    b: &[f64],
+    stop: &Stop,
+) -> Result<Option<Vec<f64>>, FitError> {
     let m = gram.nrows();
     if m == 0 {
-        return None;
+        return Ok(None);
     }
     let trace: f64 = (0..m).map(|i| gram[[i, i]]).sum();
     if !(trace.is_finite() && trace > 0.0) {
-        return None;
+        return Ok(None);
     }
     // The centring null space (the ones vector) gets a typical eigenvalue.
     let shift = if centred { trace / (m * m) as f64 } else { 0.0 };
-    let a = faer::Mat::<f64>::from_fn(m, m, |i, j| gram[[i, j]] + shift);
-    let llt = a.llt(faer::Side::Lower).ok()?;
+    let Some(l) = cholesky(&gram.mapv(|v| v + shift), stop)? else {
+        return Ok(None);
+    };
+    let norm = |v: &[f64]| linalg::dot(v, v).sqrt();
     // λ_max(A) ≤ trace(A); λ_min(A) from four steps of inverse iteration,
     // from a start with a component along every eigenvector.
     let lambda_max = trace + shift * m as f64;
-    let mut v = faer::Mat::<f64>::from_fn(m, 1, |i, _| 1.0 + ((i * 7919) % 101) as f64 / 101.0);
+    let mut v: Vec<f64> = (0..m)
+        .map(|i| 1.0 + ((i * 7919) % 101) as f64 / 101.0)
+        .collect();
     let mut lambda_min = f64::INFINITY;
     for _ in 0..4 {
-        let norm = v.norm_l2();
-        let w = llt.solve(&v);
-        let grown = w.norm_l2() / norm;
+        let before = norm(&v);
+        linalg::cholesky_solve(&l, m, &mut v);
+        let grown = norm(&v) / before;
         if !(grown.is_finite() && grown > 0.0) {
-            return None;
+            return Ok(None);
         }
         lambda_min = 1.0 / grown;
-        v = w;
     }
     if lambda_max > CHOLESKY_MAX_CONDITION * lambda_min {
-        return None;
+        return Ok(None);
     }
-    let rhs = faer::Mat::<f64>::from_fn(m, 1, |i, _| b[i]);
-    let x = llt.solve(&rhs);
-    let out: Vec<f64> = (0..m).map(|i| x[(i, 0)]).collect();
-    out.iter().all(|v| v.is_finite()).then_some(out)
+    let mut x = b.to_vec();
+    linalg::cholesky_solve(&l, m, &mut x);
+    Ok(x.iter().all(|v| v.is_finite()).then_some(x))
 }
 
-/// `G^+ b` for a symmetric positive semi-definite `G`.
+/// `G^+ b` for a symmetric positive semi-definite `G`, through its
+/// eigendecomposition (nalgebra's): eigenvalues under the cut-off count as
+/// zero.
 fn pseudo_solve(model: &'static str, gram: &Array2<f64>, b: Vec<f64>) -> Result<Vec<f64>, FitError> {
     let m = gram.nrows();
-    let g = faer::Mat::<f64>::from_fn(m, m, |i, j| gram[[i, j]]);
-    let eig = g
-        .self_adjoint_eigen(faer::Side::Lower)
-        .map_err(|_| FitError::Numerical {
-            model,
-            reason: "eigendecomposition did not converge",
-        })?;
-    let (values, vectors) = (eig.S(), eig.U());
-    let lambda_max = (0..m).map(|k| values[k]).fold(0.0f64, f64::max);
+    let g = nalgebra::DMatrix::<f64>::from_fn(m, m, |i, j| gram[[i, j]]);
+    // The implicit QR iteration takes two or three steps per eigenvalue;
+    // LAPACK gives up after 30, and so does this (0 would mean no bound).
+    let eig = nalgebra::SymmetricEigen::try_new(g, f64::EPSILON, 30 * m + 30).ok_or(FitError::Numerical {
+        model,
+        reason: "eigendecomposition did not converge",
+    })?;
+    let (values, vectors) = (&eig.eigenvalues, &eig.eigenvectors);
+    let lambda_max = values.iter().copied().fold(0.0f64, f64::max);
     let cutoff = EIGEN_CUTOFF * lambda_max;
     let mut out = vec![0.0; m];
-    for k in 0..m {
-        let l = values[k];
+    for (k, &l) in values.iter().enumerate() {
         if l <= cutoff {
             continue;
         }
-        let u = vectors.col(k);
+        let u = vectors.column(k);
         let coeff = (0..m).map(|i| u[i] * b[i]).sum::<f64>() / l;
         for (i, o) in out.iter_mut().enumerate() {
             *o += coeff * u[i];
@@ -427,10 +449,10 @@ mod tests {
         let xc = &x - &mean.insert_axis(Axis(0));
         let gram = xc.dot(&xc.t());
         let yc: Vec<f64> = y.iter().map(|v| v - y.mean().unwrap()).collect();
-        assert!(cholesky_solve(&gram, true, &yc).is_none());
+        assert!(cholesky_solve(&gram, true, &yc, &Stop::never()).unwrap().is_none());
         let ols = LinearRegressionParams::DEFAULT.problem();
         assert_eq!(
-            ols.solve(gram.clone(), true, yc.clone()).unwrap(),
+            ols.solve(gram.clone(), true, yc.clone(), &Stop::never()).unwrap(),
             pseudo_solve("LinearRegression", &gram, yc).unwrap()
         );
     }
@@ -442,7 +464,9 @@ mod tests {
         let xc = &x - &mean.insert_axis(Axis(0));
         let gram = xc.dot(&xc.t());
         let yc: Vec<f64> = y.iter().map(|v| v - y.mean().unwrap()).collect();
-        let fast = cholesky_solve(&gram, true, &yc).expect("well conditioned");
+        let fast = cholesky_solve(&gram, true, &yc, &Stop::never())
+            .unwrap()
+            .expect("well conditioned");
         let exact = pseudo_solve("LinearRegression", &gram, yc).unwrap();
         let scale = exact.iter().map(|v| v.abs()).fold(0.0, f64::max);
         assert!(max_diff(&fast, &exact) <= 1e-10 * scale);

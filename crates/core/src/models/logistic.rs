@@ -276,8 +276,7 @@ impl Problem<'_> {
         grad: &[f64],
         stop: &Stop,
     ) -> Result<Vec<f64>, FitError> {
-        use faer::linalg::matmul::matmul;
-        use faer::{Accum, MatMut, MatRef, Par};
+        use ndarray::{linalg::general_mat_mul, ArrayView2, ArrayViewMut2, ShapeBuilder};
         let (n, p, d) = (self.x.nrows(), self.x.ncols(), self.dims());
         let mut hess = vec![0.0; d * d];
         let mut rows = vec![0.0; CHUNK * d];
@@ -288,15 +287,13 @@ impl Problem<'_> {
             for (k, i) in (start..start + count).enumerate() {
                 self.scaled_row(i, weights[i].sqrt(), &mut rows[k * d..(k + 1) * d]);
             }
-            let u = MatRef::from_column_major_slice(&rows[..count * d], d, count);
-            matmul(
-                MatMut::from_column_major_slice_mut(&mut hess, d, d),
-                Accum::Add,
-                u,
-                u.transpose(),
-                1.0,
-                Par::Seq,
-            );
+            let (Ok(u), Ok(mut h)) = (
+                ArrayView2::from_shape((d, count).f(), &rows[..count * d]),
+                ArrayViewMut2::from_shape((d, d).f(), &mut hess[..]),
+            ) else {
+                return Err(NOT_DEFINITE); // not reached: the shapes are the slices'
+            };
+            general_mat_mul(1.0, &u, &u.t(), 1.0, &mut h);
         }
         for j in 0..p {
             hess[j * d + j] += self.inv_c;
