@@ -25,29 +25,35 @@ use anyhow::{bail, Context as _, Result};
 use stacking_service::server::Role;
 
 use args::{Cli, Command};
+use tracing_subscriber::filter::LevelFilter;
 
 /// A served function logs to stdout (its container's log); the commands a
 /// user runs (`run`, `invoke`, `client`, ...) log to stderr, so that their
 /// stdout (tables, `--json` lines) stays clean. Colour only on a terminal,
 /// and never with `NO_COLOR` set.
-fn init_logging(default: &str, to_stdout: bool) {
+///
+/// `RUST_LOG` is read as levels by target (`debug`, `stacking_service=debug,info`):
+/// tracing's `Targets` filter, which needs no regular-expression engine as
+/// its `EnvFilter` does; one that does not parse leaves the default.
+fn init_logging(default: LevelFilter, to_stdout: bool) {
     use std::io::IsTerminal;
+    use tracing_subscriber::{filter::Targets, fmt, layer::SubscriberExt, util::SubscriberInitExt};
     let filter = settings::env("RUST_LOG")
-        .and_then(|f| tracing_subscriber::EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(default));
+        .and_then(|f| f.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(default));
     let terminal = if to_stdout {
         std::io::stdout().is_terminal()
     } else {
         std::io::stderr().is_terminal()
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let layer = fmt::layer()
         .with_target(false)
         .with_ansi(terminal && !settings::env_is_set("NO_COLOR"));
+    let registry = tracing_subscriber::registry().with(filter);
     let _ = if to_stdout {
-        builder.try_init()
+        registry.with(layer).try_init()
     } else {
-        builder.with_writer(std::io::stderr).try_init()
+        registry.with(layer.with_writer(std::io::stderr)).try_init()
     };
 }
 
@@ -307,7 +313,14 @@ fn main() -> std::process::ExitCode {
         cli.command,
         Command::Driver(_) | Command::Trainer(_) | Command::Reducer(_) | Command::Metatrainer(_)
     );
-    init_logging(if serving { "info" } else { "warn" }, serving);
+    init_logging(
+        if serving {
+            LevelFilter::INFO
+        } else {
+            LevelFilter::WARN
+        },
+        serving,
+    );
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -131,7 +131,7 @@ pub static SETTINGS: &[Setting] = &[
     // The process.
     Setting::env("RUST_LOG", EVERY_COMMAND)
         .described("info for the functions, warn for the other commands")
-        .allowed("a tracing filter, e.g. debug or stacking_service=debug,info")
+        .allowed("levels by target, e.g. debug or stacking_service=debug,info (tracing's Targets syntax)")
         .meaning("What is logged. The functions log to stdout, the other commands to stderr."),
     Setting::env("NO_COLOR", EVERY_COMMAND)
         .allowed("set to anything")
