@@ -62,7 +62,7 @@ impl std::fmt::Debug for FaultProxy {
 impl FaultProxy {
     /// A proxy on a free loopback port to `upstream`, carrying everything.
     pub fn start(upstream: SocketAddr) -> std::io::Result<Self> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let listener = crate::process::bind_loopback()?;
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let (fault, watching) = watch::channel(Fault::None);

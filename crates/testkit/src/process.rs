@@ -180,10 +180,13 @@ impl Drop for Proc {
     }
 }
 
-/// Ports [`free_port`] has handed out in this process. The tests of one
-/// binary run in parallel, and once a probe socket is closed the kernel may
-/// offer its port again before the child meant to take it has bound it: a
-/// run once found another test's driver on its metatrainer's port.
+/// Ports [`free_port`] has handed out in this process, and the ports of the
+/// listeners [`bind_loopback`] made. The tests of one binary run in
+/// parallel, and once a probe socket is closed the kernel may offer its port
+/// again before the child meant to take it has bound it: a run once found
+/// another test's driver on its metatrainer's port, and another the
+/// metatrainer's fault proxy (a listener of the test itself) on the
+/// trainer's port.
 static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
@@ -205,6 +208,38 @@ pub fn free_port() -> std::io::Result<u16> {
         std::io::ErrorKind::AddrInUse,
         "the kernel kept offering ports this process has handed out already",
     ))
+}
+
+/// A listener on a loopback port that [`free_port`] has not handed out, and
+/// will not: every in-process server of the tests binds through this, so
+/// that none takes a port a child is about to bind.
+pub fn bind_loopback() -> std::io::Result<std::net::TcpListener> {
+    // Refused listeners stay open until one is found, so that the kernel
+    // offers another port each time.
+    let mut refused = Vec::new();
+    for _ in 0..64 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let port = listener.local_addr()?.port();
+        let fresh = HANDED_OUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(port);
+        if fresh {
+            return Ok(listener);
+        }
+        refused.push(listener);
+    }
+    Err(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        "the kernel kept offering ports this process has handed out already",
+    ))
+}
+
+/// [`bind_loopback`] for a tokio runtime.
+pub fn bind_loopback_tokio() -> std::io::Result<tokio::net::TcpListener> {
+    let listener = bind_loopback()?;
+    listener.set_nonblocking(true)?;
+    tokio::net::TcpListener::from_std(listener)
 }
 
 /// Whether the gRPC health service on `127.0.0.1:port` answers SERVING.
@@ -247,7 +282,7 @@ pub async fn wait_serving(
 /// A loopback port that accepts connections and never says anything: a
 /// hung peer. Its connections are held open until the runtime ends.
 pub async fn silent_peer() -> std::io::Result<std::net::SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let listener = bind_loopback_tokio()?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         let mut held = Vec::new();

@@ -22,7 +22,7 @@ pub struct ZipkinCollector {
 impl ZipkinCollector {
     /// Starts on a free loopback port.
     pub fn start() -> std::io::Result<Self> {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let listener = crate::process::bind_loopback()?;
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let spans = Arc::new(Mutex::new(Vec::new()));

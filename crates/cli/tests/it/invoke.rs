@@ -151,11 +151,7 @@ async fn csv_rows_equal_completed_requests() {
 
 #[test]
 fn errors_are_counted_when_the_target_is_down() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = stacking_testkit::process::free_port().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let (ok, text) = invoke_status(dir.path(), port, "10", "0.5", &[]);
     assert!(!ok, "every request failed, yet exit 0: {text}");

@@ -302,9 +302,8 @@ async fn missing_keys_zero_trainers_and_mismatched_shapes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn storage_down_is_unavailable_within_bounded_time() {
     // A port nothing listens on.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let endpoint = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
+    let closed = stacking_testkit::process::free_port().unwrap();
+    let endpoint = format!("http://127.0.0.1:{closed}");
     let store = std::sync::Arc::new(
         stacking_storage::s3::open(&config(&endpoint, ACCESS, SECRET)).unwrap(),
     );
@@ -350,9 +349,8 @@ async fn storage_down_is_unavailable_within_bounded_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_trainer_is_unavailable() {
     let stack = start(StackOpts::default()).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = closed.local_addr().unwrap();
-    drop(closed);
+    let closed = stacking_testkit::process::free_port().unwrap();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], closed));
     let driver = stacking_service::driver::Driver::new(
         stacking_service::driver::DriverConfig::new(
             addr.to_string(),

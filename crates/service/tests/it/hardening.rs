@@ -389,11 +389,10 @@ async fn a_client_that_disconnects_mid_call_leaves_no_objects_and_stops_the_work
 /// has nothing listening: any call it made would be `UNAVAILABLE`, so a run
 /// that fails otherwise was refused before any work.
 fn inline_driver_of_nothing(plan: RunPlan) -> Driver {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let closed = format!(
+        "127.0.0.1:{}",
+        stacking_testkit::process::free_port().unwrap()
+    );
     let cfg = DriverConfig::new(closed.clone(), closed.clone(), closed, plan);
     let ds = default_dataset();
     let ctx = Context::new(Route::Inline, 2, 2);

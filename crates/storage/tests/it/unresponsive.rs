@@ -44,7 +44,7 @@ async fn a_silent_endpoint_is_unavailable_in_bounded_time() {
 /// crypto provider.
 #[tokio::test]
 async fn an_https_endpoint_uses_tls_and_fails_cleanly_when_the_peer_hangs_up() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = stacking_testkit::process::bind_loopback().unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         for stream in listener.incoming().take(16) {

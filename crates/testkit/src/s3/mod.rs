@@ -52,7 +52,7 @@ impl S3Server {
     pub fn start_with_threads(threads: usize) -> std::io::Result<Self> {
         let state = MemoryS3::default();
         state.add_bucket(BUCKET);
-        let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let std_listener = crate::process::bind_loopback()?;
         let addr: SocketAddr = std_listener.local_addr()?;
         let (stop, thread) = serve(state.clone(), std_listener, threads)?;
         Ok(Self {

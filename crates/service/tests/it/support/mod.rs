@@ -176,7 +176,7 @@ pub fn dataset_bytes(rows: usize, cols: usize) -> bytes::Bytes {
 
 /// Serves `role` on a loopback port until the test ends.
 pub async fn serve_on_loopback(role: stacking_service::server::Role) -> std::net::SocketAddr {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = stacking_testkit::process::bind_loopback_tokio().unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(stacking_service::server::serve(
         listener,
