@@ -191,23 +191,9 @@ static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 /// A loopback port that was free a moment ago and that this process has not
-/// handed out before.
+/// handed out before: [`bind_loopback`]'s, its listener closed.
 pub fn free_port() -> std::io::Result<u16> {
-    for _ in 0..64 {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let mut taken = HANDED_OUT
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if taken.insert(port) {
-            return Ok(port);
-        }
-    }
-    Err(std::io::Error::new(
-        std::io::ErrorKind::AddrInUse,
-        "the kernel kept offering ports this process has handed out already",
-    ))
+    Ok(bind_loopback()?.local_addr()?.port())
 }
 
 /// A listener on a loopback port that [`free_port`] has not handed out, and

@@ -193,7 +193,11 @@ fn read_reply(reader: &mut impl BufRead) -> std::io::Result<Reply> {
         "+" => Ok(Reply::Status),
         ":" => Ok(Reply::Integer(number()?)),
         "$" => {
-            let mut buf = vec![0; usize::try_from(number()?).unwrap_or(0) + 2];
+            // `$-1`, a nil reply, has no body to read.
+            let Ok(len) = usize::try_from(number()?) else {
+                return Ok(Reply::Bulk(String::new()));
+            };
+            let mut buf = vec![0; len + 2];
             reader.read_exact(&mut buf)?;
             buf.truncate(buf.len() - 2);
             Ok(Reply::Bulk(String::from_utf8_lossy(&buf).into_owned()))
