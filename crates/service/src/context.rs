@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::error::StepError;
 use crate::route::Route;
 use crate::settings::{Limits, Transfer};
+use crate::shared_reads::{ReadBy, SharedReads};
 use crate::trace::{Kind, Span, Tracer};
 
 /// Shared state of one function process.
@@ -33,6 +34,8 @@ pub struct Context {
     hard_stop: CancellationToken,
     /// Computations running on the blocking pool, abandoned ones included.
     running: Arc<std::sync::atomic::AtomicUsize>,
+    /// Store reads in flight, shared by the requests that need the same object.
+    reads: Arc<SharedReads>,
 }
 
 /// A result handed on: inline bytes or a key (the other one empty).
@@ -69,6 +72,7 @@ impl Context {
             limits: Limits::default(),
             hard_stop: CancellationToken::new(),
             running: Arc::default(),
+            reads: Arc::default(),
         }
     }
 
@@ -161,7 +165,10 @@ impl Context {
         ))
     }
 
-    /// The payload from its inline bytes if present, else from the store by key.
+    /// The payload from its inline bytes if present, else from the store by
+    /// key, in one read with any concurrent request of the same run that
+    /// asks for the same object ([`SharedReads`]); the bytes count as read
+    /// by the request whose read it was, once.
     pub async fn fetch(
         &self,
         inline: &Bytes,
@@ -180,9 +187,12 @@ impl Context {
         }
         let mut span = parent.child(format!("storage get {what}"), Some(Kind::Client));
         span.tag("storage.key", key);
-        let data = self.required_store()?.get(key).await?;
+        let (data, by) = self.reads.get(self.required_store()?, key).await?;
         span.tag("storage.bytes", data.len());
-        moved.read += data.len() as u64;
+        match by {
+            ReadBy::Itself => moved.read += data.len() as u64,
+            ReadBy::Another => span.tag("storage.shared", true),
+        }
         Ok(data)
     }
 
@@ -369,11 +379,13 @@ impl Context {
 
 /// Requests a function admits at once per compute slot when it reads and
 /// writes a store. Each holds at most its fetched inputs (a dataset, or a
-/// run's models and predictions) while it waits. 8 let 16 concurrent
-/// trainers of a 2-core trainer read in one round trip, but held 16
-/// datasets at once, past the peak-memory goal; 4 read them in two
-/// (docs/benchmarks.md, "Store round trips", has the figures).
-pub const STORE_REQUESTS_PER_JOB: usize = 4;
+/// run's models and predictions) while it waits; the requests of one run
+/// that read the same object share one read and one copy of it
+/// ([`SharedReads`]). 8 let 16 concurrent trainers of a 2-core trainer read
+/// in one round trip; 4 read them in two, which was kept while each request
+/// held a dataset of its own (docs/benchmarks.md, "Store round trips", has
+/// the figures).
+pub const STORE_REQUESTS_PER_JOB: usize = 8;
 
 /// INLINE requests carry their payloads, so admitting more than can compute
 /// would only hold more of them; through a store, requests wait for a

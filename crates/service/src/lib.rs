@@ -42,6 +42,7 @@ pub mod rpc;
 pub mod server;
 mod services;
 pub mod settings;
+mod shared_reads;
 mod steps;
 pub mod trace;
 

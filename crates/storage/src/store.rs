@@ -84,7 +84,7 @@ pub fn check_key(key: &str) -> Result<(), StorageError> {
 
 /// Why a storage operation failed. Keys are kept whole; messages show them
 /// through [`shown_key`].
-#[derive(Debug, Error)]
+#[derive(Debug, Clone, Error)]
 pub enum StorageError {
     /// No object under the key.
     #[error("object {} not found in {store}", shown_key(.key))]

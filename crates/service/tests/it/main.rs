@@ -16,4 +16,5 @@ mod models;
 mod pending_dataset;
 mod progress;
 mod reflection;
+mod shared_reads;
 mod support;

@@ -35,6 +35,11 @@ impl S3Server {
     pub fn request_count(&self) -> usize {
         self.0.request_count()
     }
+
+    /// Holds every request `latency` before it is handled.
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.0.set_latency(latency);
+    }
 }
 
 pub fn config(endpoint: &str, access: &str, secret: &str) -> S3Config {
