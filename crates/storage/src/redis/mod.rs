@@ -81,7 +81,12 @@ pub fn open(cfg: &RedisConfig) -> Result<RedisStore, StorageError> {
     if let Some(password) = &cfg.password {
         settings = settings.set_password(password);
     }
-    info = info.set_redis_settings(settings);
+    // Commands go out as soon as they are written, not held back until the
+    // previous segment is acknowledged (Nagle's algorithm), as Redis itself
+    // does on its side.
+    info = info
+        .set_redis_settings(settings)
+        .set_tcp_settings(::redis::io::tcp::TcpSettings::default().set_nodelay(true));
     let client = ::redis::Client::open(info)
         .map_err(|e| StorageError::Config(format!("Redis address {}: {e}", cfg.url)))?;
     Ok(RedisStore {
