@@ -10,7 +10,7 @@ use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::tree::{grow, Growth, SortedColumns, Tree, TreeLimits};
+use super::tree::{grow, root_lists, Growth, SortedColumns, Tree, TreeLimits};
 use super::model::{Fitted, Model, Role, Rows};
 use super::{FitError, FittedState, InvalidModel, Prepared};
 use crate::cv::Fold;
@@ -265,6 +265,14 @@ impl<const SINGLE: bool> Model for TreesParams<SINGLE> {
             .map(drop)
     }
 
+    /// The sorted columns (8 bytes a value) and the orders of the nodes
+    /// being split, two trees' worth (8 bytes a value each): a tree's lists
+    /// hold at most every row once per feature, and the second tree's root
+    /// waits, filled, while the first grows.
+    fn fit_memory_bytes(&self, n: usize, p: usize) -> u64 {
+        (n as u64).saturating_mul(p as u64).saturating_mul(24)
+    }
+
     /// No tree is counted: a forest's size depends on the data.
     fn fitted_bytes(&self, _n: usize, _p: usize) -> u64 {
         0
@@ -382,17 +390,32 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
             node_budget: MAX_FOREST_NODES,
             stop,
         };
-        let trees = self
-            .tree_seeds()
-            .iter()
-            .enumerate()
-            .map(|(k, &seed)| {
-                let weight = weights(k, seed);
+        let seeds = self.tree_seeds();
+        let mut trees = Vec::with_capacity(seeds.len());
+        // Two trees' roots are picked out of the columns together (one read
+        // of each column for both), then each tree grows from its root.
+        for (pair, seeds) in seeds.chunks(2).enumerate() {
+            let pair_weights: Vec<Cow<'w, [f64]>> = seeds
+                .iter()
+                .enumerate()
+                .map(|(i, &seed)| weights(2 * pair + i, seed))
+                .collect();
+            let views: Vec<&[f64]> = pair_weights.iter().map(|w| &w[..]).collect();
+            let roots = root_lists(data, &views);
+            for ((&seed, weight), root) in seeds.iter().zip(&views).zip(roots) {
+                growth.stop.check()?;
                 let mut rs = NumpyRandomState::new(seed);
                 let rand_r_seed = rs.randint(0, i64::from(RAND_R_MAX)) as u32;
-                grow(data, &y, &weight, &limits, rand_r_seed, &mut growth)
-            })
-            .collect::<Result<_, _>>()?;
+                trees.push(grow(
+                    data,
+                    (&y, weight),
+                    Some(root),
+                    &limits,
+                    rand_r_seed,
+                    &mut growth,
+                )?);
+            }
+        }
         Ok(Forest { trees })
     }
 }

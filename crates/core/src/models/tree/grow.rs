@@ -36,10 +36,27 @@ struct Split {
 /// Grows one tree on the rows with non-zero `weight`, adding at most
 /// `*node_budget` nodes (and taking them off it), checking `stop` at every
 /// node.
+/// The root lists of the trees whose row weights are `weights`, filled
+/// together, to hand to [`grow`].
+pub fn root_lists(data: &SortedColumns, weights: &[&[f64]]) -> Vec<RootLists> {
+    NodeLists::roots(data, weights)
+        .into_iter()
+        .map(RootLists)
+        .collect()
+}
+
+/// A root's rows in every feature's order (see [`root_lists`]).
+pub struct RootLists(NodeLists);
+
+/// Grows one tree on the rows with non-zero `weight`, adding at most
+/// `growth.node_budget` nodes (and taking them off it), checking the stop
+/// flag at every node. `root`, from [`root_lists`] with the same weights,
+/// gives the root's rows in every feature's order instead of picking them
+/// out of the columns.
 pub fn grow(
     data: &SortedColumns,
-    y: &[f64],
-    weight: &[f64],
+    (y, weight): (&[f64], &[f64]),
+    root: Option<RootLists>,
     limits: &TreeLimits,
     rand_r_seed: u32,
     growth: &mut Growth<'_>,
@@ -77,7 +94,7 @@ pub fn grow(
             n_node_samples: Vec::new(),
         },
     };
-    builder.run(growth)?;
+    builder.run(root.map(|r| r.0), growth)?;
     Ok(builder.tree)
 }
 
@@ -127,7 +144,7 @@ fn impurity_of(sw: f64, swy: f64, swy2: f64) -> f64 {
 }
 
 impl Builder<'_> {
-    fn run(&mut self, growth: &mut Growth<'_>) -> Result<(), FitError> {
+    fn run(&mut self, root: Option<NodeLists>, growth: &mut Growth<'_>) -> Result<(), FitError> {
         let rows: Vec<u32> = (0..self.data.n as u32)
             .filter(|&r| self.weight[r as usize] != 0.0)
             .collect();
@@ -135,13 +152,14 @@ impl Builder<'_> {
             return Ok(());
         }
         let (sw, swy, swy2) = sums(&rows, self.y, self.weight);
+        let n_root = rows.len();
         let mut stack = vec![NodeRecord {
             rows,
             depth: 0,
             parent: None,
             impurity: impurity_of(sw, swy, swy2),
             n_constant_features: 0,
-            lists: None,
+            lists: root.filter(|lists| lists.len == n_root),
         }];
         while let Some(mut rec) = stack.pop() {
             growth.stop.check()?;

@@ -115,5 +115,5 @@ mod lists;
 mod scan;
 mod sorted;
 
-pub use grow::{grow, Growth, TreeLimits};
+pub use grow::{grow, root_lists, Growth, TreeLimits};
 pub use sorted::SortedColumns;
