@@ -3,7 +3,9 @@
 //! bookkeeping, its node order.
 
 use super::lists::NodeLists;
-use super::scan::{reciprocal_table, scan_members, FeatureScan, NodeSums, RowStat};
+use super::scan::{
+    reciprocal_table, scan_members, scan_whole_distinct, FeatureScan, NodeSums, RowStat,
+};
 use super::sorted::SortedColumns;
 use super::{Tree, EPSILON, FEATURE_THRESHOLD, TREE_LEAF, TREE_UNDEFINED};
 use crate::models::FitError;
@@ -408,6 +410,9 @@ impl Builder<'_> {
         };
         let stats = &self.row_stats[..];
         let (best, last) = match &self.reciprocal_pairs {
+            Some(pairs) if self.data.distinct(feature) => {
+                scan_whole_distinct(members, stats, pairs, node, msl, floor)
+            }
             Some(pairs) => scan_members::<true>(members, stats, pairs, node, msl, floor),
             None => scan_members::<false>(members, stats, &[], node, msl, floor),
         };

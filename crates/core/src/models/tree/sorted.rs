@@ -1,6 +1,8 @@
 //! Every column of a dataset as float32, sorted once per fit and shared by
 //! every tree of a forest.
 
+use super::FEATURE_THRESHOLD;
+
 /// Every column of the training rows as float32, sorted once: for feature `f`,
 /// `values[f * n..(f + 1) * n]` ascending and `rows[...]` the row of each value.
 pub struct SortedColumns {
@@ -8,6 +10,10 @@ pub struct SortedColumns {
     pub(super) p: usize,
     values: Vec<f32>,
     rows: Vec<u32>,
+    /// Per feature: every two neighbouring values are more than
+    /// `FEATURE_THRESHOLD` apart, so that between any two rows of any node
+    /// lies a candidate split and the scan need not compare values.
+    distinct: Vec<bool>,
 }
 
 /// Maps a float32 to an integer with the same order (IEEE-754 total order).
@@ -46,6 +52,7 @@ fn sort_columns(
     columns: std::ops::Range<usize>,
     values: &mut [f32],
     rows: &mut [u32],
+    distinct: &mut [bool],
 ) {
     let n = x.nrows();
     let first = columns.start;
@@ -59,18 +66,24 @@ fn sort_columns(
             }
         }
     }
-    for ((column, values), rows) in keys
+    for (((column, values), rows), distinct) in keys
         .chunks_mut(n)
         .zip(values.chunks_mut(n))
         .zip(rows.chunks_mut(n))
+        .zip(distinct)
     {
         // Stable on the value key: rows were written in ascending order, so
         // ties stay in row order, as sorting the whole u64 orders them.
         radsort::sort_by_key(column, |k| (k >> 32) as u32);
-        for ((&k, value), row) in column.iter().zip(values).zip(rows) {
+        for ((&k, value), row) in column.iter().zip(values.iter_mut()).zip(rows) {
             *row = (k & 0xFFFF_FFFF) as u32;
             *value = from_order_key((k >> 32) as u32);
         }
+        // Sorted, so when every value is more than the threshold above the
+        // one before, any later value is too (rounding is monotonic).
+        *distinct = values
+            .windows(2)
+            .all(|pair| f64::from(pair[1]) > f64::from(pair[0]) + FEATURE_THRESHOLD);
     }
 }
 
@@ -85,22 +98,36 @@ impl SortedColumns {
         let (n, p) = x.dim();
         let mut values = vec![0.0f32; n * p];
         let mut rows = vec![0u32; n * p];
+        let mut distinct = vec![false; p];
         if n > 0 && p > 0 {
             // Whole tiles of columns per thread.
             let per_thread = p.div_ceil(threads.max(1)).div_ceil(KEY_TILE) * KEY_TILE;
             let parts = values
                 .chunks_mut(per_thread * n)
                 .zip(rows.chunks_mut(per_thread * n))
+                .zip(distinct.chunks_mut(per_thread))
                 .enumerate()
-                .map(|(t, (values, rows))| {
+                .map(|(t, ((values, rows), distinct))| {
                     let first = t * per_thread;
-                    (first..first + values.len() / n, values, rows)
+                    (first..first + values.len() / n, values, rows, distinct)
                 });
-            crate::parallel::on_parts(parts, |(columns, values, rows)| {
-                sort_columns(x, columns, values, rows)
+            crate::parallel::on_parts(parts, |(columns, values, rows, distinct)| {
+                sort_columns(x, columns, values, rows, distinct)
             });
         }
-        Self { n, p, values, rows }
+        Self {
+            n,
+            p,
+            values,
+            rows,
+            distinct,
+        }
+    }
+
+    /// Whether feature `f`'s neighbouring values are all more than
+    /// `FEATURE_THRESHOLD` apart.
+    pub(super) fn distinct(&self, f: usize) -> bool {
+        self.distinct.get(f).copied().unwrap_or(false)
     }
 
     pub fn n_features(&self) -> usize {
@@ -143,6 +170,19 @@ mod tests {
                 |v: &[(f32, u32)]| v.iter().map(|(a, r)| (a.to_bits(), *r)).collect::<Vec<_>>();
             assert_eq!(bits(&got), bits(&expected), "feature {f}");
         }
+        // Every column here has ties (or values closer than the threshold).
+        assert!((0..p).all(|f| !sorted.distinct(f)));
+        let spread = ndarray::Array2::from_shape_fn((n, 3), |(i, f)| match f {
+            0 => (i * 7 % n) as f64,
+            1 => (i * 7 % n) as f64 * 1e-8,
+            _ => (i % 5) as f64,
+        });
+        let spread = SortedColumns::new(spread.view());
+        assert_eq!(
+            (0..3).map(|f| spread.distinct(f)).collect::<Vec<_>>(),
+            [true, false, false],
+            "apart by 1, by 1e-8 (under the threshold), ties"
+        );
         for threads in [2, 3, 64] {
             let parallel = SortedColumns::with_threads(x.view(), threads);
             assert_eq!(parallel.rows, sorted.rows, "{threads} threads");
