@@ -167,7 +167,7 @@ impl Context {
 
     /// The payload from its inline bytes if present, else from the store by
     /// key, in one read with any concurrent request of the same run that
-    /// asks for the same object ([`SharedReads`]); the bytes count as read
+    /// asks for the same object (`shared_reads.rs`); the bytes count as read
     /// by the request whose read it was, once.
     pub async fn fetch(
         &self,
@@ -381,7 +381,7 @@ impl Context {
 /// writes a store. Each holds at most its fetched inputs (a dataset, or a
 /// run's models and predictions) while it waits; the requests of one run
 /// that read the same object share one read and one copy of it
-/// ([`SharedReads`]). 8 let 16 concurrent trainers of a 2-core trainer read
+/// (`shared_reads.rs`). 8 let 16 concurrent trainers of a 2-core trainer read
 /// in one round trip; 4 read them in two, which was kept while each request
 /// held a dataset of its own (docs/benchmarks.md, "Store round trips", has
 /// the figures).
