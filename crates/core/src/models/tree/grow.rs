@@ -35,9 +35,6 @@ struct Split {
     threshold: f64,
 }
 
-/// Grows one tree on the rows with non-zero `weight`, adding at most
-/// `*node_budget` nodes (and taking them off it), checking `stop` at every
-/// node.
 /// The root lists of the trees whose row weights are `weights`, filled
 /// together, to hand to [`grow`].
 pub fn root_lists(data: &SortedColumns, weights: &[&[f64]]) -> Vec<RootLists> {
