@@ -257,7 +257,7 @@ async fn pump(
                         }
                     }
                 }
-                Fault::Latency(wait) => tokio::time::sleep_until(read_at + wait).await,
+                Fault::Latency(wait) => crate::hold::until(read_at + wait).await,
                 _ => {}
             }
             let mut chunk = &chunk[..];

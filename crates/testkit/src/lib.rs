@@ -11,6 +11,7 @@
 //! server's downloads rather than our functions.
 
 pub mod fault_proxy;
+pub mod hold;
 pub mod mutation;
 pub mod process;
 pub mod redis;

@@ -178,10 +178,11 @@ fn serve(
                             let service = service.clone();
                             requests.fetch_add(1, Ordering::Relaxed);
                             let wait = latency.load(Ordering::Relaxed);
+                            let arrived = tokio::time::Instant::now();
                             async move {
                                 if wait > 0 {
-                                    tokio::time::sleep(std::time::Duration::from_micros(wait))
-                                        .await;
+                                    let wait = std::time::Duration::from_micros(wait);
+                                    crate::hold::until(arrived + wait).await;
                                 }
                                 hyper::service::Service::call(&service, req).await
                             }
