@@ -1,15 +1,14 @@
-//! Holding a request or a chunk for a set latency, to the tenth of a
+//! Holding a request or a chunk for a set latency, to well under a
 //! millisecond.
 //!
 //! tokio's timer counts whole milliseconds, rounds a deadline up to the next
-//! one and fires from the runtime's next wake-up: a request the testkit S3
-//! server held for "20 ms" took 20 ms plus 1.5 ms or so. The services bench
-//! divides the time a call gains by the latency to count round trips, so
-//! every round trip it counted at 20 ms carried 7% too much (a fixed 50-60
-//! ms over the 38 round trips of 16 sequential trainers, which showed as
-//! three round trips that were not there). The timer now takes the wait to
-//! two milliseconds before the deadline, and a blocking thread's sleep
-//! (`nanosleep`) the rest.
+//! one and fires from the runtime's next wake-up, so a hold by the timer
+//! alone lasts longer than asked. The services bench divides the time a call
+//! gains by the latency to count round trips, and that excess, paid on every
+//! request one after another, showed as round trips that were not there
+//! (measured in docs/benchmarks.md, "Store round trips"). The timer takes the
+//! wait to two milliseconds before the deadline, and a blocking thread's
+//! sleep (`nanosleep`) the rest.
 
 use std::time::Duration;
 

@@ -32,9 +32,9 @@ impl NodeLists {
 
     /// The roots' lists of trees grown on the same columns, tree `t`'s root
     /// holding the rows whose `weights[t]` is not zero, filled in one pass
-    /// over each column for all of them: picking a root's rows out of every
-    /// column was a fifth of a forest's time, and the column is read once
-    /// instead of once per tree.
+    /// over each column for all of them: the column is read once instead of
+    /// once per tree, and the rows go straight into the lists rather than
+    /// through the scan's scratch (docs/benchmarks.md has the times).
     pub(super) fn roots(data: &SortedColumns, weights: &[&[f64]]) -> Vec<Self> {
         // Each tree's membership as 0 or 1 per row, read with the row.
         let members: Vec<Vec<usize>> = weights
