@@ -11,7 +11,8 @@ use thiserror::Error;
 use crate::cv::{kfold, stratified_kfold, Fold, FoldError};
 use crate::metrics::{roc_auc, MetricError};
 use crate::models::{
-    ConvergenceWarning, FitError, FittedModel, InvalidModel, ModelSpec, PredictError, RoleError,
+    ConvergenceWarning, FitError, FittedModel, FoldsData, InvalidModel, ModelSpec, PredictError,
+    RoleError,
 };
 use crate::parallel::run_jobs;
 use crate::stop::Stop;
@@ -162,7 +163,15 @@ pub fn train_level0_until(
 ) -> Result<Level0Output, StackError> {
     spec.check_level0()?;
     let folds = kfold(x.nrows(), N_FOLDS)?;
-    let prepared = spec.prepare(x, &folds, threads);
+    let prepared = spec.prepare(
+        &FoldsData {
+            x: x.view(),
+            y: y.view(),
+            folds: &folds,
+            threads,
+        },
+        stop,
+    );
     let all_rows: Vec<usize> = (0..x.nrows()).collect();
     // Job k < N_FOLDS fits fold k and predicts its test rows; the last job is the full fit.
     let job = |k: usize| -> Result<FoldJob, StackError> {

@@ -15,9 +15,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::linalg::{axpy, column_major, dot};
-use super::model::{Fitted, Model, Role, Rows};
+use super::model::{Fitted, FoldsData, Model, Role, Rows};
 use super::{FitError, FittedState, LinearModel, Prepared};
-use crate::cv::Fold;
 use crate::params::{non_negative, tolerance, ConfigError, ParamReader, SOLVER_ITER};
 use crate::stop::Stop;
 
@@ -117,8 +116,8 @@ impl<const LASSO: bool> Model for DescentParams<LASSO> {
             .map(FittedState::Linear)
     }
 
-    fn prepare(&self, x: ArrayView2<f64>, _folds: &[Fold], _threads: usize) -> Prepared {
-        Prepared::ColumnMajor(ColumnMajor::of(x))
+    fn prepare(&self, data: &FoldsData<'_>, _stop: &Stop) -> Prepared {
+        Prepared::ColumnMajor(ColumnMajor::of(data.x))
     }
 
     fn max_iter(&self) -> Option<usize> {

@@ -10,9 +10,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::gram::CrossFoldGram;
-use super::model::{Fitted, Model, Prediction, Role, Rows};
+use super::model::{Fitted, FoldsData, Model, Prediction, Role, Rows};
 use super::{FitError, FittedState, InvalidModel, Prepared};
-use crate::cv::Fold;
 use crate::params::{ConfigError, IntRange, ParamReader};
 use crate::stop::{Stop, StopReason};
 
@@ -116,8 +115,9 @@ impl Model for KnnParams {
 
     /// With more features than rows, the rows' products across folds, once
     /// for all folds.
-    fn prepare(&self, x: ArrayView2<f64>, folds: &[Fold], threads: usize) -> Prepared {
-        CrossFoldGram::of_threads(x, folds, threads).map_or(Prepared::Nothing, Prepared::CrossFold)
+    fn prepare(&self, data: &FoldsData<'_>, _stop: &Stop) -> Prepared {
+        CrossFoldGram::of_threads(data.x, data.folds, data.threads)
+            .map_or(Prepared::Nothing, Prepared::CrossFold)
     }
 
     fn predict_fold(&self, data: &Rows<'_>, test: &[usize], stop: &Stop) -> Prediction {

@@ -17,9 +17,8 @@ use serde_json::{json, Value};
 
 use super::gram::RowGram;
 use super::linalg::{self, cholesky_until};
-use super::model::{Fitted, GramSolver, Model, Role, Rows};
+use super::model::{Fitted, FoldsData, GramSolver, Model, Role, Rows};
 use super::{FitError, LinearModel, Prepared};
-use crate::cv::Fold;
 use crate::params::{non_negative, ConfigError, ParamReader};
 use crate::stop::Stop;
 
@@ -96,8 +95,8 @@ impl<const RIDGE: bool> Model for LeastSquaresParams<RIDGE> {
 
     /// With more features than rows, the rows' Gram matrix, once for all
     /// folds.
-    fn prepare(&self, x: ArrayView2<f64>, _folds: &[Fold], threads: usize) -> Prepared {
-        RowGram::of_threads(x, threads).map_or(Prepared::Nothing, Prepared::RowGram)
+    fn prepare(&self, data: &FoldsData<'_>, _stop: &Stop) -> Prepared {
+        RowGram::of_threads(data.x, data.threads).map_or(Prepared::Nothing, Prepared::RowGram)
     }
 }
 

@@ -9,9 +9,8 @@ use serde_json::{json, Value};
 
 use super::gram::RowGram;
 use super::linalg::{axpy, dot};
-use super::model::{Fitted, GramSolver, Model, Role, Rows};
+use super::model::{Fitted, FoldsData, GramSolver, Model, Role, Rows};
 use super::{FitError, LinearModel, Prepared};
-use crate::cv::Fold;
 use crate::params::{non_negative, positive, tolerance, ConfigError, ParamReader, SOLVER_ITER};
 use crate::rng::NumpyRandomState;
 use crate::stop::Stop;
@@ -133,8 +132,8 @@ impl Model for LinearSvrParams {
         data.fit_linear(self, stop)
     }
 
-    fn prepare(&self, x: ArrayView2<f64>, _folds: &[Fold], threads: usize) -> Prepared {
-        RowGram::of_threads(x, threads).map_or(Prepared::Nothing, Prepared::RowGram)
+    fn prepare(&self, data: &FoldsData<'_>, _stop: &Stop) -> Prepared {
+        RowGram::of_threads(data.x, data.threads).map_or(Prepared::Nothing, Prepared::RowGram)
     }
 
     fn max_iter(&self) -> Option<usize> {

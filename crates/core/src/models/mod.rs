@@ -52,7 +52,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 pub use invalid::InvalidModel;
-pub use model::{parse, DynModel, Fitted, GramSolver, Model, Prediction, Role, Rows};
+pub use model::{parse, DynModel, Fitted, FoldsData, GramSolver, Model, Prediction, Role, Rows};
 pub use spec::{ConvergenceWarning, Prepared, RoleError};
 
 use crate::stop::{Stop, StopReason};

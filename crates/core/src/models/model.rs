@@ -37,6 +37,19 @@ pub struct Rows<'a> {
     pub prepared: &'a Prepared,
 }
 
+/// Every row of a cross-validation and its folds, for [`Model::prepare`].
+#[derive(Clone, Copy)]
+pub struct FoldsData<'a> {
+    /// Every row the folds were made from.
+    pub x: ArrayView2<'a, f64>,
+    /// Their targets.
+    pub y: ArrayView1<'a, f64>,
+    /// The folds; every fold's train rows, then all rows, are fitted.
+    pub folds: &'a [Fold],
+    /// Threads the preparation may use.
+    pub threads: usize,
+}
+
 impl<'a> Rows<'a> {
     /// `x` and `y` of these rows: views when they are all the rows in
     /// order (a full fit), else copies.
@@ -124,9 +137,10 @@ pub trait Model: Clone + PartialEq + std::fmt::Debug + Send + Sync + 'static {
     /// ends early with [`FitError::Stopped`] once `stop` is set.
     fn fit(&self, data: &Rows<'_>, stop: &Stop) -> Fitted;
 
-    /// What the folds' fits can share, computed once on all of `x` (on up
-    /// to `threads` threads, the same result for any count).
-    fn prepare(&self, _x: ArrayView2<f64>, _folds: &[Fold], _threads: usize) -> Prepared {
+    /// What the folds' fits can share, computed once on all of `data` (on
+    /// up to `data.threads` threads, the same result for any count); may
+    /// stop short once `stop` is set, each fit then checking it.
+    fn prepare(&self, _data: &FoldsData<'_>, _stop: &Stop) -> Prepared {
         Prepared::Nothing
     }
 
@@ -182,7 +196,7 @@ pub trait DynModel: Send + Sync + std::fmt::Debug {
     /// [`Model::fit`].
     fn fit_state(&self, data: &Rows<'_>, stop: &Stop) -> Fitted;
     /// [`Model::prepare`].
-    fn prepare_folds(&self, x: ArrayView2<f64>, folds: &[Fold], threads: usize) -> Prepared;
+    fn prepare_folds(&self, data: &FoldsData<'_>, stop: &Stop) -> Prepared;
     /// [`Model::predict_fold`].
     fn predict_prepared_fold(&self, data: &Rows<'_>, test: &[usize], stop: &Stop) -> Prediction;
     /// [`Model::max_iter`].
@@ -212,8 +226,8 @@ impl<M: Model> DynModel for M {
         self.fit(data, stop)
     }
 
-    fn prepare_folds(&self, x: ArrayView2<f64>, folds: &[Fold], threads: usize) -> Prepared {
-        self.prepare(x, folds, threads)
+    fn prepare_folds(&self, data: &FoldsData<'_>, stop: &Stop) -> Prepared {
+        self.prepare(data, stop)
     }
 
     fn predict_prepared_fold(&self, data: &Rows<'_>, test: &[usize], stop: &Stop) -> Prediction {

@@ -10,10 +10,12 @@ use ndarray::{Array1, ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
-use super::tree::{grow, root_lists, Growth, SortedColumns, Tree, TreeLimits};
-use super::model::{Fitted, Model, Role, Rows};
+use super::model::{Fitted, FoldsData, Model, Role, Rows};
+use super::tree::{
+    grow, grow_shallow, grows_shallow, root_lists, Growth, ShallowTree, SortedColumns, Tree,
+    TreeLimits,
+};
 use super::{FitError, FittedState, InvalidModel, Prepared};
-use crate::cv::Fold;
 use crate::params::{ConfigError, IntRange, ParamReader};
 use crate::rng::{NumpyRandomState, RAND_R_MAX};
 use crate::stop::Stop;
@@ -241,11 +243,18 @@ impl<const SINGLE: bool> Model for TreesParams<SINGLE> {
         params
     }
 
-    /// On the columns `prepare` sorted once for every fold (or sorted here).
+    /// The trees `prepare` grew for these rows, or grown on the columns it
+    /// sorted once for every fold (or sorted here).
     fn fit(&self, data: &Rows<'_>, stop: &Stop) -> Fitted {
         let sorted;
         let columns: &SortedColumns = match data.prepared {
-            Prepared::Sorted(columns) => columns,
+            Prepared::Forest(prepared) => {
+                if let Some(forest) = prepared.grown_for(data.rows) {
+                    stop.check()?;
+                    return Ok(FittedState::Forest(forest.clone()));
+                }
+                &prepared.columns
+            }
             _ => {
                 sorted = SortedColumns::new(data.x);
                 &sorted
@@ -255,8 +264,26 @@ impl<const SINGLE: bool> Model for TreesParams<SINGLE> {
             .map(FittedState::Forest)
     }
 
-    fn prepare(&self, x: ArrayView2<f64>, _folds: &[Fold], threads: usize) -> Prepared {
-        Prepared::Sorted(SortedColumns::with_threads(x, threads))
+    /// The columns sorted once; shallow trees are grown here for every fit
+    /// at once, their levels scanned together (`tree::grow_shallow`).
+    fn prepare(&self, data: &FoldsData<'_>, stop: &Stop) -> Prepared {
+        let columns = SortedColumns::with_threads(data.x, data.threads);
+        let fits: Vec<Vec<usize>> = data
+            .folds
+            .iter()
+            .map(|fold| fold.train.clone())
+            .chain(std::iter::once((0..data.x.nrows()).collect()))
+            .collect();
+        let y: Vec<f64> = data.y.to_vec();
+        // Stopped or refused here, each fit grows its own and meets the
+        // same stop or error.
+        let grown = self
+            .grow_shallow_fits(&columns, &y, &fits, data.threads, stop)
+            .ok()
+            .flatten()
+            .map(|forests| fits.into_iter().zip(forests).collect())
+            .unwrap_or_default();
+        Prepared::Forest(PreparedForest { columns, grown })
     }
 
     fn check_state(&self, state: &FittedState, n_features: usize) -> Result<(), InvalidModel> {
@@ -268,14 +295,38 @@ impl<const SINGLE: bool> Model for TreesParams<SINGLE> {
     /// The sorted columns (8 bytes a value) and the orders of the nodes
     /// being split, two trees' worth (8 bytes a value each): a tree's lists
     /// hold at most every row once per feature, and the second tree's root
-    /// waits, filled, while the first grows.
+    /// waits, filled, while the first grows. Shallow trees grown by levels
+    /// hold instead 64 bytes a row for the level's lanes and 128 per thread
+    /// (two) for a column's sums and estimates, and three levels' scans of
+    /// 16 lanes of 32 bytes per feature.
     fn fit_memory_bytes(&self, n: usize, p: usize) -> u64 {
-        (n as u64).saturating_mul(p as u64).saturating_mul(24)
+        let (n, p) = (n as u64, p as u64);
+        n.saturating_mul(p)
+            .saturating_mul(24)
+            .saturating_add(n.saturating_mul(64 + 2 * 128))
+            .saturating_add(p.saturating_mul(3 * 16 * 32))
     }
 
     /// No tree is counted: a forest's size depends on the data.
     fn fitted_bytes(&self, _n: usize, _p: usize) -> u64 {
         0
+    }
+}
+
+/// What a forest's folds share: the columns sorted once, and the trees
+/// grown for each fit's rows when they were grown together.
+pub struct PreparedForest {
+    columns: SortedColumns,
+    grown: Vec<(Vec<usize>, Forest)>,
+}
+
+impl PreparedForest {
+    /// The forest grown for exactly these rows, if any.
+    fn grown_for(&self, rows: &[usize]) -> Option<&Forest> {
+        self.grown
+            .iter()
+            .find(|(fit, _)| fit[..] == *rows)
+            .map(|(_, forest)| forest)
     }
 }
 
@@ -313,6 +364,98 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
         counts
     }
 
+    /// Each tree's weights on a fit on `rows` of `n`: bootstrap draws over
+    /// the rows' positions (or ones), zero outside them.
+    fn fit_weights(&self, seed: u32, rows: &[usize], n: usize) -> Vec<f64> {
+        let mut weight = vec![0.0; n];
+        if self.bootstrap {
+            let counts = Self::bootstrap_counts(seed, rows.len());
+            for (&row, c) in rows.iter().zip(counts) {
+                weight[row] = c;
+            }
+        } else {
+            for &row in rows {
+                weight[row] = 1.0;
+            }
+        }
+        weight
+    }
+
+    /// The seed of a tree's feature draws (`rand_r`) from its tree seed.
+    fn rand_r_seed(seed: u32) -> u32 {
+        let mut rs = NumpyRandomState::new(seed);
+        rs.randint(0, i64::from(RAND_R_MAX)) as u32
+    }
+
+    /// Every fit's forest (for each of `fits`' rows), its trees grown level
+    /// by level together with every other fit's, 16 at a time, when the
+    /// trees are shallow enough (`tree::grows_shallow`); `None` when they
+    /// are not. The same trees as [`Self::grow_forest_rows`] grows.
+    fn grow_shallow_fits(
+        &self,
+        data: &SortedColumns,
+        y: &[f64],
+        fits: &[Vec<usize>],
+        threads: usize,
+        stop: &Stop,
+    ) -> Result<Option<Vec<Forest>>, FitError> {
+        let weights =
+            |fit: usize, _, seed| Cow::Owned(self.fit_weights(seed, &fits[fit], y.len()));
+        self.grow_shallow_with(data, y, fits.len(), weights, threads, stop)
+    }
+
+    /// [`Self::grow_shallow_fits`] for `fits` fits, tree `k` of fit `j`
+    /// grown on the weights `weights(j, k, seed)`.
+    fn grow_shallow_with<'w>(
+        &self,
+        data: &SortedColumns,
+        y: &[f64],
+        fits: usize,
+        mut weights: impl FnMut(usize, usize, u32) -> Cow<'w, [f64]>,
+        threads: usize,
+        stop: &Stop,
+    ) -> Result<Option<Vec<Forest>>, FitError> {
+        let limits = self.shape.limits(data.n_features());
+        let seeds = self.tree_seeds();
+        // Every fit has its own node budget, as when grown apart.
+        let mut growth = Growth {
+            node_budget: MAX_FOREST_NODES.saturating_mul(fits),
+            stop,
+        };
+        let all: Vec<(usize, usize, u32)> = (0..fits)
+            .flat_map(|fit| {
+                let seeds = &seeds;
+                seeds.iter().enumerate().map(move |(k, &seed)| (fit, k, seed))
+            })
+            .collect();
+        let mut forests: Vec<Forest> = (0..fits).map(|_| Forest { trees: Vec::new() }).collect();
+        // Weights are made a batch at a time: all of them at once would be
+        // fits × trees × rows.
+        for batch in all.chunks(super::tree::LANES) {
+            let batch_weights: Vec<Cow<'w, [f64]>> = batch
+                .iter()
+                .map(|&(fit, k, seed)| weights(fit, k, seed))
+                .collect();
+            let views: Vec<&[f64]> = batch_weights.iter().map(|w| &w[..]).collect();
+            if !grows_shallow(data, y, &views, &limits) {
+                return Ok(None);
+            }
+            let trees: Vec<ShallowTree<'_>> = batch
+                .iter()
+                .zip(&views)
+                .map(|(&(_, _, seed), weight)| ShallowTree {
+                    weight,
+                    rand_r_seed: Self::rand_r_seed(seed),
+                })
+                .collect();
+            let grown = grow_shallow(data, y, &trees, &limits, threads, &mut growth)?;
+            for (&(fit, _, _), tree) in batch.iter().zip(grown) {
+                forests[fit].trees.push(tree);
+            }
+        }
+        Ok(Some(forests))
+    }
+
     /// Fits on the subset `rows` of the matrix `data` was sorted from, as if
     /// fitted on those rows alone: bootstrap draws are made over the subset's
     /// positions, and rows outside it get weight zero. Lets cross-validation
@@ -327,20 +470,7 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
         self.grow_trees(
             data,
             y,
-            |_, seed| {
-                let mut weight = vec![0.0; y.len()];
-                if self.bootstrap {
-                    let counts = Self::bootstrap_counts(seed, rows.len());
-                    for (&row, c) in rows.iter().zip(counts) {
-                        weight[row] = c;
-                    }
-                } else {
-                    for &row in rows {
-                        weight[row] = 1.0;
-                    }
-                }
-                Cow::Owned(weight)
-            },
+            |_, seed| Cow::Owned(self.fit_weights(seed, rows, y.len())),
             stop,
         )
     }
@@ -376,7 +506,8 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
     }
 
     /// Grows one tree per seed on `data`, tree `k` on the row weights
-    /// `weights(k, seed)`, all of them within one node budget.
+    /// `weights(k, seed)`, all of them within one node budget: level by
+    /// level when they are shallow enough, else depth first.
     fn grow_trees<'w>(
         &self,
         data: &SortedColumns,
@@ -384,8 +515,25 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
         mut weights: impl FnMut(usize, u32) -> Cow<'w, [f64]>,
         stop: &Stop,
     ) -> Result<Forest, FitError> {
-        let limits = self.shape.limits(data.n_features());
+        let y_all: Vec<f64> = y.to_vec();
+        let one_fit = |_, k, seed| weights(k, seed);
+        let shallow = self.grow_shallow_with(data, &y_all, 1, one_fit, 1, stop)?;
+        match shallow.and_then(|forests| forests.into_iter().next()) {
+            Some(forest) => Ok(forest),
+            None => self.grow_depth_first(data, y, weights, stop),
+        }
+    }
+
+    /// [`Self::grow_trees`], every tree grown depth first.
+    fn grow_depth_first<'w>(
+        &self,
+        data: &SortedColumns,
+        y: ArrayView1<f64>,
+        mut weights: impl FnMut(usize, u32) -> Cow<'w, [f64]>,
+        stop: &Stop,
+    ) -> Result<Forest, FitError> {
         let y: Vec<f64> = y.to_vec();
+        let limits = self.shape.limits(data.n_features());
         let mut growth = Growth {
             node_budget: MAX_FOREST_NODES,
             stop,
@@ -404,14 +552,12 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
             let roots = root_lists(data, &views);
             for ((&seed, weight), root) in seeds.iter().zip(&views).zip(roots) {
                 growth.stop.check()?;
-                let mut rs = NumpyRandomState::new(seed);
-                let rand_r_seed = rs.randint(0, i64::from(RAND_R_MAX)) as u32;
                 trees.push(grow(
                     data,
                     (&y, weight),
                     Some(root),
                     &limits,
-                    rand_r_seed,
+                    Self::rand_r_seed(seed),
                     &mut growth,
                 )?);
             }
@@ -479,5 +625,73 @@ mod tests {
         let exact = params.fit_weighted(x, y, &halves).unwrap();
         assert!(whole.trees.iter().map(|t| t.value.len()).sum::<usize>() > 4 * 15);
         assert_eq!(whole, exact);
+    }
+
+    /// Shallow trees grown a level at a time, many trees' nodes scanned
+    /// together, are the trees grown depth first, bit for bit: on columns
+    /// of distinct values and with ties, for several `min_samples_leaf`,
+    /// depths 1 and 2, more trees than one batch of lanes, with bootstrap
+    /// or not, on a fold's rows and on all, on one thread or two.
+    #[test]
+    fn shallow_trees_grown_by_levels_are_the_trees_grown_depth_first() {
+        let distinct = generated(160, 30);
+        // Halves: most columns hold each value many times over.
+        let tied = crate::dataset::Dataset::new(
+            distinct.x().mapv(|v| (v * 2.0).round() / 2.0),
+            distinct.y().to_owned(),
+        )
+        .unwrap();
+        let n = distinct.n_samples();
+        let fits = [(0..n).filter(|r| r % 5 != 2).collect::<Vec<_>>(), (0..n).collect()];
+        let configs = [
+            json!({"n_estimators": 2, "max_depth": 2, "min_samples_leaf": 2, "random_state": 42}),
+            json!({"n_estimators": 21, "max_depth": 2, "random_state": 5}),
+            json!({"n_estimators": 5, "max_depth": 1, "min_samples_leaf": 4, "random_state": 8}),
+            json!({"n_estimators": 3, "max_depth": 2, "bootstrap": false,
+                   "min_samples_leaf": 5, "random_state": 2}),
+            json!({"n_estimators": 4, "max_depth": 2, "max_features": 0.6,
+                   "min_samples_split": 30, "random_state": 4}),
+        ];
+        let mut splits = 0;
+        for ds in [&distinct, &tied] {
+            let data = SortedColumns::new(ds.x().view());
+            let y = ds.y().to_vec();
+            for config in &configs {
+                let params =
+                    crate::models::parse::<RandomForestParams>(config.as_object().unwrap()).unwrap();
+                let stop = Stop::never();
+                let by_levels = |threads| {
+                    params
+                        .grow_shallow_fits(&data, &y, &fits, threads, &stop)
+                        .unwrap()
+                        .expect("shallow enough to grow by levels")
+                };
+                let (one, two) = (by_levels(1), by_levels(2));
+                assert_eq!(one, two, "{config}: one thread or two");
+                for (rows, forest) in fits.iter().zip(one) {
+                    let weights = |_, seed| Cow::Owned(params.fit_weights(seed, rows, n));
+                    let deep = params
+                        .grow_depth_first(&data, ds.y().view(), weights, &stop)
+                        .unwrap();
+                    assert_eq!(forest, deep, "{config}, {} rows", rows.len());
+                    splits += forest.trees.iter().map(|t| t.value.len() / 2).sum::<usize>();
+                }
+            }
+        }
+        assert!(splits > 100, "{splits} splits prove little");
+        // Deeper trees, fewer features drawn or other targets: depth first.
+        let y = distinct.y().to_vec();
+        let data = SortedColumns::new(distinct.x().view());
+        let halves: Vec<f64> = y.iter().map(|v| v * 0.5).collect();
+        for (config, y) in [
+            (json!({"n_estimators": 2, "max_depth": 3}), &y),
+            (json!({"n_estimators": 2, "max_depth": 2, "max_features": "sqrt"}), &y),
+            (json!({"n_estimators": 2, "max_depth": 2}), &halves),
+        ] {
+            let params =
+                crate::models::parse::<RandomForestParams>(config.as_object().unwrap()).unwrap();
+            let grown = params.grow_shallow_fits(&data, y, &fits, 1, &Stop::never());
+            assert_eq!(grown.unwrap(), None, "{config}");
+        }
     }
 }

@@ -8,10 +8,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use super::gram::{CrossFoldGram, RowGram};
-use super::model::{Role, Rows};
-use super::{check_fit_input, tree, FitError, FittedModel, FittedState};
+use super::model::{FoldsData, Role, Rows};
+use super::{check_fit_input, FitError, FittedModel, FittedState};
 use super::{ModelSpec, MODEL_NAMES};
-use crate::cv::Fold;
 use crate::params::{excerpt, short, ConfigError, ECHO_LIMIT};
 use crate::stop::Stop;
 
@@ -114,10 +113,11 @@ impl ModelSpec {
     }
 
     /// Precomputes what [`ModelSpec::fit_rows`] and
-    /// [`ModelSpec::predict_fold`] can share between the `folds`, on up to
-    /// `threads` threads (the same result for any count).
-    pub fn prepare(&self, x: ArrayView2<f64>, folds: &[Fold], threads: usize) -> Prepared {
-        self.model().prepare_folds(x, folds, threads)
+    /// [`ModelSpec::predict_fold`] can share between the folds of `data`
+    /// (the same result for any thread count); stops short once `stop` is
+    /// set.
+    pub fn prepare(&self, data: &FoldsData<'_>, stop: &Stop) -> Prepared {
+        self.model().prepare_folds(data, stop)
     }
 
     /// Fits on the rows `rows` of `x` and `y`; the same model as fitting on
@@ -267,8 +267,8 @@ impl TryFrom<Value> for ModelSpec {
 pub enum Prepared {
     /// Nothing to share.
     Nothing,
-    /// The forest's sorted columns.
-    Sorted(tree::SortedColumns),
+    /// The forest's sorted columns, and shallow trees grown for every fit.
+    Forest(super::random_forest::PreparedForest),
     /// The Gram matrix of the rows, for LinearRegression and LinearSVR (more
     /// features than rows).
     RowGram(RowGram),

@@ -2,6 +2,7 @@
 //! with the best splitter: its feature draw, its constant-feature
 //! bookkeeping, its node order.
 
+use super::levels::LaneScans;
 use super::lists::NodeLists;
 use super::scan::{
     reciprocal_table, scan_members, scan_whole_distinct, FeatureScan, NodeSums, RowStat,
@@ -18,6 +19,16 @@ pub struct TreeLimits {
     pub min_samples_split: usize,
     pub min_samples_leaf: usize,
     pub max_features: usize,
+}
+
+impl TreeLimits {
+    /// Whether a node at `depth` with `n_node` rows may be split (before
+    /// looking at its impurity).
+    pub(super) fn may_split(&self, depth: usize, n_node: usize) -> bool {
+        depth < self.max_depth
+            && n_node >= self.min_samples_split
+            && n_node >= 2 * self.min_samples_leaf
+    }
 }
 
 struct NodeRecord {
@@ -60,6 +71,45 @@ pub fn grow(
     rand_r_seed: u32,
     growth: &mut Growth<'_>,
 ) -> Result<Tree, FitError> {
+    let start = match root {
+        Some(root) => Start::Lists(root.0),
+        None => Start::Plain,
+    };
+    grow_from(data, (y, weight), start, limits, rand_r_seed, growth)
+}
+
+/// What a tree's growth starts from besides the columns.
+pub(super) enum Start<'a> {
+    /// Nothing: every node picks its rows out of the columns.
+    Plain,
+    /// The root's rows in every feature's order.
+    Lists(NodeLists),
+    /// The scans of the root and of its children, made ahead by a level.
+    Ahead(ScansAhead<'a>),
+}
+
+/// The scans of a tree's first nodes, made ahead ([`super::levels`]).
+#[derive(Clone, Copy, Default)]
+pub(super) struct ScansAhead<'a> {
+    pub(super) root: Option<LaneScans<'a>>,
+    pub(super) left: Option<LaneScans<'a>>,
+    pub(super) right: Option<LaneScans<'a>>,
+}
+
+/// [`grow`] from `start`.
+pub(super) fn grow_from(
+    data: &SortedColumns,
+    (y, weight): (&[f64], &[f64]),
+    start: Start<'_>,
+    limits: &TreeLimits,
+    rand_r_seed: u32,
+    growth: &mut Growth<'_>,
+) -> Result<Tree, FitError> {
+    let (root, ahead) = match start {
+        Start::Plain => (None, ScansAhead::default()),
+        Start::Lists(lists) => (Some(lists), ScansAhead::default()),
+        Start::Ahead(ahead) => (None, ahead),
+    };
     let reciprocal = reciprocal_table(weight);
     let whole = reciprocal.is_some();
     let mut builder = Builder {
@@ -84,6 +134,7 @@ pub fn grow(
         members: Vec::with_capacity(data.n + 1),
         reciprocal,
         reciprocal_pairs: whole.then(Vec::new),
+        ahead,
         tree: Tree {
             feature: Vec::new(),
             threshold: Vec::new(),
@@ -93,7 +144,7 @@ pub fn grow(
             n_node_samples: Vec::new(),
         },
     };
-    builder.run(root.map(|r| r.0), growth)?;
+    builder.run(root, growth)?;
     Ok(builder.tree)
 }
 
@@ -126,6 +177,8 @@ struct Builder<'a> {
     /// left count `c`, one load per candidate; `None` unless the weights are
     /// whole numbers.
     reciprocal_pairs: Option<Vec<[f64; 2]>>,
+    /// Scans of the first nodes made ahead, read instead of scanning.
+    ahead: ScansAhead<'a>,
     tree: Tree,
 }
 
@@ -137,7 +190,7 @@ fn sums(rows: &[u32], y: &[f64], w: &[f64]) -> (f64, f64, f64) {
     })
 }
 
-fn impurity_of(sw: f64, swy: f64, swy2: f64) -> f64 {
+pub(super) fn impurity_of(sw: f64, swy: f64, swy2: f64) -> f64 {
     let mean = swy / sw;
     swy2 / sw - mean * mean
 }
@@ -193,17 +246,24 @@ impl Builder<'_> {
                     swy,
                 };
                 self.pair_reciprocals(count);
+                let ahead = match (rec.depth, rec.parent) {
+                    (0, None) => self.ahead.root,
+                    (1, Some((_, true))) => self.ahead.left,
+                    (1, Some((_, false))) => self.ahead.right,
+                    _ => None,
+                };
                 // Keep the orders the scan picks out only when a child may
-                // be split in turn.
+                // be split in turn (and is not scanned ahead).
                 let mut lists = rec.lists.take().or_else(|| {
-                    self.may_split(
-                        rec.depth + 1,
-                        n_node.saturating_sub(self.limits.min_samples_leaf),
-                    )
+                    (ahead.is_none()
+                        && self.may_split(
+                            rec.depth + 1,
+                            n_node.saturating_sub(self.limits.min_samples_leaf),
+                        ))
                     .then(|| NodeLists::new(n_node, self.data.p))
                 });
                 let (best, constants) =
-                    self.best_split(&node, rec.n_constant_features, lists.as_mut());
+                    self.best_split(&node, rec.n_constant_features, ahead, lists.as_mut());
                 rec.lists = lists;
                 n_constant = constants;
                 split = best;
@@ -294,22 +354,19 @@ impl Builder<'_> {
         }
     }
 
-    /// Whether a node at `depth` with `n_node` rows may be split (before
-    /// looking at its impurity).
     fn may_split(&self, depth: usize, n_node: usize) -> bool {
-        let limits = self.limits;
-        depth < limits.max_depth
-            && n_node >= limits.min_samples_split
-            && n_node >= 2 * limits.min_samples_leaf
+        self.limits.may_split(depth, n_node)
     }
 
     /// scikit-learn's `node_split_best`. Returns the split (if any) and the
-    /// number of constant features to hand to the children. `lists` holds
-    /// the node's known feature orders and keeps those its scan picks out.
+    /// number of constant features to hand to the children. `ahead` holds
+    /// the node's scans made ahead, if any; `lists` the node's known feature
+    /// orders, and keeps those its scan picks out.
     fn best_split(
         &mut self,
         node: &NodeSums,
         n_known_constants: usize,
+        ahead: Option<LaneScans<'_>>,
         mut lists: Option<&mut NodeLists>,
     ) -> (Option<Split>, usize) {
         let p = self.data.p;
@@ -335,8 +392,11 @@ impl Builder<'_> {
             }
             f_j += n_found_constants;
             let feature = self.features[f_j];
-            let scan = self.scan_feature(feature, node, best_proxy, lists.as_deref_mut());
-            if scan.last <= scan.first + FEATURE_THRESHOLD {
+            let scan = match ahead.and_then(|scans| scans.get(feature)) {
+                Some(scan) => scan,
+                None => self.scan_feature(feature, node, best_proxy, lists.as_deref_mut()),
+            };
+            if scan.constant {
                 self.features.swap(f_j, n_total_constants);
                 n_found_constants += 1;
                 n_total_constants += 1;
@@ -413,9 +473,9 @@ impl Builder<'_> {
             Some(pairs) => scan_members::<true>(members, stats, pairs, node, msl, floor),
             None => scan_members::<false>(members, stats, &[], node, msl, floor),
         };
+        let first = members.first().map_or(f64::NAN, |&(v, _)| f64::from(v));
         FeatureScan {
-            first: members.first().map_or(f64::NAN, |&(v, _)| f64::from(v)),
-            last,
+            constant: last <= first + FEATURE_THRESHOLD,
             best,
         }
     }

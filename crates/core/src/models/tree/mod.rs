@@ -14,9 +14,14 @@
 //! each column is sorted once per fit ([`SortedColumns`], shared by all trees of
 //! a forest) and a node's rows are picked out of that order by a linear scan.
 //!
+//! Shallow trees (`max_depth` at most 2, as the benchmark's) are grown a
+//! level at a time instead, many trees' nodes scanned together
+//! ([`levels`]), to the same trees.
+//!
 //! One file per part: [`sorted`] (the columns sorted once), [`grow`] (the
 //! depth-first growth and scikit-learn's feature draw), `lists` (the feature
-//! orders a node hands its children) and `scan` (one feature's split search).
+//! orders a node hands its children), `scan` (one feature's split search)
+//! and [`levels`] (shallow trees a level at a time).
 
 use serde::{Deserialize, Serialize};
 
@@ -111,9 +116,11 @@ impl Tree {
 }
 
 mod grow;
+mod levels;
 mod lists;
 mod scan;
 mod sorted;
 
 pub use grow::{grow, root_lists, Growth, TreeLimits};
+pub use levels::{grow_shallow, grows_shallow, ShallowTree, LANES};
 pub use sorted::SortedColumns;

@@ -123,7 +123,7 @@ pub(super) fn scan_whole_distinct(
 
 /// scikit-learn's threshold between neighbouring values `prev < v`: their
 /// midpoint, or `prev` where the midpoint rounds up to `v` or overflows.
-fn split_threshold(prev: f64, v: f64) -> f64 {
+pub(super) fn split_threshold(prev: f64, v: f64) -> f64 {
     let threshold = prev / 2.0 + v / 2.0;
     if threshold == v || threshold.is_infinite() {
         prev
@@ -169,9 +169,12 @@ pub(super) struct RowStat {
     pub(super) count: u32,
 }
 
+/// What one feature's scan in a node found: whether the feature is constant
+/// there (its values within `FEATURE_THRESHOLD`), and the first best split
+/// (its proxy and threshold).
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct FeatureScan {
-    pub(super) first: f64,
-    pub(super) last: f64,
+    pub(super) constant: bool,
     pub(super) best: Option<(f64, f64)>,
 }
 

@@ -134,6 +134,20 @@ impl SortedColumns {
         self.p
     }
 
+    /// Feature `f`'s rows in its order.
+    pub(super) fn column_rows(&self, f: usize) -> &[u32] {
+        self.rows
+            .get(f * self.n..(f + 1) * self.n)
+            .unwrap_or_default()
+    }
+
+    /// Feature `f`'s values in order.
+    pub(super) fn column_values(&self, f: usize) -> &[f32] {
+        self.values
+            .get(f * self.n..(f + 1) * self.n)
+            .unwrap_or_default()
+    }
+
     pub(super) fn column(&self, f: usize) -> impl Iterator<Item = (f32, u32)> + '_ {
         let range = f * self.n..(f + 1) * self.n;
         self.values[range.clone()]
