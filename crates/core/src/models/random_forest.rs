@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::model::{Fitted, FoldsData, Model, Role, Rows};
 use super::tree::{
-    grow, grow_shallow, grows_shallow, root_lists, Growth, ShallowTree, SortedColumns, Tree,
+    grow, grow_shallow, root_lists, Growth, ShallowTree, SortedColumns, Tree,
     TreeLimits,
 };
 use super::{FitError, FittedState, InvalidModel, Prepared};
@@ -389,7 +389,7 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
 
     /// Every fit's forest (for each of `fits`' rows), its trees grown level
     /// by level together with every other fit's, 16 at a time, when the
-    /// trees are shallow enough (`tree::grows_shallow`); `None` when they
+    /// trees are shallow enough (`tree::grow_shallow`); `None` when they
     /// are not. The same trees as [`Self::grow_forest_rows`] grows.
     fn grow_shallow_fits(
         &self,
@@ -437,9 +437,6 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
                 .map(|&(fit, k, seed)| weights(fit, k, seed))
                 .collect();
             let views: Vec<&[f64]> = batch_weights.iter().map(|w| &w[..]).collect();
-            if !grows_shallow(data, y, &views, &limits) {
-                return Ok(None);
-            }
             let trees: Vec<ShallowTree<'_>> = batch
                 .iter()
                 .zip(&views)
@@ -448,7 +445,9 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
                     rand_r_seed: Self::rand_r_seed(seed),
                 })
                 .collect();
-            let grown = grow_shallow(data, y, &trees, &limits, threads, &mut growth)?;
+            let Some(grown) = grow_shallow(data, y, &trees, &limits, threads, &mut growth)? else {
+                return Ok(None);
+            };
             for (&(fit, _, _), tree) in batch.iter().zip(grown) {
                 forests[fit].trees.push(tree);
             }

@@ -16,7 +16,7 @@
 //! instead of scanning, drawing features in scikit-learn's order.
 //!
 //! What makes the packing exact: targets 0 or 1 and whole weights adding up
-//! to less than 2^16 ([`grows_shallow`]). Every row between two of a node's
+//! to less than 2^16. Every row between two of a node's
 //! rows is a candidate (within the range `min_samples_leaf` leaves) only
 //! where values are more than `FEATURE_THRESHOLD` apart; a feature with
 //! closer values is scanned the usual way, lane by lane. Every feature is
@@ -60,9 +60,9 @@ pub struct ShallowTree<'a> {
     pub rand_r_seed: u32,
 }
 
-/// Whether [`grow_shallow`] grows trees with these `limits` on `y` with
-/// these `weights` (the same trees as [`super::grow`], faster).
-pub fn grows_shallow(
+/// Whether trees with these `limits` on `y` with these `weights` are
+/// shallow enough, and their sums small enough, to grow by levels.
+fn shallow_enough(
     data: &SortedColumns,
     y: &[f64],
     weights: &[&[f64]],
@@ -80,9 +80,10 @@ pub fn grows_shallow(
         && weights.iter().all(|w| whole(w))
 }
 
-/// Grows `trees` on the columns `data` and targets `y`, as [`super::grow`]
-/// grows each (check [`grows_shallow`] first), their levels scanned 16 nodes at a
-/// time on up to `threads` threads.
+/// Grows `trees` on the columns `data` and targets `y`, the trees
+/// [`super::grow`] grows one by one, their levels scanned 16 nodes at a
+/// time on up to `threads` threads; `None` where they are not shallow
+/// enough (see the module's documentation).
 pub fn grow_shallow(
     data: &SortedColumns,
     y: &[f64],
@@ -90,12 +91,16 @@ pub fn grow_shallow(
     limits: &TreeLimits,
     threads: usize,
     growth: &mut Growth<'_>,
-) -> Result<Vec<Tree>, FitError> {
+) -> Result<Option<Vec<Tree>>, FitError> {
+    let weights: Vec<&[f64]> = trees.iter().map(|tree| tree.weight).collect();
+    if !shallow_enough(data, y, &weights, limits) {
+        return Ok(None);
+    }
     let mut grown = Vec::with_capacity(trees.len());
     for batch in trees.chunks(LANES) {
         grown.extend(grow_batch(data, y, batch, limits, threads, growth)?);
     }
-    Ok(grown)
+    Ok(Some(grown))
 }
 
 /// One node of a level: its totals, and whether it is scanned.
@@ -212,12 +217,14 @@ fn grow_batch(
             &mut budget,
         )?;
         let split = root.children_left.first().is_some_and(|&l| l != TREE_LEAF);
-        sides.push(split.then(|| {
+        let rule = root.feature.first().zip(root.threshold.first());
+        sides.push(rule.filter(|_| split).map(|(&feature, &threshold)| {
             // Whether each row goes left, compared as the builder does.
-            let (feature, threshold) = (root.feature[0] as usize, root.threshold[0]);
             let mut left = vec![false; n];
-            for (v, r) in data.column(feature) {
-                left[r as usize] = f64::from(v) <= threshold;
+            for (v, r) in data.column(feature as usize) {
+                if let Some(side) = left.get_mut(r as usize) {
+                    *side = f64::from(v) <= threshold;
+                }
             }
             left
         }));
@@ -230,7 +237,7 @@ fn grow_batch(
             let mut nodes = [LaneNode::default(); LANES];
             let mut stats = vec![[0u32; LANES]; n];
             for (k, tree) in trees.iter().enumerate() {
-                let Some(left) = &sides[group * LANES / 2 + k] else {
+                let Some(Some(left)) = sides.get(group * LANES / 2 + k) else {
                     continue;
                 };
                 for (side, lane) in [(true, 2 * k), (false, 2 * k + 1)] {
