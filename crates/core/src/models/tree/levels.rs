@@ -16,12 +16,13 @@
 //! instead of scanning, drawing features in scikit-learn's order.
 //!
 //! What makes the packing exact: targets 0 or 1 and whole weights adding up
-//! to less than 2^16. Every row between two of a node's
-//! rows is a candidate (within the range `min_samples_leaf` leaves) only
-//! where values are more than `FEATURE_THRESHOLD` apart; a feature with
-//! closer values is scanned the usual way, lane by lane. Every feature is
-//! scanned, so only trees that draw at least half the features at each
-//! split are grown this way.
+//! to less than 2^16. A lane counts its node's rows as it goes, and takes a
+//! candidate before each of them within the range `min_samples_leaf`
+//! leaves, as the usual scan does where every two neighbouring values are
+//! more than `FEATURE_THRESHOLD` apart; a feature with closer values is
+//! scanned the usual way, lane by lane. Every feature is scanned, so only
+//! trees that draw at least half the features at each split are grown this
+//! way.
 
 use super::grow::{grow_from, impurity_of, Growth, ScansAhead, Start, TreeLimits};
 use super::scan::{scan_members, split_threshold, FeatureScan, NodeSums, RowStat};
@@ -54,9 +55,11 @@ const MAX_LANE_SUM: f64 = 65535.0;
 /// Features scanned between two looks at the stop flag.
 const FEATURES_PER_CHECK: usize = 32;
 
-/// One tree to grow: its rows' weights and its `rand_r` seed.
+/// One tree to grow.
 pub struct ShallowTree<'a> {
+    /// Each row's weight (its bootstrap count; zero for a row left out).
     pub weight: &'a [f64],
+    /// The seed of the tree's feature draws.
     pub rand_r_seed: u32,
 }
 
