@@ -640,8 +640,17 @@ mod tests {
             distinct.y().to_owned(),
         )
         .unwrap();
-        let n = distinct.n_samples();
-        let fits = [(0..n).filter(|r| r % 5 != 2).collect::<Vec<_>>(), (0..n).collect()];
+        // Few rows, constant and two-valued columns, few positive targets.
+        let edge = crate::dataset::Dataset::new(
+            ndarray::Array2::from_shape_fn((23, 6), |(r, f)| match f {
+                0 | 4 => 1.5,
+                1 => (r % 2) as f64,
+                _ => ((r * (f + 2)) % 23) as f64 - 0.5 * f as f64,
+            }),
+            ndarray::Array1::from_shape_fn(23, |r| f64::from(r % 7 == 3)),
+        )
+        .unwrap();
+        let fits_of = |n: usize| [(0..n).filter(|r| r % 5 != 2).collect::<Vec<_>>(), (0..n).collect()];
         let configs = [
             json!({"n_estimators": 2, "max_depth": 2, "min_samples_leaf": 2, "random_state": 42}),
             json!({"n_estimators": 21, "max_depth": 2, "random_state": 5}),
@@ -652,9 +661,10 @@ mod tests {
                    "min_samples_split": 30, "random_state": 4}),
         ];
         let mut splits = 0;
-        for ds in [&distinct, &tied] {
+        for ds in [&distinct, &tied, &edge] {
             let data = SortedColumns::new(ds.x().view());
             let y = ds.y().to_vec();
+            let (n, fits) = (ds.n_samples(), fits_of(ds.n_samples()));
             for config in &configs {
                 let params =
                     crate::models::parse::<RandomForestParams>(config.as_object().unwrap()).unwrap();
@@ -679,6 +689,7 @@ mod tests {
         }
         assert!(splits > 100, "{splits} splits prove little");
         // Deeper trees, fewer features drawn or other targets: depth first.
+        let fits = fits_of(distinct.n_samples());
         let y = distinct.y().to_vec();
         let data = SortedColumns::new(distinct.x().view());
         let halves: Vec<f64> = y.iter().map(|v| v * 0.5).collect();
