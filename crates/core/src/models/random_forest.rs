@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::model::{Fitted, FoldsData, Model, Role, Rows};
 use super::tree::{
-    grow, grow_shallow, root_lists, Growth, ShallowTree, SortedColumns, Tree,
+    grow, grow_shallow, levels_pay, root_lists, Growth, ShallowTree, SortedColumns, Tree,
     TreeLimits,
 };
 use super::{FitError, FittedState, InvalidModel, Prepared};
@@ -277,9 +277,9 @@ impl<const SINGLE: bool> Model for TreesParams<SINGLE> {
         let y: Vec<f64> = data.y.to_vec();
         // Stopped or refused here, each fit grows its own and meets the
         // same stop or error.
-        let grown = self
-            .grow_shallow_fits(&columns, &y, &fits, data.threads, stop)
-            .ok()
+        let grown = levels_pay()
+            .then(|| self.grow_shallow_fits(&columns, &y, &fits, data.threads, stop))
+            .and_then(Result::ok)
             .flatten()
             .map(|forests| fits.into_iter().zip(forests).collect())
             .unwrap_or_default();
@@ -516,7 +516,10 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
     ) -> Result<Forest, FitError> {
         let y_all: Vec<f64> = y.to_vec();
         let one_fit = |_, k, seed| weights(k, seed);
-        let shallow = self.grow_shallow_with(data, &y_all, 1, one_fit, 1, stop)?;
+        let shallow = match levels_pay() {
+            true => self.grow_shallow_with(data, &y_all, 1, one_fit, 1, stop)?,
+            false => None,
+        };
         match shallow.and_then(|forests| forests.into_iter().next()) {
             Some(forest) => Ok(forest),
             None => self.grow_depth_first(data, y, weights, stop),

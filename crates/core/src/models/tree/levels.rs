@@ -63,6 +63,22 @@ pub struct ShallowTree<'a> {
     pub rand_r_seed: u32,
 }
 
+/// Whether growing by levels beats growing depth first on this machine: on
+/// x86-64 with AVX2 or AVX-512, where its scans run 8 or 16 lanes to an
+/// instruction; the baseline build's 4 lanes lost to depth first
+/// (docs/benchmarks.md has the times). [`grow_shallow`] itself runs
+/// anywhere, to the same trees.
+pub fn levels_pay() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Whether trees with these `limits` on `y` with these `weights` are
 /// shallow enough, and their sums small enough, to grow by levels.
 fn shallow_enough(
@@ -349,8 +365,8 @@ struct Scratch {
 struct Totals {
     c: [f32; LANES],
     s: [f32; LANES],
-    fewest: [u32; LANES],
-    most: [u32; LANES],
+    fewest: [i32; LANES],
+    most: [i32; LANES],
 }
 
 /// Feature `f`, whose values are all more than `FEATURE_THRESHOLD` apart,
@@ -421,9 +437,10 @@ fn scan_distinct_here(
     out: &mut [FeatureScan],
 ) {
     let msl = msl.max(1);
+    // Counts of rows, below 2^16 (the sums of their weights are).
     let range = nodes.map(|node| match node.rows.checked_sub(msl) {
-        Some(most) if node.scanned && most >= msl => (msl as u32, most as u32),
-        _ => (u32::MAX, 0),
+        Some(most) if node.scanned && most >= msl => (msl as i32, most as i32),
+        _ => (i32::MAX, 0),
     });
     let totals = Totals {
         c: nodes.map(|node| node.c as f32),
@@ -511,7 +528,7 @@ fn estimate(
 ) -> [Peak; LANES] {
     let mut sums = [0u32; LANES];
     // The node's rows so far, lane by lane.
-    let mut seen = [0u32; LANES];
+    let mut seen = [0i32; LANES];
     let mut largest = [-1.0f32; LANES];
     let mut at = [0u32; LANES];
     let mut runner_up = [-1.0f32; LANES];
@@ -526,8 +543,9 @@ fn estimate(
             let sl = (sums[l] & 0xFFFF) as i32 as f32;
             let (cr, sr) = (totals.c[l] - cl, totals.s[l] - sl);
             // sl²/cl + sr²/cr with one division.
-            let e = (sl * sl * cr + sr * sr * cl) / (cl * cr);
-            let candidate = add[l] != 0 && seen[l] >= totals.fewest[l] && seen[l] <= totals.most[l];
+            let e = (sl * (cr * sl) + sr * (sr * cl)) / (cl * cr);
+            let candidate =
+                (add[l] != 0) & (seen[l] >= totals.fewest[l]) & (seen[l] <= totals.most[l]);
             let e = if candidate { e } else { -1.0 };
             estimates[l] = e;
             let lower = if e < largest[l] { e } else { largest[l] };
@@ -539,7 +557,7 @@ fn estimate(
             at[l] = if e > largest[l] { i } else { at[l] };
             largest[l] = if e > largest[l] { e } else { largest[l] };
             sums[l] = sums[l].wrapping_add(add[l]);
-            seen[l] += u32::from(add[l] != 0);
+            seen[l] += i32::from(add[l] != 0);
         }
     }
     std::array::from_fn(|l| Peak {
@@ -656,6 +674,28 @@ mod tests {
                 *node = LaneNode::of(stats.iter().map(|s| s[lane]), 0, &limits);
             }
             let level = scan_level(&data, (&stats, &nodes, msl), 1, &Stop::never()).unwrap();
+            // Every build of the distinct scan this CPU runs gives the scans
+            // the dispatched one gave.
+            let mut scratch = Scratch::default();
+            for f in 0..p {
+                let column = (data.column_rows(f), data.column_values(f));
+                let dispatched = &level.scans[f * LANES..(f + 1) * LANES];
+                let mut here = [FeatureScan {
+                    constant: true,
+                    best: None,
+                }; LANES];
+                scan_distinct_here(column, (&stats, &nodes, msl), &mut scratch, &mut here);
+                assert_eq!(dispatched, here, "baseline build, msl {msl}, feature {f}");
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    let mut avx2 = here;
+                    // SAFETY: the CPU has AVX2, checked just above.
+                    unsafe {
+                        scan_distinct_avx2(column, (&stats, &nodes, msl), &mut scratch, &mut avx2)
+                    };
+                    assert_eq!(dispatched, avx2, "AVX2 build, msl {msl}, feature {f}");
+                }
+            }
             for (lane, node) in nodes.iter().enumerate().filter(|(_, n)| n.scanned) {
                 let row_stats: Vec<RowStat> = stats
                     .iter()
