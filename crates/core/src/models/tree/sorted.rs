@@ -17,22 +17,19 @@ pub struct SortedColumns {
 }
 
 /// Maps a float32 to an integer with the same order (IEEE-754 total order).
+/// Negative values have every bit flipped, the others their sign bit set;
+/// written without a branch, so that a row of keys is made in vector
+/// instructions.
 fn order_key(v: f32) -> u32 {
     let bits = v.to_bits();
-    if bits & 0x8000_0000 != 0 {
-        !bits
-    } else {
-        bits | 0x8000_0000
-    }
+    let flip = (((bits as i32) >> 31) as u32) | 0x8000_0000;
+    bits ^ flip
 }
 
 /// The float32 whose [`order_key`] is `key`.
 fn from_order_key(key: u32) -> f32 {
-    f32::from_bits(if key & 0x8000_0000 != 0 {
-        key & 0x7FFF_FFFF
-    } else {
-        !key
-    })
+    let flip = !(((key as i32) >> 31) as u32) | 0x8000_0000;
+    f32::from_bits(key ^ flip)
 }
 
 /// Columns per tile when [`SortedColumns::new`] lays out its keys.
@@ -57,12 +54,30 @@ fn sort_columns(
     let n = x.nrows();
     let first = columns.start;
     let mut keys = vec![0u64; columns.len() * n];
+    let key = |v: f64, i: usize| (u64::from(order_key(v as f32)) << 32) | i as u64;
     for start in columns.clone().step_by(KEY_TILE) {
         let end = (start + KEY_TILE).min(columns.end);
+        let mut tile_keys = [0u64; KEY_TILE];
         for (i, row) in x.rows().into_iter().enumerate() {
             let tile = row.slice(ndarray::s![start..end]);
-            for (f, &v) in (start..end).zip(tile.iter()) {
-                keys[(f - first) * n + i] = (u64::from(order_key(v as f32)) << 32) | i as u64;
+            match tile.as_slice() {
+                // A row-major matrix: the tile is a plain slice, its keys
+                // made a vector at a time.
+                Some(tile) => {
+                    for (k, &v) in tile_keys.iter_mut().zip(tile) {
+                        *k = key(v, i);
+                    }
+                }
+                None => {
+                    for (k, &v) in tile_keys.iter_mut().zip(tile.iter()) {
+                        *k = key(v, i);
+                    }
+                }
+            }
+            for (f, &k) in (start..end).zip(&tile_keys) {
+                if let Some(slot) = keys.get_mut((f - first) * n + i) {
+                    *slot = k;
+                }
             }
         }
     }
@@ -85,9 +100,10 @@ fn sort_columns(
         }
         // Sorted, so when every value is more than the threshold above the
         // one before, any later value is too (rounding is monotonic).
-        *distinct = values
-            .windows(2)
-            .all(|pair| f64::from(pair[1]) > f64::from(pair[0]) + FEATURE_THRESHOLD);
+        // (A fold rather than `all`, which stops early and so stays scalar.)
+        *distinct = values.windows(2).fold(true, |apart, pair| {
+            apart & (f64::from(pair[1]) > f64::from(pair[0]) + FEATURE_THRESHOLD)
+        });
     }
 }
 
