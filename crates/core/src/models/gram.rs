@@ -41,8 +41,8 @@ impl RowGram {
     pub fn select(&self, rows: &[usize], add: f64) -> Array2<f64> {
         let k = &self.0;
         let m = rows.len();
-        // Row by row, each a gather from one row of the products (indexing
-        // the matrix element by element was a tenth of a Ridge fit).
+        // Row by row, each a gather from one row of the products, rather
+        // than indexing the matrix element by element (docs/benchmarks.md).
         let mut out = Vec::with_capacity(m * m);
         for &ri in rows {
             let row = k.row(ri);

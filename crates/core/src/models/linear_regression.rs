@@ -191,8 +191,8 @@ impl GramSolver for LeastSquares {
             // and c = 1ᵀ K 1 / n².
             let a: Vec<f64> = g.rows().into_iter().map(|r| r.sum() / n as f64).collect();
             let c = a.iter().sum::<f64>() / n as f64;
-            // Row by row over plain slices (an indexed iterator took about
-            // a sixth of a Ridge fit); the same operations in the same order.
+            // Row by row over plain slices, not an indexed iterator (its
+            // cost: docs/benchmarks.md); the same operations in the same order.
             for (mut row, &ai) in g.rows_mut().into_iter().zip(&a) {
                 for (v, &aj) in row.iter_mut().zip(&a) {
                     *v = *v - ai - aj + c;
