@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::model::{Fitted, FoldsData, Model, Role, Rows};
 use super::tree::{
-    grow, grow_shallow, levels_pay, root_lists, Growth, ShallowTree, SortedColumns, Tree,
+    grow, grow_shallow, levels_pay, root_lists, shallow_shape, Growth, ShallowTree, SortedColumns, Tree,
     TreeLimits,
 };
 use super::{FitError, FittedState, InvalidModel, Prepared};
@@ -416,6 +416,9 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
         stop: &Stop,
     ) -> Result<Option<Vec<Forest>>, FitError> {
         let limits = self.shape.limits(data.n_features());
+        if !shallow_shape(data, y, &limits) {
+            return Ok(None);
+        }
         let seeds = self.tree_seeds();
         // Every fit has its own node budget, as when grown apart.
         let mut growth = Growth {
@@ -514,15 +517,15 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
         mut weights: impl FnMut(usize, u32) -> Cow<'w, [f64]>,
         stop: &Stop,
     ) -> Result<Forest, FitError> {
-        let y_all: Vec<f64> = y.to_vec();
+        let y: Vec<f64> = y.to_vec();
         let one_fit = |_, k, seed| weights(k, seed);
         let shallow = match levels_pay() {
-            true => self.grow_shallow_with(data, &y_all, 1, one_fit, 1, stop)?,
+            true => self.grow_shallow_with(data, &y, 1, one_fit, 1, stop)?,
             false => None,
         };
         match shallow.and_then(|forests| forests.into_iter().next()) {
             Some(forest) => Ok(forest),
-            None => self.grow_depth_first(data, y, weights, stop),
+            None => self.grow_depth_first(data, &y, weights, stop),
         }
     }
 
@@ -530,11 +533,10 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
     fn grow_depth_first<'w>(
         &self,
         data: &SortedColumns,
-        y: ArrayView1<f64>,
+        y: &[f64],
         mut weights: impl FnMut(usize, u32) -> Cow<'w, [f64]>,
         stop: &Stop,
     ) -> Result<Forest, FitError> {
-        let y: Vec<f64> = y.to_vec();
         let limits = self.shape.limits(data.n_features());
         let mut growth = Growth {
             node_budget: MAX_FOREST_NODES,
@@ -556,7 +558,7 @@ impl<const SINGLE: bool> TreesParams<SINGLE> {
                 growth.stop.check()?;
                 trees.push(grow(
                     data,
-                    (&y, weight),
+                    (y, weight),
                     Some(root),
                     &limits,
                     Self::rand_r_seed(seed),
@@ -683,7 +685,7 @@ mod tests {
                 for (rows, forest) in fits.iter().zip(one) {
                     let weights = |_, seed| Cow::Owned(params.fit_weights(seed, rows, n));
                     let deep = params
-                        .grow_depth_first(&data, ds.y().view(), weights, &stop)
+                        .grow_depth_first(&data, &y, weights, &stop)
                         .unwrap();
                     assert_eq!(forest, deep, "{config}, {} rows", rows.len());
                     splits += forest.trees.iter().map(|t| t.value.len() / 2).sum::<usize>();

@@ -92,11 +92,17 @@ fn shallow_enough(
             && w.iter().all(|&c| c >= 0.0 && c.fract() == 0.0)
             && w.iter().sum::<f64>() <= MAX_LANE_SUM
     };
+    shallow_shape(data, y, limits) && weights.iter().all(|w| whole(w))
+}
+
+/// What [`grow_shallow`] asks of the trees before their weights: at most
+/// two splits deep, at least half the features drawn per split, 0/1
+/// targets. A caller can check it before making any weights.
+pub fn shallow_shape(data: &SortedColumns, y: &[f64], limits: &TreeLimits) -> bool {
     limits.max_depth <= 2
         && limits.max_features.saturating_mul(2) >= data.p
         && y.len() == data.n
         && y.iter().all(|&v| v == 0.0 || v == 1.0)
-        && weights.iter().all(|w| whole(w))
 }
 
 /// Grows `trees` on the columns `data` and targets `y`, the trees

@@ -122,5 +122,5 @@ mod scan;
 mod sorted;
 
 pub use grow::{grow, root_lists, Growth, TreeLimits};
-pub use levels::{grow_shallow, levels_pay, ShallowTree, LANES};
+pub use levels::{grow_shallow, levels_pay, shallow_shape, ShallowTree, LANES};
 pub use sorted::SortedColumns;
